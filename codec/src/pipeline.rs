@@ -1,0 +1,216 @@
+//! A built, type-checked codec pipeline and the encode and decode of one chunk through it.
+//!
+//! Typing (`spec/FORMAT.md` §7): zero or more `array->array` stages, exactly one `array->bytes`
+//! stage, zero or more `bytes->bytes` stages, in that order. Before a reader decodes any chunk it
+//! computes, from the chunk length alone, the size of every intermediate array and an upper bound
+//! on every intermediate byte buffer; each bound must fit the limits, and each decode call is told
+//! the exact or maximum size it may produce.
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::format::StageDescriptor;
+use crate::limits::Limits;
+use crate::registry::Registry;
+use crate::stage::{ArrayToArray, ArrayToBytes, BytesToBytes, ChunkContext, Stage};
+
+/// A pipeline ready to encode or decode chunks.
+pub struct Pipeline {
+    array_stages: Vec<Box<dyn ArrayToArray>>,
+    bytes_stage: Box<dyn ArrayToBytes>,
+    byte_stages: Vec<Box<dyn BytesToBytes>>,
+    lossless: bool,
+    max_buffer: u64,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("array_stages", &self.array_stages.len())
+            .field("byte_stages", &self.byte_stages.len())
+            .field("lossless", &self.lossless)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sizes through the pipeline for one chunk length.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChunkBounds {
+    /// Array length before each array stage and after the last (`len + 1` entries).
+    pub array_lens: Vec<usize>,
+    /// Upper bound on the byte length after the array->bytes stage and after each bytes stage.
+    pub byte_bounds: Vec<usize>,
+}
+
+impl ChunkBounds {
+    /// Upper bound on the chunk payload.
+    #[must_use]
+    pub fn max_payload(&self) -> usize {
+        self.byte_bounds.last().copied().unwrap_or(0)
+    }
+}
+
+impl Pipeline {
+    /// Builds every stage and checks the stage order.
+    ///
+    /// # Errors
+    /// [`ErrorCode::UnsupportedCodec`] for unknown IDs or versions, [`ErrorCode::InvalidParams`]
+    /// from a codec, [`ErrorCode::PipelineInvalid`] for a bad stage order,
+    /// [`ErrorCode::LimitExceeded`] for too many stages.
+    pub fn build(registry: &Registry, stages: &[StageDescriptor], limits: &Limits) -> Result<Pipeline> {
+        Limits::check(stages.len() as u64, limits.max_stages, "number of pipeline stages")?;
+        let mut array_stages = Vec::new();
+        let mut bytes_stage = None;
+        let mut byte_stages = Vec::new();
+        let mut lossless = true;
+        for (i, s) in stages.iter().enumerate() {
+            let factory = registry.factory_for(s)?;
+            let d = factory.descriptor();
+            lossless &= d.lossless;
+            let misplaced = |what: &str| {
+                Error::new(
+                    ErrorCode::PipelineInvalid,
+                    format!(
+                        "stage {i} ({}, {}) {what}; a pipeline is array->array* array->bytes bytes->bytes*",
+                        d.name,
+                        d.kind.as_str()
+                    ),
+                )
+            };
+            match factory
+                .build(s.version, &s.params)
+                .map_err(|e| Error::new(e.code(), format!("codec {:?}: {}", d.name, e.detail())))?
+            {
+                Stage::ArrayToArray(st) if bytes_stage.is_none() => array_stages.push(st),
+                Stage::ArrayToArray(_) => return Err(misplaced("comes after the array->bytes stage")),
+                Stage::ArrayToBytes(st) if bytes_stage.is_none() => bytes_stage = Some(st),
+                Stage::ArrayToBytes(_) => return Err(misplaced("is a second array->bytes stage")),
+                Stage::BytesToBytes(st) if bytes_stage.is_some() => byte_stages.push(st),
+                Stage::BytesToBytes(_) => return Err(misplaced("comes before the array->bytes stage")),
+            }
+        }
+        let bytes_stage =
+            bytes_stage.ok_or_else(|| Error::new(ErrorCode::PipelineInvalid, "pipeline has no array->bytes stage"))?;
+        Ok(Pipeline { array_stages, bytes_stage, byte_stages, lossless, max_buffer: limits.max_record_body })
+    }
+
+    /// Whether every stage is lossless.
+    #[must_use]
+    pub fn is_lossless(&self) -> bool {
+        self.lossless
+    }
+
+    /// Sizes of every intermediate buffer for a chunk of `len` values.
+    ///
+    /// # Errors
+    /// [`ErrorCode::LimitExceeded`] when a bound overflows or exceeds the record body limit.
+    pub fn bounds(&self, len: usize) -> Result<ChunkBounds> {
+        let mut array_lens = vec![len];
+        let mut n = len;
+        for st in &self.array_stages {
+            n = st.encoded_len(n)?;
+            array_lens.push(n);
+        }
+        let overflow = || {
+            Error::new(ErrorCode::LimitExceeded, format!("pipeline size bound for a chunk of {len} values overflows"))
+        };
+        let mut b = self.bytes_stage.max_encoded_len(n).ok_or_else(overflow)?;
+        let mut byte_bounds = vec![b];
+        for st in &self.byte_stages {
+            b = st.max_encoded_len(b).ok_or_else(overflow)?;
+            byte_bounds.push(b);
+        }
+        for &b in &byte_bounds {
+            Limits::check(b as u64, self.max_buffer, "pipeline buffer bound in bytes")?;
+        }
+        Ok(ChunkBounds { array_lens, byte_bounds })
+    }
+
+    /// Encodes one chunk, appending the payload to `out`.
+    ///
+    /// # Errors
+    /// Codec errors, or [`ErrorCode::CodecOutputSize`] if a stage breaks its own size bound.
+    pub fn encode_chunk(&self, values: &[f32], ctx: &ChunkContext<'_>, out: &mut Vec<u8>) -> Result<()> {
+        let bounds = self.bounds(values.len())?;
+        let mut owned: Option<Vec<f32>> = None;
+        for (i, st) in self.array_stages.iter().enumerate() {
+            let mut next = Vec::with_capacity(bounds.array_lens[i + 1]);
+            st.encode(owned.as_deref().unwrap_or(values), ctx, &mut next)?;
+            if next.len() != bounds.array_lens[i + 1] {
+                return Err(Error::new(
+                    ErrorCode::CodecOutputSize,
+                    format!("array stage {i} produced {} values, declared {}", next.len(), bounds.array_lens[i + 1]),
+                ));
+            }
+            owned = Some(next);
+        }
+        let current = owned.as_deref().unwrap_or(values);
+        let mut bytes = Vec::with_capacity(bounds.byte_bounds[0]);
+        self.bytes_stage.encode(current, ctx, &mut bytes)?;
+        for (i, st) in self.byte_stages.iter().enumerate() {
+            let mut next = Vec::with_capacity(bounds.byte_bounds[i + 1]);
+            st.encode(&bytes, &mut next)?;
+            bytes = next;
+        }
+        if bytes.len() > bounds.max_payload() {
+            return Err(Error::new(
+                ErrorCode::CodecOutputSize,
+                format!(
+                    "encoder produced {} bytes, more than its declared bound {}",
+                    bytes.len(),
+                    bounds.max_payload()
+                ),
+            ));
+        }
+        out.extend_from_slice(&bytes);
+        Ok(())
+    }
+
+    /// Decodes one chunk payload into exactly `out.len()` values.
+    ///
+    /// # Errors
+    /// [`ErrorCode::CodecOutputSize`] when the payload exceeds the pipeline bound or a stage
+    /// produces the wrong size, or any codec error.
+    pub fn decode_chunk(&self, payload: &[u8], ctx: &ChunkContext<'_>, out: &mut [f32]) -> Result<()> {
+        let bounds = self.bounds(out.len())?;
+        if payload.len() > bounds.max_payload() {
+            return Err(Error::new(
+                ErrorCode::CodecOutputSize,
+                format!(
+                    "chunk payload of {} bytes exceeds the pipeline's bound of {} bytes for {} values",
+                    payload.len(),
+                    bounds.max_payload(),
+                    out.len()
+                ),
+            ));
+        }
+        let mut owned: Vec<u8>;
+        let mut bytes: &[u8] = payload;
+        for (i, st) in self.byte_stages.iter().enumerate().rev() {
+            let mut next = Vec::new();
+            st.decode(bytes, bounds.byte_bounds[i], &mut next)?;
+            if next.len() > bounds.byte_bounds[i] {
+                return Err(Error::new(
+                    ErrorCode::CodecOutputSize,
+                    format!("bytes stage {i} produced {} bytes, bound is {}", next.len(), bounds.byte_bounds[i]),
+                ));
+            }
+            owned = next;
+            bytes = &owned;
+        }
+        let Some((&inner_len, _)) = bounds.array_lens.split_last() else { return Ok(()) };
+        if self.array_stages.is_empty() {
+            return self.bytes_stage.decode(bytes, ctx, out);
+        }
+        let mut current = vec![0f32; inner_len];
+        self.bytes_stage.decode(bytes, ctx, &mut current)?;
+        for (i, st) in self.array_stages.iter().enumerate().rev() {
+            if i == 0 {
+                st.decode(&current, ctx, out)?;
+            } else {
+                let mut prev = vec![0f32; bounds.array_lens[i]];
+                st.decode(&current, ctx, &mut prev)?;
+                current = prev;
+            }
+        }
+        Ok(())
+    }
+}

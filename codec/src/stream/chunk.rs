@@ -1,0 +1,100 @@
+//! Encoding and decoding of one CHUNK body (`spec/FORMAT.md` §6.3), shared by the writer and both
+//! readers so the three agree on context, seeds and checks.
+
+use std::sync::Arc;
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::format::{ChunkHeader, TensorDescriptor};
+use crate::pipeline::Pipeline;
+use crate::rng::chunk_seed;
+use crate::stage::ChunkContext;
+
+/// A tensor whose pipeline has been built: what is needed to encode or decode its chunks.
+#[derive(Debug, Clone)]
+pub struct TensorCodec {
+    /// The tensor's descriptor.
+    pub descriptor: Arc<TensorDescriptor>,
+    /// Its built pipeline.
+    pub pipeline: Arc<Pipeline>,
+    /// The stream seed.
+    pub stream_seed: u64,
+}
+
+impl TensorCodec {
+    fn context(&self, chunk_index: u64) -> ChunkContext<'_> {
+        let d = &self.descriptor;
+        ChunkContext {
+            tensor_name: &d.name,
+            tensor_id: d.tensor_id,
+            chunk_index,
+            element_offset: chunk_index.saturating_mul(d.chunk_elements),
+            seed: chunk_seed(self.stream_seed, &d.name, chunk_index),
+        }
+    }
+
+    /// Encodes chunk `chunk_index` (its `values`) into a complete CHUNK body.
+    ///
+    /// # Errors
+    /// Codec errors, located at the tensor and chunk.
+    pub fn encode_chunk(&self, chunk_index: u64, values: &[f32]) -> Result<Vec<u8>> {
+        let d = &self.descriptor;
+        let locate = |e: Error| e.in_tensor(d.name.clone()).in_chunk(chunk_index);
+        let ctx = self.context(chunk_index);
+        let mut body = Vec::with_capacity(crate::format::CHUNK_HEADER_LEN + values.len() * 4 + 64);
+        ChunkHeader { tensor_id: d.tensor_id, chunk_index, decoded_crc: 0 }.encode_into(&mut body);
+        self.pipeline.encode_chunk(values, &ctx, &mut body).map_err(locate)?;
+        if d.has_decoded_crc() {
+            // Decode our own output: the CRC describes what every reader will get, and the round
+            // trip checks the encoder (a lossy codec's output is only known after decoding).
+            let mut decoded = vec![0f32; values.len()];
+            self.pipeline
+                .decode_chunk(&body[crate::format::CHUNK_HEADER_LEN..], &ctx, &mut decoded)
+                .map_err(|e| locate(Error::new(e.code(), format!("encoder self-check failed: {}", e.detail()))))?;
+            let crc = values_crc(&decoded);
+            body[16..20].copy_from_slice(&crc.to_le_bytes());
+        }
+        Ok(body)
+    }
+
+    /// Decodes a CHUNK's payload; `header` has already been matched to this tensor.
+    ///
+    /// # Errors
+    /// Codec errors and [`ErrorCode::ChecksumDecoded`], located at the tensor and chunk.
+    pub fn decode_chunk(&self, header: &ChunkHeader, payload: &[u8]) -> Result<Vec<f32>> {
+        let d = &self.descriptor;
+        let locate = |e: Error| e.in_tensor(d.name.clone()).in_chunk(header.chunk_index);
+        let len = d.chunk_len(header.chunk_index) as usize;
+        let mut values = vec![0f32; len];
+        self.pipeline.decode_chunk(payload, &self.context(header.chunk_index), &mut values).map_err(locate)?;
+        if d.has_decoded_crc() {
+            let crc = values_crc(&values);
+            if crc != header.decoded_crc {
+                return Err(locate(Error::new(
+                    ErrorCode::ChecksumDecoded,
+                    format!("stored 0x{:08x}, computed 0x{crc:08x}", header.decoded_crc),
+                )));
+            }
+        } else if header.decoded_crc != 0 {
+            return Err(locate(Error::new(
+                ErrorCode::ReservedNonzero,
+                "decoded_crc32c must be zero when the tensor does not set DECODED_CRC",
+            )));
+        }
+        Ok(values)
+    }
+}
+
+/// CRC32C of f32 values as little-endian bytes.
+#[must_use]
+pub fn values_crc(values: &[f32]) -> u32 {
+    let mut crc = 0;
+    let mut buf = [0u8; 4096];
+    for block in values.chunks(1024) {
+        let bytes = &mut buf[..block.len() * 4];
+        for (d, v) in bytes.chunks_exact_mut(4).zip(block) {
+            d.copy_from_slice(&v.to_le_bytes());
+        }
+        crc = crc32c::crc32c_append(crc, bytes);
+    }
+    crc
+}

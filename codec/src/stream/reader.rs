@@ -1,0 +1,536 @@
+//! The streaming reader: yields events (header, tensor begin, decoded chunk, tensor end, metadata,
+//! end) as records arrive, verifying every checksum and every ordering rule on the way, without
+//! ever needing the end of the stream to start.
+//!
+//! Memory is bounded by the chunk size times the decode batch (`threads * 2` chunks). When a
+//! stream is truncated or damaged, every chunk before the damage is delivered before the error,
+//! so callers can salvage them ([`Reader::read_all_salvage`]).
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::io::Read;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use super::chunk::TensorCodec;
+use super::record_io::{RawRecord, read_exact_or_eof, read_record};
+use crate::error::{Error, ErrorCode, Result};
+use crate::format::{
+    ChunkHeader, EndRecord, Index, Metadata, PREAMBLE_LEN, Preamble, StreamHeader, TensorDescriptor, TensorEnd,
+};
+use crate::ids::record;
+use crate::limits::Limits;
+use crate::registry::Registry;
+
+/// A decoded chunk.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chunk {
+    /// Tensor the chunk belongs to.
+    pub tensor_id: u32,
+    /// Index within the tensor.
+    pub chunk_index: u64,
+    /// Index of the first value within the tensor.
+    pub element_offset: u64,
+    /// Decoded values.
+    pub values: Vec<f32>,
+    /// Size of the encoded payload in bytes.
+    pub payload_len: u64,
+}
+
+/// What the reader found next.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// The stream header (always the first event).
+    Header(StreamHeader),
+    /// A tensor begins.
+    TensorBegin(Arc<TensorDescriptor>),
+    /// A decoded chunk.
+    Chunk(Chunk),
+    /// A tensor is complete.
+    TensorEnd(TensorEnd),
+    /// A METADATA record.
+    Metadata(Metadata),
+    /// A skippable record this reader does not interpret (checksums verified, body dropped).
+    Skipped {
+        /// Record type.
+        rtype: u16,
+        /// Stream offset of the record.
+        offset: u64,
+        /// Body length.
+        body_len: u64,
+    },
+    /// The END record: the stream is complete and consistent.
+    End(EndRecord),
+}
+
+/// Reader settings.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct ReaderOptions {
+    /// Limits checked before trusting any size in the input.
+    pub limits: Limits,
+    /// Threads used to decode chunks (1 = the calling thread only).
+    pub threads: usize,
+}
+
+impl Default for ReaderOptions {
+    fn default() -> Self {
+        ReaderOptions { limits: Limits::default(), threads: 1 }
+    }
+}
+
+impl ReaderOptions {
+    /// Sets the limits.
+    #[must_use]
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+    /// Sets the number of decoding threads.
+    #[must_use]
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = n.max(1);
+        self
+    }
+}
+
+struct OpenTensor {
+    codec: TensorCodec,
+    next_chunk: u64,
+}
+
+struct ChunkJob {
+    codec: TensorCodec,
+    header: ChunkHeader,
+    body: Vec<u8>,
+    seq: u64,
+    offset: u64,
+}
+
+impl ChunkJob {
+    fn decode(self) -> Result<Event> {
+        let payload = self.body.get(crate::format::CHUNK_HEADER_LEN..).unwrap_or_default();
+        let values =
+            self.codec.decode_chunk(&self.header, payload).map_err(|e| e.at_record(self.seq).at_offset(self.offset))?;
+        Ok(Event::Chunk(Chunk {
+            tensor_id: self.header.tensor_id,
+            chunk_index: self.header.chunk_index,
+            element_offset: self.header.chunk_index * self.codec.descriptor.chunk_elements,
+            values,
+            payload_len: payload.len() as u64,
+        }))
+    }
+}
+
+enum Step {
+    Ready(Event),
+    Chunk(Box<ChunkJob>),
+}
+
+/// Reads one gradwire stream from `R`.
+///
+/// # Examples
+/// ```
+/// use gradwire_codec::{Event, Reader, Registry, StreamHeader, TensorSpec, Writer, WriterOptions};
+/// let registry = Registry::core();
+/// let mut w = Writer::new(Vec::new(), &registry, &StreamHeader::default(), WriterOptions::default()).unwrap();
+/// w.write_tensor(TensorSpec::new("g", &[3], registry.parse_pipeline("raw").unwrap()), &[1.0, 2.0, 3.0]).unwrap();
+/// let bytes = w.finish().unwrap();
+///
+/// let mut reader = Reader::new(&bytes[..], &registry);
+/// let mut values = Vec::new();
+/// while let Some(event) = reader.next_event().unwrap() {
+///     if let Event::Chunk(chunk) = event {
+///         values.extend(chunk.values);
+///     }
+/// }
+/// assert_eq!(values, [1.0, 2.0, 3.0]);
+/// ```
+pub struct Reader<'r, R: Read> {
+    input: R,
+    registry: &'r Registry,
+    options: ReaderOptions,
+    pos: u64,
+    started: bool,
+    ended: bool,
+    seq: u64,
+    seed: u64,
+    n_tensors: u32,
+    names: HashSet<String>,
+    open: BTreeMap<u32, OpenTensor>,
+    index_offset: Option<u64>,
+    queue: VecDeque<Result<Event>>,
+    pending: Option<Result<Step>>,
+    failed: Option<Error>,
+    pool: Option<rayon::ThreadPool>,
+}
+
+impl<'r, R: Read> Reader<'r, R> {
+    /// A reader with default options (default limits, one thread).
+    pub fn new(input: R, registry: &'r Registry) -> Self {
+        Reader::with_options(input, registry, ReaderOptions::default())
+    }
+
+    /// A reader with the given options.
+    pub fn with_options(input: R, registry: &'r Registry, options: ReaderOptions) -> Self {
+        let pool = (options.threads > 1)
+            .then(|| rayon::ThreadPoolBuilder::new().num_threads(options.threads).build().ok())
+            .flatten();
+        Reader {
+            input,
+            registry,
+            options,
+            pos: 0,
+            started: false,
+            ended: false,
+            seq: 0,
+            seed: 0,
+            n_tensors: 0,
+            names: HashSet::new(),
+            open: BTreeMap::new(),
+            index_offset: None,
+            queue: VecDeque::new(),
+            pending: None,
+            failed: None,
+            pool,
+        }
+    }
+
+    /// Bytes consumed so far.
+    #[must_use]
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// Returns the inner reader (positioned after END once the stream is complete).
+    pub fn into_inner(self) -> R {
+        self.input
+    }
+
+    /// The next event, `Ok(None)` after END. After an error every later call returns it again.
+    ///
+    /// # Errors
+    /// Any [`ErrorCode`]: framing, checksum, ordering, codec, limits, truncation, I/O; located at
+    /// the record, tensor, chunk and byte offset where it was found.
+    pub fn next_event(&mut self) -> Result<Option<Event>> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        if self.queue.is_empty() && !self.ended {
+            self.fill_queue();
+        }
+        match self.queue.pop_front() {
+            None => Ok(None),
+            Some(Ok(ev)) => Ok(Some(ev)),
+            Some(Err(e)) => {
+                self.failed = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    /// Reads records until at least one event (or error) is queued. Consecutive chunks are
+    /// gathered into a batch and decoded together, in parallel when configured.
+    fn fill_queue(&mut self) {
+        let batch_size = self.options.threads * 2;
+        let mut jobs: Vec<ChunkJob> = Vec::new();
+        loop {
+            let step = match self.pending.take() {
+                Some(s) => s,
+                None => self.next_step(),
+            };
+            match step {
+                Ok(Step::Chunk(job)) => {
+                    jobs.push(*job);
+                    if jobs.len() >= batch_size {
+                        break;
+                    }
+                }
+                other if jobs.is_empty() => {
+                    self.queue.push_back(other.map(|s| match s {
+                        Step::Ready(ev) => ev,
+                        Step::Chunk(_) => unreachable!("chunks are handled above"),
+                    }));
+                    return;
+                }
+                other => {
+                    self.pending = Some(other);
+                    break;
+                }
+            }
+        }
+        let results: Vec<Result<Event>> = match &self.pool {
+            Some(pool) if jobs.len() > 1 => pool.install(|| jobs.into_par_iter().map(ChunkJob::decode).collect()),
+            _ => jobs.into_iter().map(ChunkJob::decode).collect(),
+        };
+        self.queue.extend(results);
+    }
+
+    fn next_step(&mut self) -> Result<Step> {
+        if !self.started {
+            self.started = true;
+            let mut bytes = [0u8; PREAMBLE_LEN];
+            if !read_exact_or_eof(&mut self.input, &mut bytes, 0, "the preamble")? {
+                return Err(Error::new(ErrorCode::Truncated, "the stream is empty").at_offset(0));
+            }
+            self.pos = PREAMBLE_LEN as u64;
+            Preamble::decode(&bytes)?;
+        }
+        let offset = self.pos;
+        let raw = read_record(&mut self.input, offset, &self.options.limits, true)?.ok_or_else(|| {
+            Error::new(ErrorCode::Truncated, format!("stream ended after {} records without an END record", self.seq))
+                .at_offset(offset)
+        })?;
+        self.pos += raw.header.total_len();
+        let seq = self.seq;
+        if u64::from(raw.header.seq) != seq {
+            return Err(Error::new(
+                ErrorCode::Sequence,
+                format!("record sequence number {} where {seq} was expected", raw.header.seq),
+            )
+            .at_offset(offset));
+        }
+        self.seq += 1;
+        self.interpret(raw).map_err(|e| e.at_record(seq).at_offset(offset))
+    }
+
+    #[allow(clippy::too_many_lines, reason = "one arm per record type, each short; splitting hides the dispatch")]
+    fn interpret(&mut self, raw: RawRecord) -> Result<Step> {
+        let rtype = raw.header.rtype;
+        let base = raw.body_offset();
+        if (raw.header.seq == 0) != (rtype == record::STREAM_HEADER) {
+            return Err(Error::new(
+                ErrorCode::Malformed,
+                format!(
+                    "record type 0x{rtype:04x} at position {}: a stream starts with exactly one STREAM_HEADER",
+                    raw.header.seq
+                ),
+            ));
+        }
+        let limits = self.options.limits;
+        Ok(Step::Ready(match rtype {
+            record::STREAM_HEADER => {
+                let h = StreamHeader::decode(&raw.body, base)?;
+                self.seed = h.seed;
+                Event::Header(h)
+            }
+            record::TENSOR_BEGIN => {
+                let d = TensorDescriptor::decode(&raw.body, base, &limits)?;
+                let locate = |e: Error| e.in_tensor(d.name.clone());
+                if d.tensor_id != self.n_tensors {
+                    return Err(locate(Error::new(
+                        ErrorCode::DuplicateTensor,
+                        format!(
+                            "tensor ID {} where {} was expected (IDs count up from 0)",
+                            d.tensor_id, self.n_tensors
+                        ),
+                    )));
+                }
+                if self.names.contains(&d.name) {
+                    return Err(locate(Error::new(
+                        ErrorCode::DuplicateTensor,
+                        format!("a tensor named {:?} was already in this stream", d.name),
+                    )));
+                }
+                Limits::check(u64::from(self.n_tensors) + 1, limits.max_tensors, "number of tensors")
+                    .map_err(locate)?;
+                Limits::check(self.open.len() as u64 + 1, limits.max_open_tensors, "open tensors").map_err(locate)?;
+                let pipeline = self.registry.build_pipeline(&d.pipeline, &limits).map_err(locate)?;
+                if d.n_elements > 0 {
+                    pipeline.bounds(d.chunk_elements.min(d.n_elements) as usize).map_err(locate)?;
+                }
+                self.n_tensors += 1;
+                self.names.insert(d.name.clone());
+                let d = Arc::new(d);
+                let codec =
+                    TensorCodec { descriptor: Arc::clone(&d), pipeline: Arc::new(pipeline), stream_seed: self.seed };
+                self.open.insert(d.tensor_id, OpenTensor { codec, next_chunk: 0 });
+                Event::TensorBegin(d)
+            }
+            record::CHUNK => {
+                let (header, _) = ChunkHeader::decode(&raw.body, base)?;
+                let t = self.open.get_mut(&header.tensor_id).ok_or_else(|| {
+                    Error::new(
+                        ErrorCode::UnknownTensor,
+                        format!("chunk of tensor ID {}, which is not open", header.tensor_id),
+                    )
+                })?;
+                let d = &t.codec.descriptor;
+                if header.chunk_index != t.next_chunk || header.chunk_index >= d.n_chunks() {
+                    return Err(Error::new(
+                        ErrorCode::ChunkOrder,
+                        format!(
+                            "chunk {} where chunk {} of {} was expected",
+                            header.chunk_index,
+                            t.next_chunk,
+                            d.n_chunks()
+                        ),
+                    )
+                    .in_tensor(d.name.clone()));
+                }
+                t.next_chunk += 1;
+                let job = ChunkJob {
+                    codec: t.codec.clone(),
+                    header,
+                    body: raw.body,
+                    seq: u64::from(raw.header.seq),
+                    offset: raw.offset,
+                };
+                return Ok(Step::Chunk(Box::new(job)));
+            }
+            record::TENSOR_END => {
+                let end = TensorEnd::decode(&raw.body, base)?;
+                let t = self.open.remove(&end.tensor_id).ok_or_else(|| {
+                    Error::new(
+                        ErrorCode::UnknownTensor,
+                        format!("TENSOR_END of tensor ID {}, which is not open", end.tensor_id),
+                    )
+                })?;
+                let d = &t.codec.descriptor;
+                if end.n_chunks != d.n_chunks() || t.next_chunk != d.n_chunks() {
+                    return Err(Error::new(
+                        ErrorCode::ChunkOrder,
+                        format!(
+                            "tensor ends after {} chunks (declares {}), needs {}",
+                            t.next_chunk,
+                            end.n_chunks,
+                            d.n_chunks()
+                        ),
+                    )
+                    .in_tensor(d.name.clone()));
+                }
+                Event::TensorEnd(end)
+            }
+            record::END => {
+                let end = EndRecord::decode(&raw.body, base)?;
+                self.check_end(&end, raw.offset)?;
+                self.ended = true;
+                Event::End(end)
+            }
+            record::METADATA => Event::Metadata(Metadata::decode(&raw.body, base)?),
+            record::INDEX => {
+                let index = Index::decode(&raw.body, base, &limits)?;
+                if index.tensors.len() != self.n_tensors as usize {
+                    return Err(Error::new(
+                        ErrorCode::IndexMismatch,
+                        format!("INDEX lists {} tensors, the stream has {}", index.tensors.len(), self.n_tensors),
+                    ));
+                }
+                self.index_offset = Some(raw.offset);
+                Event::Skipped { rtype, offset: raw.offset, body_len: raw.header.body_len }
+            }
+            _ if raw.header.is_skippable() => {
+                Event::Skipped { rtype, offset: raw.offset, body_len: raw.header.body_len }
+            }
+            _ => {
+                return Err(Error::new(
+                    ErrorCode::UnknownRecord,
+                    format!("record type 0x{rtype:04x} is not defined and not skippable"),
+                ));
+            }
+        }))
+    }
+
+    fn check_end(&self, end: &EndRecord, offset: u64) -> Result<()> {
+        if let Some(t) = self.open.values().next() {
+            return Err(Error::new(ErrorCode::ChunkOrder, "tensor still open at END")
+                .in_tensor(t.codec.descriptor.name.clone()));
+        }
+        let mismatch = |what: &str, got: u64, want: u64| {
+            Err(Error::new(ErrorCode::IndexMismatch, format!("END says {what} is {got}, the stream has {want}")))
+        };
+        if end.n_records != self.seq - 1 {
+            return mismatch("the record count", end.n_records, self.seq - 1);
+        }
+        if end.stream_len != offset {
+            return mismatch("the stream length", end.stream_len, offset);
+        }
+        if end.n_tensors != self.n_tensors {
+            return mismatch("the tensor count", u64::from(end.n_tensors), u64::from(self.n_tensors));
+        }
+        if end.index_offset != self.index_offset.unwrap_or(0) {
+            return mismatch("the INDEX offset", end.index_offset, self.index_offset.unwrap_or(0));
+        }
+        Ok(())
+    }
+
+    /// Reads the whole stream and assembles its tensors.
+    ///
+    /// # Errors
+    /// The first error met; use [`Reader::read_all_salvage`] to keep what came before it.
+    pub fn read_all(self) -> Result<DecodedStream> {
+        let (stream, err) = self.read_all_salvage();
+        match err {
+            Some(e) => Err(e),
+            None => Ok(stream),
+        }
+    }
+
+    /// Reads the whole stream, keeping every intact chunk before the first error.
+    ///
+    /// Values of chunks that never arrived are NaN in [`DecodedTensor::values`], and
+    /// [`DecodedTensor::chunks_received`] says how many chunks did arrive.
+    pub fn read_all_salvage(mut self) -> (DecodedStream, Option<Error>) {
+        let mut out = DecodedStream::default();
+        let err = loop {
+            match self.next_event() {
+                Ok(None) => break None,
+                Ok(Some(Event::Header(h))) => out.header = h,
+                Ok(Some(Event::TensorBegin(d))) => out.tensors.push(DecodedTensor {
+                    descriptor: d,
+                    values: Vec::new(),
+                    chunks_received: 0,
+                    complete: false,
+                }),
+                Ok(Some(Event::Chunk(c))) => {
+                    if let Some(t) = out.tensors.get_mut(c.tensor_id as usize) {
+                        t.values.extend_from_slice(&c.values);
+                        t.chunks_received += 1;
+                    }
+                }
+                Ok(Some(Event::TensorEnd(e))) => {
+                    if let Some(t) = out.tensors.get_mut(e.tensor_id as usize) {
+                        t.complete = true;
+                    }
+                }
+                Ok(Some(Event::Metadata(m))) => out.metadata.push(m),
+                Ok(Some(Event::End(e))) => out.end = Some(e),
+                Ok(Some(_)) => {}
+                Err(e) => break Some(e),
+            }
+        };
+        for t in &mut out.tensors {
+            if !t.complete {
+                t.values.resize(t.descriptor.n_elements as usize, f32::NAN);
+            }
+        }
+        (out, err)
+    }
+}
+
+/// A whole decoded stream.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DecodedStream {
+    /// The stream header.
+    pub header: StreamHeader,
+    /// Tensors in stream order.
+    pub tensors: Vec<DecodedTensor>,
+    /// Contents of METADATA records, in order.
+    pub metadata: Vec<Metadata>,
+    /// The END record (absent when salvaging a truncated stream).
+    pub end: Option<EndRecord>,
+}
+
+/// One decoded tensor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedTensor {
+    /// Its descriptor.
+    pub descriptor: Arc<TensorDescriptor>,
+    /// Its values (NaN where chunks are missing in a salvaged stream).
+    pub values: Vec<f32>,
+    /// Number of chunks decoded.
+    pub chunks_received: u64,
+    /// Whether its TENSOR_END was read.
+    pub complete: bool,
+}

@@ -1,0 +1,134 @@
+//! Reading one record from a byte source with every framing check of `spec/FORMAT.md` §4:
+//! header CRC, reserved fields, the body length against the limits (before any allocation),
+//! body CRC and zero padding. Shared by the streaming and the seekable reader.
+
+use std::io::Read;
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::format::{RECORD_HEADER_LEN, RecordHeader, crc32c, records::END_BODY_LEN};
+use crate::ids::record;
+use crate::limits::Limits;
+
+/// Bytes read per step while a body streams in; allocation grows with bytes actually present,
+/// so a truncated stream that declares a huge body costs no more memory than it holds.
+const READ_STEP: usize = 1 << 20;
+
+/// A record as read: header, stream offset of its first byte, and body.
+#[derive(Debug)]
+pub struct RawRecord {
+    /// The validated header.
+    pub header: RecordHeader,
+    /// Stream offset of the record header.
+    pub offset: u64,
+    /// The body (empty when it was skipped without keeping it).
+    pub body: Vec<u8>,
+}
+
+impl RawRecord {
+    /// Stream offset of the first body byte.
+    #[must_use]
+    pub fn body_offset(&self) -> u64 {
+        self.offset + RECORD_HEADER_LEN as u64
+    }
+}
+
+/// Fills `buf` from `r`; `Ok(false)` if the source ended before the first byte.
+pub(crate) fn read_exact_or_eof(r: &mut impl Read, buf: &mut [u8], offset: u64, what: &str) -> Result<bool> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) if filled == 0 => return Ok(false),
+            Ok(0) => {
+                return Err(Error::new(
+                    ErrorCode::Truncated,
+                    format!("stream ended inside {what} ({filled} of {} bytes present)", buf.len()),
+                )
+                .at_offset(offset + filled as u64));
+            }
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::from_io(&e, what).at_offset(offset + filled as u64)),
+        }
+    }
+    Ok(true)
+}
+
+/// The largest body a record of type `rtype` may have under `limits`.
+#[must_use]
+pub fn body_limit(rtype: u16, limits: &Limits) -> u64 {
+    match rtype {
+        record::STREAM_HEADER | record::TENSOR_BEGIN | record::METADATA => limits.max_header_body,
+        record::TENSOR_END => 16,
+        record::END => END_BODY_LEN as u64,
+        _ => limits.max_record_body,
+    }
+}
+
+/// Reads the record at `offset`. Returns `Ok(None)` when the source ends exactly at a record
+/// boundary (the caller decides whether that is truncation). With `keep_body == false` the body is
+/// streamed through the CRC and dropped.
+///
+/// # Errors
+/// Framing errors ([`ErrorCode::BadSync`], [`ErrorCode::ChecksumHeader`],
+/// [`ErrorCode::ReservedNonzero`], [`ErrorCode::LimitExceeded`], [`ErrorCode::Truncated`],
+/// [`ErrorCode::ChecksumBody`], [`ErrorCode::NonzeroPadding`]) located at the record.
+pub fn read_record(r: &mut impl Read, offset: u64, limits: &Limits, keep_body: bool) -> Result<Option<RawRecord>> {
+    let mut hbytes = [0u8; RECORD_HEADER_LEN];
+    if !read_exact_or_eof(r, &mut hbytes, offset, "a record header")? {
+        return Ok(None);
+    }
+    let header = RecordHeader::decode(&hbytes, offset)?;
+    let locate = |e: Error| e.at_record(u64::from(header.seq)).at_offset(offset);
+    Limits::check(
+        header.body_len,
+        body_limit(header.rtype, limits),
+        &format!("body length of record type 0x{:04x}", header.rtype),
+    )
+    .map_err(locate)?;
+    let body_offset = offset + RECORD_HEADER_LEN as u64;
+    let len = header.body_len as usize;
+    let mut body = Vec::new();
+    let mut crc = 0u32;
+    let mut done = 0usize;
+    let mut step = vec![0u8; len.min(READ_STEP)];
+    while done < len {
+        let n = (len - done).min(READ_STEP);
+        let piece = &mut step[..n];
+        if !read_exact_or_eof(r, piece, body_offset + done as u64, "a record body")? {
+            return Err(locate(
+                Error::new(
+                    ErrorCode::Truncated,
+                    format!("stream ended inside a record body ({done} of {len} bytes present)"),
+                )
+                .at_offset(body_offset + done as u64),
+            ));
+        }
+        crc = crc32c::crc32c_append(crc, piece);
+        if keep_body {
+            body.extend_from_slice(piece);
+        }
+        done += n;
+    }
+    if crc != header.body_crc {
+        return Err(locate(Error::new(
+            ErrorCode::ChecksumBody,
+            format!("stored 0x{:08x}, computed 0x{crc:08x} over {len} bytes", header.body_crc),
+        )));
+    }
+    let mut pad = [0u8; 8];
+    let pad = &mut pad[..header.padding_len() as usize];
+    let pad_offset = body_offset + header.body_len;
+    if !read_exact_or_eof(r, pad, pad_offset, "record padding")? && !pad.is_empty() {
+        return Err(locate(
+            Error::new(ErrorCode::Truncated, "stream ended before the record padding").at_offset(pad_offset),
+        ));
+    }
+    if pad.iter().any(|&b| b != 0) {
+        return Err(locate(
+            Error::new(ErrorCode::NonzeroPadding, format!("padding bytes {pad:02x?} must be zero"))
+                .at_offset(pad_offset),
+        ));
+    }
+    debug_assert!(!keep_body || crc32c(&body) == header.body_crc);
+    Ok(Some(RawRecord { header, offset, body }))
+}

@@ -1,0 +1,26 @@
+//! # gradwire
+//!
+//! The open, versioned, streaming binary format and codec framework for compressed gradients.
+//!
+//! This facade re-exports the core crate ([`gradwire_codec`]) and links every codec plugin crate
+//! of the workspace, so that [`Registry::linked`] sees them all. A plugin crate that nothing names
+//! is dropped by the linker together with its `inventory::submit!`; naming it here
+//! (`use gradwire_m22 as _;`) is what keeps it.
+//!
+//! ```
+//! let registry = gradwire::registry()?;
+//! assert!(registry.get_by_name("raw").is_some());
+//! # Ok::<(), gradwire::Error>(())
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub use gradwire_codec::*;
+
+/// Every codec this build knows: the core codecs plus all linked plugins.
+///
+/// # Errors
+/// [`ErrorCode::InvalidArgument`] if two linked plugins claim the same ID or name (a build bug).
+pub fn registry() -> Result<Registry> {
+    Registry::linked()
+}
