@@ -143,24 +143,30 @@ impl Pipeline {
             owned = Some(next);
         }
         let current = owned.as_deref().unwrap_or(values);
-        let mut bytes = Vec::with_capacity(bounds.byte_bounds[0]);
-        self.bytes_stage.encode(current, ctx, &mut bytes)?;
-        for (i, st) in self.byte_stages.iter().enumerate() {
-            let mut next = Vec::with_capacity(bounds.byte_bounds[i + 1]);
-            st.encode(&bytes, &mut next)?;
-            bytes = next;
+        let start = out.len();
+        if self.byte_stages.is_empty() {
+            self.bytes_stage.encode(current, ctx, out)?;
+        } else {
+            let mut bytes = Vec::with_capacity(bounds.byte_bounds[0]);
+            self.bytes_stage.encode(current, ctx, &mut bytes)?;
+            let last = self.byte_stages.len() - 1;
+            for (i, st) in self.byte_stages.iter().enumerate() {
+                if i == last {
+                    st.encode(&bytes, out)?;
+                } else {
+                    let mut next = Vec::with_capacity(bounds.byte_bounds[i + 1]);
+                    st.encode(&bytes, &mut next)?;
+                    bytes = next;
+                }
+            }
         }
-        if bytes.len() > bounds.max_payload() {
+        let produced = out.len() - start;
+        if produced > bounds.max_payload() {
             return Err(Error::new(
                 ErrorCode::CodecOutputSize,
-                format!(
-                    "encoder produced {} bytes, more than its declared bound {}",
-                    bytes.len(),
-                    bounds.max_payload()
-                ),
+                format!("encoder produced {produced} bytes, more than its declared bound {}", bounds.max_payload()),
             ));
         }
-        out.extend_from_slice(&bytes);
         Ok(())
     }
 

@@ -350,12 +350,13 @@ impl Registry {
         })?;
         let d = f.descriptor();
         if let Some(n) = &s.private_name
-            && n != d.name {
-                return Err(Error::new(
-                    ErrorCode::UnsupportedCodec,
-                    format!("{label} collides with registered codec {:?}", d.name),
-                ));
-            }
+            && n != d.name
+        {
+            return Err(Error::new(
+                ErrorCode::UnsupportedCodec,
+                format!("{label} collides with registered codec {:?}", d.name),
+            ));
+        }
         if !(d.min_version..=d.version).contains(&s.version) {
             return Err(Error::new(
                 ErrorCode::UnsupportedCodec,

@@ -113,24 +113,26 @@ fn check_key(key: &str) -> Result<()> {
 fn check_entry(key: &str, value: &Value) -> Result<()> {
     check_key(key)?;
     if let Some(&(_, ty, _)) = WELL_KNOWN_KEYS.iter().find(|(k, _, _)| *k == key)
-        && value.type_code() != ty {
-            return Err(Error::new(
-                ErrorCode::Malformed,
-                format!(
-                    "metadata key {key:?} must have type {}, found {}",
-                    ["bytes", "utf8", "u64", "i64", "f64"][ty as usize],
-                    value.type_name()
-                ),
-            ));
-        }
+        && value.type_code() != ty
+    {
+        return Err(Error::new(
+            ErrorCode::Malformed,
+            format!(
+                "metadata key {key:?} must have type {}, found {}",
+                ["bytes", "utf8", "u64", "i64", "f64"][ty as usize],
+                value.type_name()
+            ),
+        ));
+    }
     if key == "fl.payload_kind"
         && let Value::Utf8(s) = value
-            && !matches!(s.as_str(), "gradient" | "delta" | "weights") {
-                return Err(Error::new(
-                    ErrorCode::Malformed,
-                    format!("fl.payload_kind must be gradient, delta or weights, found {s:?}"),
-                ));
-            }
+        && !matches!(s.as_str(), "gradient" | "delta" | "weights")
+    {
+        return Err(Error::new(
+            ErrorCode::Malformed,
+            format!("fl.payload_kind must be gradient, delta or weights, found {s:?}"),
+        ));
+    }
     let len = match value {
         Value::Bytes(b) => b.len(),
         Value::Utf8(s) => s.len(),

@@ -37,12 +37,22 @@ impl TensorCodec {
     /// # Errors
     /// Codec errors, located at the tensor and chunk.
     pub fn encode_chunk(&self, chunk_index: u64, values: &[f32]) -> Result<Vec<u8>> {
+        let mut body = Vec::new();
+        self.encode_chunk_into(chunk_index, values, &mut body)?;
+        Ok(body)
+    }
+
+    /// As [`TensorCodec::encode_chunk`], replacing the contents of `body` (whose allocation is reused).
+    ///
+    /// # Errors
+    /// Codec errors, located at the tensor and chunk.
+    pub fn encode_chunk_into(&self, chunk_index: u64, values: &[f32], body: &mut Vec<u8>) -> Result<()> {
         let d = &self.descriptor;
         let locate = |e: Error| e.in_tensor(d.name.clone()).in_chunk(chunk_index);
         let ctx = self.context(chunk_index);
-        let mut body = Vec::with_capacity(crate::format::CHUNK_HEADER_LEN + values.len() * 4 + 64);
-        ChunkHeader { tensor_id: d.tensor_id, chunk_index, decoded_crc: 0 }.encode_into(&mut body);
-        self.pipeline.encode_chunk(values, &ctx, &mut body).map_err(locate)?;
+        body.clear();
+        ChunkHeader { tensor_id: d.tensor_id, chunk_index, decoded_crc: 0 }.encode_into(body);
+        self.pipeline.encode_chunk(values, &ctx, body).map_err(locate)?;
         if d.has_decoded_crc() {
             // Decode our own output: the CRC describes what every reader will get, and the round
             // trip checks the encoder (a lossy codec's output is only known after decoding).
@@ -53,7 +63,7 @@ impl TensorCodec {
             let crc = values_crc(&decoded);
             body[16..20].copy_from_slice(&crc.to_le_bytes());
         }
-        Ok(body)
+        Ok(())
     }
 
     /// Decodes a CHUNK's payload; `header` has already been matched to this tensor.

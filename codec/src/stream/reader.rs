@@ -35,6 +35,8 @@ pub struct Chunk {
     pub values: Vec<f32>,
     /// Size of the encoded payload in bytes.
     pub payload_len: u64,
+    /// Size of the whole CHUNK record (header, chunk fields, payload, padding) in bytes.
+    pub record_len: u64,
 }
 
 /// What the reader found next.
@@ -106,6 +108,7 @@ struct ChunkJob {
     body: Vec<u8>,
     seq: u64,
     offset: u64,
+    record_len: u64,
 }
 
 impl ChunkJob {
@@ -119,6 +122,7 @@ impl ChunkJob {
             element_offset: self.header.chunk_index * self.codec.descriptor.chunk_elements,
             values,
             payload_len: payload.len() as u64,
+            record_len: self.record_len,
         }))
     }
 }
@@ -373,6 +377,7 @@ impl<'r, R: Read> Reader<'r, R> {
                 let job = ChunkJob {
                     codec: t.codec.clone(),
                     header,
+                    record_len: raw.header.total_len(),
                     body: raw.body,
                     seq: u64::from(raw.header.seq),
                     offset: raw.offset,

@@ -5,7 +5,7 @@
 use std::io::Read;
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::format::{RECORD_HEADER_LEN, RecordHeader, crc32c, records::END_BODY_LEN};
+use crate::format::{RECORD_HEADER_LEN, RecordHeader, records::END_BODY_LEN};
 use crate::ids::record;
 use crate::limits::Limits;
 
@@ -87,28 +87,43 @@ pub fn read_record(r: &mut impl Read, offset: u64, limits: &Limits, keep_body: b
     .map_err(locate)?;
     let body_offset = offset + RECORD_HEADER_LEN as u64;
     let len = header.body_len as usize;
+    let truncated = |done: usize| {
+        locate(
+            Error::new(
+                ErrorCode::Truncated,
+                format!("stream ended inside a record body ({done} of {len} bytes present)"),
+            )
+            .at_offset(body_offset + done as u64),
+        )
+    };
     let mut body = Vec::new();
-    let mut crc = 0u32;
-    let mut done = 0usize;
-    let mut step = vec![0u8; len.min(READ_STEP)];
-    while done < len {
-        let n = (len - done).min(READ_STEP);
-        let piece = &mut step[..n];
-        if !read_exact_or_eof(r, piece, body_offset + done as u64, "a record body")? {
-            return Err(locate(
-                Error::new(
-                    ErrorCode::Truncated,
-                    format!("stream ended inside a record body ({done} of {len} bytes present)"),
-                )
-                .at_offset(body_offset + done as u64),
-            ));
+    let crc = if keep_body {
+        // `take` + `read_to_end` grows the buffer only as bytes arrive: a truncated stream that
+        // declares a large body costs no more memory than it holds.
+        body.reserve_exact(len.min(READ_STEP));
+        let got = r
+            .by_ref()
+            .take(len as u64)
+            .read_to_end(&mut body)
+            .map_err(|e| locate(Error::from_io(&e, "a record body")))?;
+        if got < len {
+            return Err(truncated(got));
         }
-        crc = crc32c::crc32c_append(crc, piece);
-        if keep_body {
-            body.extend_from_slice(piece);
+        crc32c::crc32c(&body)
+    } else {
+        let mut crc = 0u32;
+        let mut done = 0usize;
+        let mut step = vec![0u8; len.min(READ_STEP)];
+        while done < len {
+            let piece = &mut step[..(len - done).min(READ_STEP)];
+            if !read_exact_or_eof(r, piece, body_offset + done as u64, "a record body")? {
+                return Err(truncated(done));
+            }
+            crc = crc32c::crc32c_append(crc, piece);
+            done += piece.len();
         }
-        done += n;
-    }
+        crc
+    };
     if crc != header.body_crc {
         return Err(locate(Error::new(
             ErrorCode::ChecksumBody,
@@ -129,6 +144,5 @@ pub fn read_record(r: &mut impl Read, offset: u64, limits: &Limits, keep_body: b
                 .at_offset(pad_offset),
         ));
     }
-    debug_assert!(!keep_body || crc32c(&body) == header.body_crc);
     Ok(Some(RawRecord { header, offset, body }))
 }

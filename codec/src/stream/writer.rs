@@ -139,6 +139,7 @@ pub struct Writer<'r, W: Write> {
     index: Vec<IndexEntry>,
     open: BTreeMap<u32, OpenTensor>,
     pool: Option<rayon::ThreadPool>,
+    scratch: Vec<u8>,
     failed: bool,
 }
 
@@ -170,6 +171,7 @@ impl<'r, W: Write> Writer<'r, W> {
             index: Vec::new(),
             open: BTreeMap::new(),
             pool,
+            scratch: Vec::new(),
             failed: false,
         };
         w.write_bytes(&Preamble::CURRENT.encode())?;
@@ -336,20 +338,34 @@ impl<'r, W: Write> Writer<'r, W> {
         let t = &self.open[&id.0];
         let codec = t.codec.clone();
         let first = t.next_chunk;
-        let encode = |(i, c): (usize, &&[f32])| codec.encode_chunk(first + i as u64, c);
-        let bodies: Vec<Result<Vec<u8>>> = match &self.pool {
-            Some(pool) if chunks.len() > 1 => pool.install(|| chunks.par_iter().enumerate().map(encode).collect()),
-            _ => chunks.iter().enumerate().map(encode).collect(),
-        };
-        for body in bodies {
-            let body = body?;
-            Limits::check(body.len() as u64, self.options.limits.max_record_body, "chunk record body")
-                .map_err(|e| Error::new(ErrorCode::InvalidArgument, e.detail().to_owned()))?;
-            let offset = self.write_record(record::CHUNK, &body)?;
-            self.index[id.0 as usize].chunk_offsets.push(offset);
-            if let Some(t) = self.open.get_mut(&id.0) {
-                t.next_chunk += 1;
+        match &self.pool {
+            Some(pool) if chunks.len() > 1 => {
+                let encode = |(i, c): (usize, &&[f32])| codec.encode_chunk(first + i as u64, c);
+                let bodies: Vec<Result<Vec<u8>>> = pool.install(|| chunks.par_iter().enumerate().map(encode).collect());
+                for body in bodies {
+                    self.write_chunk_record(id, &body?)?;
+                }
             }
+            _ => {
+                // One reused buffer: no fresh allocation (and page faults) per chunk.
+                let mut body = std::mem::take(&mut self.scratch);
+                for (i, c) in chunks.iter().enumerate() {
+                    codec.encode_chunk_into(first + i as u64, c, &mut body)?;
+                    self.write_chunk_record(id, &body)?;
+                }
+                self.scratch = body;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_chunk_record(&mut self, id: TensorId, body: &[u8]) -> Result<()> {
+        Limits::check(body.len() as u64, self.options.limits.max_record_body, "chunk record body")
+            .map_err(|e| Error::new(ErrorCode::InvalidArgument, e.detail().to_owned()))?;
+        let offset = self.write_record(record::CHUNK, body)?;
+        self.index[id.0 as usize].chunk_offsets.push(offset);
+        if let Some(t) = self.open.get_mut(&id.0) {
+            t.next_chunk += 1;
         }
         Ok(())
     }

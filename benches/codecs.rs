@@ -1,0 +1,98 @@
+#![allow(clippy::unwrap_used, reason = "setup failures in a benchmark are bugs to surface at once")]
+//! Throughput of every core codec, in GB/s of f32 input, at two levels:
+//!
+//! - `chunk/*`: one pipeline on one chunk of 2^20 values (4 MiB), buffers reused: the codec's own
+//!   speed, without framing.
+//! - `stream/*`: a 2^24-value tensor (64 MiB, 16 chunks) through `Writer` into a reused buffer and
+//!   back through `Reader` events: what an application sees, checksums and framing included.
+//!
+//! The data is Laplace-distributed (heavy-tailed like real gradients) from the specified generator.
+//! Like the `gradwire` binary, this bench uses mimalloc: with the system allocator, multi-megabyte
+//! chunk buffers are returned to the OS and faulted back in on every chunk.
+//!
+//! Run: `cargo bench --bench codecs` (one thread; `GRADWIRE_BENCH_FILTER` is criterion's filter).
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use gradwire::rng::SeededRng;
+use gradwire::{ChunkContext, Event, Limits, Reader, Registry, StreamHeader, TensorSpec, Writer, WriterOptions};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const PIPELINES: &[&str] = &["raw", "f16", "bf16", "raw+zstd:level=1", "bf16+zstd:level=1"];
+
+fn laplace(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = SeededRng::new(seed);
+    (0..n)
+        .map(|_| {
+            let u = f64::from(rng.next_unit_f32()).max(1e-9);
+            let sign = if rng.next_u32() & 1 == 0 { 1.0 } else { -1.0 };
+            (sign * -u.ln() * 1e-3) as f32
+        })
+        .collect()
+}
+
+fn chunk_level(c: &mut Criterion) {
+    let registry = Registry::core();
+    let values = laplace(1 << 20, 1);
+    let ctx = ChunkContext { tensor_name: "g", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 0 };
+    let mut group = c.benchmark_group("chunk");
+    group.throughput(Throughput::Bytes((values.len() * 4) as u64));
+    for spec in PIPELINES {
+        let pipeline = registry.build_pipeline(&registry.parse_pipeline(spec).unwrap(), &Limits::default()).unwrap();
+        let mut encoded = Vec::new();
+        pipeline.encode_chunk(&values, &ctx, &mut encoded).unwrap();
+        group.bench_function(BenchmarkId::new("encode", spec), |b| {
+            let mut out = Vec::with_capacity(values.len() * 4 + 4096);
+            b.iter(|| {
+                out.clear();
+                pipeline.encode_chunk(&values, &ctx, &mut out).unwrap();
+            });
+        });
+        group.bench_function(BenchmarkId::new("decode", spec), |b| {
+            let mut out = vec![0f32; values.len()];
+            b.iter(|| pipeline.decode_chunk(&encoded, &ctx, &mut out).unwrap());
+        });
+    }
+    group.finish();
+}
+
+fn write_stream(registry: &Registry, spec: &str, values: &[f32], out: &mut Vec<u8>) {
+    out.clear();
+    let mut w = Writer::new(out, registry, &StreamHeader::default(), WriterOptions::default()).unwrap();
+    let pipeline = registry.parse_pipeline(spec).unwrap();
+    w.write_tensor(TensorSpec::new("g", &[values.len() as u64], pipeline), values).unwrap();
+    w.finish().unwrap();
+}
+
+fn stream_level(c: &mut Criterion) {
+    let registry = Registry::core();
+    let values = laplace(1 << 24, 2);
+    let mut group = c.benchmark_group("stream");
+    group.sample_size(10);
+    group.throughput(Throughput::Bytes((values.len() * 4) as u64));
+    for spec in PIPELINES {
+        let mut encoded = Vec::new();
+        write_stream(&registry, spec, &values, &mut encoded);
+        group.bench_function(BenchmarkId::new("encode", spec), |b| {
+            let mut out = Vec::with_capacity(values.len() * 4 + (1 << 20));
+            b.iter(|| write_stream(&registry, spec, &values, &mut out));
+        });
+        group.bench_function(BenchmarkId::new("decode", spec), |b| {
+            b.iter(|| {
+                let mut reader = Reader::new(&encoded[..], &registry);
+                let mut n = 0;
+                while let Some(ev) = reader.next_event().unwrap() {
+                    if let Event::Chunk(chunk) = ev {
+                        n += chunk.values.len();
+                    }
+                }
+                assert_eq!(n, values.len());
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, chunk_level, stream_level);
+criterion_main!(benches);

@@ -1,0 +1,99 @@
+//! `gradwire decode`: a stream into .safetensors, .npy or .npz; `--salvage` keeps every intact
+//! chunk of a damaged or truncated stream and reports what was lost.
+
+use std::collections::HashMap;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use gradwire::{Reader, ReaderOptions};
+
+use super::metadata_pairs;
+use crate::GlobalArgs;
+use crate::tensor_io::{NamedTensor, OutputKind, tensors_to_bytes, write_bytes};
+
+/// Arguments of `gradwire decode`.
+#[derive(Args, Debug)]
+pub struct DecodeArgs {
+    /// Input stream (- for standard input).
+    pub input: String,
+    /// Output file: .safetensors, .npy (one tensor) or .npz; - writes safetensors to standard output.
+    #[arg(short, long)]
+    pub output: String,
+    /// On a damaged or truncated stream, write every intact chunk (missing values are NaN), say
+    /// what was lost, and still exit with the error's code.
+    #[arg(long)]
+    pub salvage: bool,
+    /// Write each tensor in the dtype it was encoded from (f16, bf16, f64) instead of f32.
+    #[arg(long)]
+    pub keep_dtype: bool,
+}
+
+/// Opens a file or standard input for streaming reads.
+pub fn open_input(path: &str) -> Result<Box<dyn std::io::Read>> {
+    Ok(if path == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("opening {path}: {e}"))?;
+        Box::new(std::io::BufReader::with_capacity(1 << 20, file))
+    })
+}
+
+/// Runs `gradwire decode`.
+pub fn run(args: &DecodeArgs, g: GlobalArgs) -> Result<()> {
+    let kind = if args.output == "-" { OutputKind::Safetensors } else { OutputKind::from_path(&args.output)? };
+    let registry = gradwire::registry()?;
+    let options = ReaderOptions::default().threads(g.threads_or_all());
+    let reader = Reader::with_options(open_input(&args.input)?, &registry, options);
+    let (stream, error) = reader.read_all_salvage();
+    if let Some(e) = &error
+        && !args.salvage
+    {
+        return Err(e.clone().into());
+    }
+    let tensors: Vec<NamedTensor> = stream
+        .tensors
+        .iter()
+        .map(|t| NamedTensor {
+            name: t.descriptor.name.clone(),
+            dtype: t.descriptor.dtype,
+            shape: t.descriptor.shape.clone(),
+            values: t.values.clone(),
+        })
+        .collect();
+    let meta: HashMap<String, String> =
+        metadata_pairs(&stream.header.metadata).into_iter().map(|(k, v)| (format!("gradwire.{k}"), v)).collect();
+    let bytes = tensors_to_bytes(kind, &tensors, args.keep_dtype, (!meta.is_empty()).then_some(meta))?;
+    write_bytes(&args.output, &bytes)?;
+    if let Some(e) = error {
+        eprintln!("gradwire: salvage: the stream is damaged: {e}");
+        let mut lost = 0;
+        for t in stream.tensors.iter().filter(|t| !t.complete) {
+            let d = &t.descriptor;
+            let got = t.chunks_received;
+            let first_missing = got * d.chunk_elements;
+            eprintln!(
+                "gradwire: salvage: tensor {:?}: {got} of {} chunks recovered; values {first_missing}..{} lost (written as NaN)",
+                d.name,
+                d.n_chunks(),
+                d.n_elements
+            );
+            lost += 1;
+        }
+        if lost == 0 {
+            eprintln!(
+                "gradwire: salvage: every tensor begun in the stream is complete; tensors after the damage, if any, are lost"
+            );
+        } else {
+            eprintln!("gradwire: salvage: tensors after the damage, if any, are lost");
+        }
+        eprintln!("gradwire: salvage: wrote {} with {} tensors", args.output, stream.tensors.len());
+        return Err(e.into());
+    }
+    if !g.quiet && args.output != "-" {
+        eprintln!("wrote {} ({} tensors)", args.output, tensors.len());
+    }
+    if tensors.is_empty() && kind == OutputKind::Npy {
+        bail!("the stream holds no tensors");
+    }
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! `gradwire encode`: tensors from .npy/.npz/.safetensors (or standard input) into a stream.
+
+use std::io::{BufWriter, Write};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use gradwire::{Metadata, StreamHeader, TensorSpec, Value, Writer, WriterOptions};
+
+use crate::GlobalArgs;
+use crate::progress::values_bar;
+use crate::tensor_io::read_tensors;
+
+/// Arguments of `gradwire encode`.
+#[derive(Args, Debug)]
+pub struct EncodeArgs {
+    /// Input .npy, .npz or .safetensors file, or - for standard input.
+    pub input: String,
+    /// Output stream (- for standard output).
+    #[arg(short, long)]
+    pub output: String,
+    /// Codec pipeline, e.g. raw, bf16+zstd:level=3 (see `gradwire codecs`).
+    #[arg(long, default_value = "raw")]
+    pub codec: String,
+    /// Elements per chunk (default 1048576).
+    #[arg(long, value_name = "N")]
+    pub chunk_size: Option<u64>,
+    /// Store the CRC32C of each chunk's decoded values (costs one decode per chunk).
+    #[arg(long)]
+    pub decoded_checksums: bool,
+    /// Omit the INDEX record (random access then scans record headers).
+    #[arg(long)]
+    pub no_index: bool,
+    /// Federated round number (metadata fl.round).
+    #[arg(long)]
+    pub round: Option<u64>,
+    /// Client identifier (metadata fl.client_id).
+    #[arg(long)]
+    pub client: Option<String>,
+    /// Number of training examples behind the update (metadata fl.num_examples).
+    #[arg(long)]
+    pub num_examples: Option<u64>,
+    /// What the tensors are: gradient, delta or weights (metadata fl.payload_kind).
+    #[arg(long)]
+    pub payload_kind: Option<String>,
+}
+
+/// Runs `gradwire encode`.
+pub fn run(args: &EncodeArgs, g: GlobalArgs) -> Result<()> {
+    let registry = gradwire::registry()?;
+    let pipeline = registry.parse_pipeline(&args.codec)?;
+    let tensors = read_tensors(&args.input)?;
+    let mut metadata = Metadata::new();
+    metadata.insert("producer", Value::Utf8(format!("gradwire-cli/{}", env!("CARGO_PKG_VERSION"))))?;
+    if let Some(r) = args.round {
+        metadata.insert("fl.round", Value::U64(r))?;
+    }
+    if let Some(c) = &args.client {
+        metadata.insert("fl.client_id", Value::Utf8(c.clone()))?;
+    }
+    if let Some(n) = args.num_examples {
+        metadata.insert("fl.num_examples", Value::U64(n))?;
+    }
+    if let Some(k) = &args.payload_kind {
+        metadata.insert("fl.payload_kind", Value::Utf8(k.clone()))?;
+    }
+    let header = StreamHeader { seed: g.seed.unwrap_or(0), metadata, ..StreamHeader::default() };
+    let threads = g.threads_or_all();
+    let mut options =
+        WriterOptions::default().threads(threads).write_index(!args.no_index).decoded_checksums(args.decoded_checksums);
+    if let Some(n) = args.chunk_size {
+        options = options.chunk_elements(n);
+    }
+    let step = (options.chunk_elements as usize).saturating_mul(threads * 2).max(1);
+    let sink: Box<dyn Write> = if args.output == "-" {
+        Box::new(std::io::stdout().lock())
+    } else {
+        Box::new(std::fs::File::create(&args.output).with_context(|| format!("creating {}", args.output))?)
+    };
+    let total: u64 = tensors.iter().map(|t| t.values.len() as u64).sum();
+    let bar = values_bar(total, g.quiet, "encoding");
+    let mut writer = Writer::new(BufWriter::with_capacity(1 << 20, sink), &registry, &header, options)?;
+    for t in &tensors {
+        let spec = TensorSpec {
+            name: t.name.clone(),
+            dtype: t.dtype,
+            shape: t.shape.clone(),
+            pipeline: pipeline.clone(),
+            chunk_elements: None,
+        };
+        let id = writer.begin_tensor(spec).with_context(|| format!("tensor {:?}", t.name))?;
+        for piece in t.values.chunks(step) {
+            writer.write_values(id, piece)?;
+            bar.inc(piece.len() as u64 * 4);
+        }
+        writer.end_tensor(id)?;
+    }
+    writer.finish()?.flush().context("flushing the output")?;
+    bar.finish_and_clear();
+    if !g.quiet && args.output != "-" {
+        let written = std::fs::metadata(&args.output).map_or(0, |m| m.len());
+        let bpe = written as f64 * 8.0 / total.max(1) as f64;
+        eprintln!(
+            "wrote {} ({} tensors, {total} values, {written} bytes, {bpe:.3} bits per entry)",
+            args.output,
+            tensors.len()
+        );
+    }
+    Ok(())
+}
