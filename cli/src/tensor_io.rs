@@ -84,7 +84,7 @@ fn read_npy(bytes: &[u8], name: &str) -> Result<NamedTensor> {
     let shape = npy.shape().to_vec();
     let order = npy.order();
     let descr = npy.dtype().descr();
-    let (dtype, mut values) = match descr.trim_start_matches(['<', '>', '=', '|']) {
+    let (dtype, mut values) = match descr.trim_matches('\'').trim_start_matches(['<', '>', '=', '|']) {
         "f4" => (DType::F32, npy.into_vec::<f32>()?),
         "f8" => (DType::F64, npy.into_vec::<f64>()?.into_iter().map(|v| v as f32).collect()),
         "f2" => (DType::F16, npy.into_vec::<f16>()?.into_iter().map(f32::from).collect()),

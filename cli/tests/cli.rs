@@ -1,0 +1,207 @@
+//! End-to-end tests of the `gradwire` binary on the shipped fixture (real gradients of a small
+//! federated run): round trips, lossy rounding, refusal of damaged streams with the right exit
+//! code, salvage, and the machine-readable outputs.
+
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const FIXTURE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/r00_c0.safetensors");
+
+fn gradwire(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gradwire")).args(args).output().expect("the binary runs")
+}
+
+fn ok(args: &[&str]) -> Output {
+    let out = gradwire(args);
+    assert!(out.status.success(), "gradwire {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gradwire-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Tensors of a safetensors file: name -> (dtype, shape, bytes).
+fn load(path: &Path) -> Vec<(String, String, Vec<usize>, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut v: Vec<_> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, t)| (n, format!("{:?}", t.dtype()), t.shape().to_vec(), t.data().to_vec()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn raw_round_trip_is_bit_identical_with_names_and_shapes() {
+    let (gw, back) = (tmp("raw.gw"), tmp("raw.safetensors"));
+    ok(&["encode", FIXTURE, "-o", s(&gw), "--codec", "raw", "-q"]);
+    ok(&["decode", s(&gw), "-o", s(&back), "-q"]);
+    let (a, b) = (load(Path::new(FIXTURE)), load(&back));
+    assert_eq!(a.len(), 6);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn bf16_zstd_returns_exactly_the_bf16_rounded_values() {
+    let (gw, back) = (tmp("bf16.gw"), tmp("bf16.safetensors"));
+    ok(&["encode", FIXTURE, "-o", s(&gw), "--codec", "bf16+zstd", "-q", "--threads", "2"]);
+    ok(&["decode", s(&gw), "-o", s(&back), "-q"]);
+    for ((n, _, shape, orig), (n2, _, shape2, got)) in load(Path::new(FIXTURE)).iter().zip(load(&back).iter()) {
+        assert_eq!((n, shape), (n2, shape2));
+        for (o, g) in orig.chunks_exact(4).zip(got.chunks_exact(4)) {
+            let x = f32::from_le_bytes(o.try_into().unwrap());
+            let y = f32::from_le_bytes(g.try_into().unwrap());
+            assert_eq!(y.to_bits(), half::bf16::from_f32(x).to_f32().to_bits(), "{n}: {x}");
+        }
+    }
+    // --keep-dtype writes bf16 only when the source was bf16; this source is f32.
+    let keep = tmp("keep.safetensors");
+    ok(&["decode", s(&gw), "-o", s(&keep), "-q", "--keep-dtype"]);
+    assert!(load(&keep).iter().all(|t| t.1 == "F32"));
+}
+
+#[test]
+fn npy_and_npz_and_stdin_work() {
+    let gw = tmp("np.gw");
+    let npz = tmp("all.npz");
+    ok(&["encode", FIXTURE, "-o", s(&gw), "-q"]);
+    ok(&["decode", s(&gw), "-o", s(&npz), "-q"]);
+    let gw2 = tmp("np2.gw");
+    ok(&["encode", s(&npz), "-o", s(&gw2), "--codec", "f16", "-q"]);
+    let npy = tmp("one.npy");
+    let err = gradwire(&["decode", s(&gw2), "-o", s(&npy)]);
+    assert_eq!(err.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&err.stderr).contains("holds one tensor"));
+    // standard input in, standard output out
+    let out = Command::new(env!("CARGO_BIN_EXE_gradwire"))
+        .args(["encode", "-", "-o", "-", "-q"])
+        .stdin(std::fs::File::open(FIXTURE).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        out.stdout,
+        std::fs::read(&gw).unwrap(),
+        "the same input gives the same bytes from a file or standard input"
+    );
+}
+
+#[test]
+fn damaged_streams_are_refused_with_a_clear_message_and_exit_code() {
+    let gw = tmp("dmg.gw");
+    ok(&["encode", FIXTURE, "-o", s(&gw), "--codec", "bf16+zstd", "--chunk-size", "4096", "-q"]);
+    let bytes = std::fs::read(&gw).unwrap();
+
+    let cut = tmp("cut.gw");
+    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let out = gradwire(&["verify", s(&cut)]);
+    assert_eq!(out.status.code(), Some(4), "truncated");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("truncated"));
+
+    let mut flipped = bytes.clone();
+    flipped[bytes.len() / 2] ^= 0x10;
+    let bad = tmp("flip.gw");
+    std::fs::write(&bad, &flipped).unwrap();
+    let out = gradwire(&["decode", s(&bad), "-o", s(&tmp("never.safetensors"))]);
+    assert_eq!(out.status.code(), Some(3), "corrupt");
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(msg.contains("checksum_body") && msg.contains("byte offset"), "{msg}");
+
+    let out = gradwire(&["encode", FIXTURE, "-o", s(&tmp("x.gw")), "--codec", "lz4"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("known codecs: bf16, f16, raw, zstd"));
+}
+
+#[test]
+fn salvage_recovers_every_intact_chunk_and_says_what_was_lost() {
+    let gw = tmp("salv.gw");
+    ok(&["encode", FIXTURE, "-o", s(&gw), "--codec", "raw", "--chunk-size", "4096", "-q", "--no-index"]);
+    let bytes = std::fs::read(&gw).unwrap();
+    let cut = tmp("salv-cut.gw");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let out_path = tmp("salv.safetensors");
+    let out = gradwire(&["decode", s(&cut), "-o", s(&out_path), "--salvage"]);
+    assert_eq!(out.status.code(), Some(4), "salvage still reports the damage");
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(msg.contains("chunks recovered") && msg.contains("lost"), "{msg}");
+    let original = load(Path::new(FIXTURE));
+    let salvaged = load(&out_path);
+    assert!(!salvaged.is_empty());
+    let mut intact_values = 0;
+    for (name, _, shape, data) in &salvaged {
+        let orig = &original.iter().find(|t| &t.0 == name).unwrap();
+        assert_eq!(&orig.2, shape);
+        for (o, g) in orig.3.chunks_exact(4).zip(data.chunks_exact(4)) {
+            let g = f32::from_le_bytes(g.try_into().unwrap());
+            if !g.is_nan() {
+                assert_eq!(o, &g.to_le_bytes()[..], "{name}: a recovered value differs");
+                intact_values += 1;
+            }
+        }
+    }
+    assert!(intact_values > 30_000, "half the stream holds most of the first tensors: {intact_values}");
+}
+
+#[test]
+fn inspect_codecs_and_verify_report() {
+    let gw = tmp("insp.gw");
+    ok(&[
+        "encode",
+        FIXTURE,
+        "-o",
+        s(&gw),
+        "--codec",
+        "f16+zstd:level=5",
+        "--round",
+        "3",
+        "--client",
+        "c0",
+        "--num-examples",
+        "64",
+        "-q",
+    ]);
+    let out = ok(&["inspect", s(&gw), "--json"]);
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["status"], "ok");
+    assert_eq!(j["metadata"]["fl.round"], 3);
+    assert_eq!(j["metadata"]["fl.client_id"], "c0");
+    assert_eq!(j["tensors"].as_array().unwrap().len(), 6);
+    assert_eq!(j["tensors"][0]["pipeline"], "f16+zstd:level=5");
+    let bpe = j["bits_per_entry"].as_f64().unwrap();
+    assert!(bpe > 8.0 && bpe < 16.5, "{bpe}");
+    let text = String::from_utf8(ok(&["inspect", s(&gw)]).stdout).unwrap();
+    assert!(text.contains("checksums: all verified"), "{text}");
+
+    let out = ok(&["codecs", "--json"]);
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = j.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["raw", "f16", "bf16", "zstd"]);
+
+    let out = ok(&["verify", s(&gw)]);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("OK:"));
+}
+
+#[test]
+fn demo_prints_a_row_per_codec() {
+    let out = ok(&["demo", "--min-time-ms", "1"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    for row in ["raw ", "raw+zstd", "f16 ", "f16+zstd", "bf16 ", "bf16+zstd"] {
+        assert!(text.lines().any(|l| l.starts_with(row)), "missing {row:?} in\n{text}");
+    }
+    let raw = text.lines().find(|l| l.starts_with("raw ")).unwrap();
+    let fields: Vec<&str> = raw.split_whitespace().collect();
+    let bpe: f64 = fields[1].parse().unwrap();
+    assert!((32.0..32.5).contains(&bpe), "raw costs 32 bits per entry plus the container: {bpe}");
+    assert_eq!(fields[3], "0.000e0", "raw is lossless");
+}

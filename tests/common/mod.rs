@@ -1,0 +1,142 @@
+//! Helpers shared by the integration tests: record-level surgery on streams (to build invalid
+//! vectors with valid checksums), a reader that returns one byte per call, and the canonical JSON
+//! summary of a decoded stream used by the golden vectors.
+
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
+
+use std::io::Read;
+
+use gradwire::format::{EndRecord, PREAMBLE_LEN, RECORD_HEADER_LEN, RecordHeader, crc32c, encode_record};
+use gradwire::ids::record;
+use gradwire::{DecodedStream, Value};
+use sha2::{Digest, Sha256};
+
+/// One record of a stream, as type and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rec {
+    pub rtype: u16,
+    pub body: Vec<u8>,
+}
+
+/// Splits a valid stream into its preamble and records (no checks beyond what is needed).
+pub fn split(bytes: &[u8]) -> ([u8; PREAMBLE_LEN], Vec<Rec>) {
+    let mut pre = [0u8; PREAMBLE_LEN];
+    pre.copy_from_slice(&bytes[..PREAMBLE_LEN]);
+    let mut pos = PREAMBLE_LEN;
+    let mut recs = Vec::new();
+    while pos < bytes.len() {
+        let h: [u8; RECORD_HEADER_LEN] = bytes[pos..pos + RECORD_HEADER_LEN].try_into().unwrap();
+        let h = RecordHeader::decode(&h, pos as u64).unwrap();
+        let start = pos + RECORD_HEADER_LEN;
+        recs.push(Rec { rtype: h.rtype, body: bytes[start..start + h.body_len as usize].to_vec() });
+        pos += h.total_len() as usize;
+    }
+    (pre, recs)
+}
+
+/// Serializes records with fresh sequence numbers and CRCs. When `fix_end` is set, the END body's
+/// record count, stream length and tensor count are recomputed and its index offset cleared.
+pub fn join(pre: &[u8; PREAMBLE_LEN], recs: &[Rec], fix_end: bool) -> Vec<u8> {
+    let mut out = pre.to_vec();
+    let n_tensors = recs.iter().filter(|r| r.rtype == record::TENSOR_BEGIN).count() as u32;
+    for (seq, r) in recs.iter().enumerate() {
+        let mut body = r.body.clone();
+        if fix_end && r.rtype == record::END {
+            let end = EndRecord { n_records: seq as u64, stream_len: out.len() as u64, index_offset: 0, n_tensors };
+            body = end.encode();
+        }
+        encode_record(r.rtype, seq as u32, &body, &mut out);
+    }
+    out
+}
+
+/// Rewrites the preamble's CRC after a change to bytes 0..12.
+pub fn fix_preamble_crc(bytes: &mut [u8]) {
+    let crc = crc32c(&bytes[..12]);
+    bytes[12..16].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// Rewrites the header CRC of the record at `offset` after a change to its first 28 bytes.
+pub fn fix_header_crc(bytes: &mut [u8], offset: usize) {
+    let crc = crc32c(&bytes[offset..offset + 28]);
+    bytes[offset + 28..offset + 32].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// A reader that returns at most one byte per `read` call.
+pub struct OneByte<'a>(pub &'a [u8]);
+
+impl Read for OneByte<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match (self.0.split_first(), buf.first_mut()) {
+            (Some((&b, rest)), Some(slot)) => {
+                *slot = b;
+                self.0 = rest;
+                Ok(1)
+            }
+            _ => Ok(0),
+        }
+    }
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Lower-case hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+/// Little-endian bytes of f32 values.
+pub fn le_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// Values shown as hex bit patterns in expected results (tensors up to this size).
+pub const MAX_LISTED_VALUES: usize = 64;
+
+/// The canonical JSON of a decoded stream: what another implementation must reproduce.
+pub fn summary(stream: &DecodedStream) -> serde_json::Value {
+    let metadata: serde_json::Map<String, serde_json::Value> = stream
+        .header
+        .metadata
+        .iter()
+        .map(|(k, v)| {
+            let j = match v {
+                Value::U64(x) => serde_json::json!({"u64": x}),
+                Value::I64(x) => serde_json::json!({"i64": x}),
+                Value::F64(x) => serde_json::json!({"f64_bits": format!("{:016x}", x.to_bits())}),
+                Value::Utf8(s) => serde_json::json!({"utf8": s}),
+                Value::Bytes(b) => {
+                    serde_json::json!({"bytes": hex(b)})
+                }
+            };
+            (k.to_owned(), j)
+        })
+        .collect();
+    let tensors: Vec<serde_json::Value> = stream
+        .tensors
+        .iter()
+        .map(|t| {
+            let d = &t.descriptor;
+            let mut j = serde_json::json!({
+                "name": d.name,
+                "dtype": d.dtype.name(),
+                "shape": d.shape,
+                "chunk_elements": d.chunk_elements,
+                "sha256": sha256_hex(&le_bytes(&t.values)),
+            });
+            if t.values.len() <= MAX_LISTED_VALUES {
+                j["values_hex"] = t.values.iter().map(|v| format!("{:08x}", v.to_bits())).collect();
+            }
+            j
+        })
+        .collect();
+    serde_json::json!({"seed": stream.header.seed, "metadata": metadata, "tensors": tensors})
+}

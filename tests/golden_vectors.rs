@@ -1,0 +1,802 @@
+//! Golden vectors (`spec/vectors/`): valid streams with their expected decoded content and
+//! invalid streams with their expected error code, listed in `spec/vectors/manifest.json`.
+//!
+//! Policy (as pcodec's compatibility assets): a vector is written once per format version, by
+//! running this test with `GRADWIRE_WRITE_VECTORS=1`, which writes only vectors that are missing
+//! and never overwrites one. The test fails if the bytes of a listed vector change, if a vector
+//! stops decoding to its expected result, or if a case below has no vector yet.
+//!
+//! Every valid vector also goes through every-prefix truncation and every-single-bit-flip sweeps:
+//! each mutation must give a typed error, never a panic and never a successful decode.
+
+#![allow(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{OneByte, Rec, fix_header_crc, fix_preamble_crc, join, sha256_hex, split, summary};
+use gradwire::format::{ChunkHeader, EndRecord, StageDescriptor, TensorDescriptor};
+use gradwire::ids::{codec, record};
+use gradwire::{
+    DType, ErrorCode, Event, Limits, Metadata, Reader, Registry, SeekableReader, StreamHeader, TensorSpec, Value,
+    Writer, WriterOptions,
+};
+
+fn vectors_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("spec/vectors")
+}
+
+struct Case {
+    id: &'static str,
+    description: &'static str,
+    /// `ok`, or the expected error code.
+    expect: &'static str,
+    build: fn(&Registry) -> Vec<u8>,
+}
+
+fn opts() -> WriterOptions {
+    WriterOptions::default().chunk_elements(4)
+}
+
+fn pipe(registry: &Registry, spec: &str) -> Vec<StageDescriptor> {
+    registry.parse_pipeline(spec).unwrap()
+}
+
+fn one_tensor(registry: &Registry, spec: &str, shape: &[u64], values: &[f32], options: WriterOptions) -> Vec<u8> {
+    let mut w = Writer::new(Vec::new(), registry, &StreamHeader::default(), options).unwrap();
+    w.write_tensor(TensorSpec::new("t", shape, pipe(registry, spec)), values).unwrap();
+    w.finish().unwrap()
+}
+
+/// Float values that exercise rounding and special cases.
+fn specials() -> Vec<f32> {
+    [
+        0x0000_0000u32, // +0
+        0x8000_0000,    // -0
+        0x3F80_0000,    // 1
+        0x3F80_8000,    // 1 + 2^-8: bf16 tie, rounds to even (down)
+        0x3F81_8000,    // 1 + 3*2^-8: bf16 tie, rounds to even (up)
+        0x3F80_1000,    // 1 + 2^-11: f16 tie, rounds to even (down)
+        0x3F80_3000,    // 1 + 3*2^-11: f16 tie, rounds to even (up)
+        0x7F7F_FFFF,    // f32::MAX: overflows both
+        0x477F_F000,    // 65520: f16 rounds up to infinity
+        0x477F_E000,    // 65504: f16 max
+        0x3380_0000,    // 2^-24: smallest f16 subnormal
+        0x3300_0000,    // 2^-25: f16 tie to zero
+        0x0000_0001,    // smallest f32 subnormal
+        0x7F80_0000,    // +inf
+        0xFF80_0000,    // -inf
+        0x7FC0_0000,    // quiet NaN
+        0x7F80_0001,    // signalling NaN, low payload
+        0xFFA0_2000,    // negative NaN with payload
+        0xC2F6_E979,    // -123.456
+        0x3DCC_CCCD,    // 0.1
+    ]
+    .into_iter()
+    .map(f32::from_bits)
+    .collect()
+}
+
+/// The small stream most invalid vectors are derived from: two tensors written interleaved,
+/// 4-element chunks, raw, no index (so END can be recomputed after surgery).
+fn base(registry: &Registry) -> Vec<u8> {
+    let mut w = Writer::new(Vec::new(), registry, &StreamHeader::default(), opts().write_index(false)).unwrap();
+    let a = w.begin_tensor(TensorSpec::new("a", &[10], pipe(registry, "raw"))).unwrap();
+    let b = w.begin_tensor(TensorSpec::new("b", &[3, 3], pipe(registry, "raw"))).unwrap();
+    let va: Vec<f32> = (0..10).map(|i| i as f32 * 0.5 - 2.0).collect();
+    let vb: Vec<f32> = (0..9).map(|i| (i as f32).exp2() * 1e-3).collect();
+    w.write_values(a, &va[..6]).unwrap();
+    w.write_values(b, &vb[..5]).unwrap();
+    w.write_values(a, &va[6..]).unwrap();
+    w.end_tensor(a).unwrap();
+    w.write_values(b, &vb[5..]).unwrap();
+    w.end_tensor(b).unwrap();
+    w.finish().unwrap()
+}
+
+fn record_offsets(bytes: &[u8]) -> Vec<usize> {
+    let (_, recs) = split(bytes);
+    let mut pos = 16;
+    recs.iter()
+        .map(|r| {
+            let at = pos;
+            pos += 32 + r.body.len() + (8 - r.body.len() % 8) % 8;
+            at
+        })
+        .collect()
+}
+
+/// Applies `f` to the records of `bytes` and reassembles them with valid CRCs and END.
+fn edit(bytes: &[u8], f: impl FnOnce(&mut Vec<Rec>)) -> Vec<u8> {
+    let (pre, mut recs) = split(bytes);
+    f(&mut recs);
+    join(&pre, &recs, true)
+}
+
+fn first(recs: &mut [Rec], rtype: u16) -> &mut Rec {
+    recs.iter_mut().find(|r| r.rtype == rtype).unwrap()
+}
+
+fn edit_descriptor(bytes: &[u8], f: impl FnOnce(&mut TensorDescriptor)) -> Vec<u8> {
+    edit(bytes, |recs| {
+        let r = first(recs, record::TENSOR_BEGIN);
+        let mut d = TensorDescriptor::decode(&r.body, 0, &Limits::default()).unwrap();
+        f(&mut d);
+        r.body = d.encode();
+    })
+}
+
+#[allow(clippy::too_many_lines, reason = "one entry per vector, a table")]
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            id: "valid-empty-stream",
+            description: "a stream with no tensors",
+            expect: "ok",
+            build: |r| {
+                Writer::new(Vec::new(), r, &StreamHeader::default(), WriterOptions::default())
+                    .unwrap()
+                    .finish()
+                    .unwrap()
+            },
+        },
+        Case {
+            id: "valid-raw-one-chunk",
+            description: "one 2x3 f32 tensor, raw, one chunk, with index",
+            expect: "ok",
+            build: |r| {
+                one_tensor(
+                    r,
+                    "raw",
+                    &[2, 3],
+                    &[1.0, -0.0, f32::INFINITY, f32::from_bits(0x7FC0_1234), 1e-40, -3.5],
+                    WriterOptions::default(),
+                )
+            },
+        },
+        Case {
+            id: "valid-raw-interleaved-multichunk",
+            description: "two tensors written interleaved, 4-element chunks, no index",
+            expect: "ok",
+            build: base,
+        },
+        Case {
+            id: "valid-raw-indexed-multichunk",
+            description: "two tensors, 4-element chunks, with index",
+            expect: "ok",
+            build: |r| {
+                let mut w = Writer::new(Vec::new(), r, &StreamHeader::default(), opts()).unwrap();
+                w.write_tensor(
+                    TensorSpec::new("x", &[9], pipe(r, "raw")),
+                    &(0..9).map(|i| i as f32).collect::<Vec<_>>(),
+                )
+                .unwrap();
+                w.write_tensor(TensorSpec::new("y", &[2, 2], pipe(r, "raw")), &[0.25, 0.5, 0.75, 1.0]).unwrap();
+                w.finish().unwrap()
+            },
+        },
+        Case {
+            id: "valid-metadata-and-skippable",
+            description: "FL metadata keys, a seed, a METADATA record and a private skippable record",
+            expect: "ok",
+            build: |r| {
+                let mut m = Metadata::new();
+                m.insert("fl.round", Value::U64(3)).unwrap();
+                m.insert("fl.client_id", Value::Utf8("client-7".into())).unwrap();
+                m.insert("fl.num_examples", Value::U64(640)).unwrap();
+                m.insert("fl.payload_kind", Value::Utf8("gradient".into())).unwrap();
+                m.insert("fl.base_model_digest", Value::Bytes(vec![0xAB; 8])).unwrap();
+                m.insert("lr", Value::F64(0.1)).unwrap();
+                m.insert("step", Value::I64(-1)).unwrap();
+                let header = StreamHeader { seed: 42, metadata: m, ..StreamHeader::default() };
+                let mut w = Writer::new(Vec::new(), r, &header, WriterOptions::default().write_index(false)).unwrap();
+                let mut extra = Metadata::new();
+                extra.insert("note", Value::Utf8("informational".into())).unwrap();
+                w.write_metadata(&extra).unwrap();
+                w.write_tensor(TensorSpec::new("g", &[3], pipe(r, "raw")), &[1.0, 2.0, 3.0]).unwrap();
+                let bytes = w.finish().unwrap();
+                edit(&bytes, |recs| recs.insert(2, Rec { rtype: 0xF123, body: b"private application data".to_vec() }))
+            },
+        },
+        Case {
+            id: "valid-f16-specials",
+            description: "f16 rounding: ties to even, overflow, subnormals, NaN payloads",
+            expect: "ok",
+            build: |r| {
+                let v = specials();
+                one_tensor(r, "f16", &[v.len() as u64], &v, WriterOptions::default())
+            },
+        },
+        Case {
+            id: "valid-bf16-specials",
+            description: "bf16 rounding: ties to even, overflow, subnormals, NaN payloads",
+            expect: "ok",
+            build: |r| {
+                let v = specials();
+                one_tensor(r, "bf16", &[v.len() as u64], &v, WriterOptions::default())
+            },
+        },
+        Case {
+            id: "valid-raw-zstd-multichunk",
+            description: "raw+zstd:level=3, three chunks of 128",
+            expect: "ok",
+            build: |r| {
+                let v: Vec<f32> = (0..300).map(|i| ((i as f32) * 0.05).sin() * 1e-2).collect();
+                one_tensor(r, "raw+zstd:level=3", &[300], &v, WriterOptions::default().chunk_elements(128))
+            },
+        },
+        Case {
+            id: "valid-bf16-zstd",
+            description: "bf16+zstd:level=1, two chunks",
+            expect: "ok",
+            build: |r| {
+                let v: Vec<f32> = (0..200).map(|i| ((i % 17) as f32 - 8.0) * 1e-3).collect();
+                one_tensor(r, "bf16+zstd:level=1", &[10, 20], &v, WriterOptions::default().chunk_elements(100))
+            },
+        },
+        Case {
+            id: "valid-decoded-crc",
+            description: "bf16 with the per-chunk CRC of decoded values",
+            expect: "ok",
+            build: |r| {
+                let v: Vec<f32> = (0..10).map(|i| i as f32 / 3.0).collect();
+                one_tensor(r, "bf16", &[10], &v, opts().decoded_checksums(true))
+            },
+        },
+        Case {
+            id: "valid-scalar-and-empty",
+            description: "a rank-0 tensor and a tensor with zero elements",
+            expect: "ok",
+            build: |r| {
+                let mut w = Writer::new(Vec::new(), r, &StreamHeader::default(), WriterOptions::default()).unwrap();
+                w.write_tensor(TensorSpec::new("scalar", &[], pipe(r, "raw")), &[7.5]).unwrap();
+                w.write_tensor(
+                    TensorSpec { dtype: DType::BF16, ..TensorSpec::new("empty", &[0, 5], pipe(r, "bf16")) },
+                    &[],
+                )
+                .unwrap();
+                w.finish().unwrap()
+            },
+        },
+        Case {
+            id: "invalid-bad-magic",
+            description: "second magic byte changed",
+            expect: "bad_magic",
+            build: |r| {
+                let mut b = base(r);
+                b[1] = b'X';
+                b
+            },
+        },
+        Case {
+            id: "invalid-checksum-preamble",
+            description: "minor version changed without fixing the preamble CRC",
+            expect: "checksum_preamble",
+            build: |r| {
+                let mut b = base(r);
+                b[9] ^= 1;
+                b
+            },
+        },
+        Case {
+            id: "invalid-unsupported-version",
+            description: "format major 2",
+            expect: "unsupported_version",
+            build: |r| {
+                let mut b = base(r);
+                b[8] = 2;
+                fix_preamble_crc(&mut b);
+                b
+            },
+        },
+        Case {
+            id: "invalid-preamble-reserved",
+            description: "nonzero reserved preamble byte",
+            expect: "reserved_nonzero",
+            build: |r| {
+                let mut b = base(r);
+                b[10] = 1;
+                fix_preamble_crc(&mut b);
+                b
+            },
+        },
+        Case {
+            id: "invalid-bad-sync",
+            description: "first record marker damaged",
+            expect: "bad_sync",
+            build: |r| {
+                let mut b = base(r);
+                b[16] = 0;
+                b
+            },
+        },
+        Case {
+            id: "invalid-checksum-header",
+            description: "a record header bit flipped",
+            expect: "checksum_header",
+            build: |r| {
+                let mut b = base(r);
+                let off = record_offsets(&b)[1];
+                b[off + 6] ^= 0x80;
+                b
+            },
+        },
+        Case {
+            id: "invalid-checksum-body",
+            description: "a chunk payload bit flipped",
+            expect: "checksum_body",
+            build: |r| {
+                let mut b = base(r);
+                let off = record_offsets(&b)[3];
+                b[off + 32 + 30] ^= 0x01;
+                b
+            },
+        },
+        Case {
+            id: "invalid-truncated",
+            description: "the END record cut off",
+            expect: "truncated",
+            build: |r| {
+                let mut b = base(r);
+                b.truncate(b.len() - 10);
+                b
+            },
+        },
+        Case {
+            id: "invalid-unknown-record",
+            description: "a non-skippable record of undefined type 0x0123",
+            expect: "unknown_record",
+            build: |r| edit(&base(r), |recs| recs.insert(1, Rec { rtype: 0x0123, body: vec![] })),
+        },
+        Case {
+            id: "invalid-sequence",
+            description: "a record's sequence number skips ahead",
+            expect: "sequence",
+            build: |r| {
+                let mut b = base(r);
+                let off = record_offsets(&b)[2];
+                b[off + 16] = 9;
+                fix_header_crc(&mut b, off);
+                b
+            },
+        },
+        Case {
+            id: "invalid-unsupported-feature",
+            description: "required feature bit 0 set",
+            expect: "unsupported_feature",
+            build: |r| edit(&base(r), |recs| first(recs, record::STREAM_HEADER).body[0] = 1),
+        },
+        Case {
+            id: "invalid-unsupported-codec",
+            description: "a pipeline naming undefined core codec 0xFE",
+            expect: "unsupported_codec",
+            build: |r| edit_descriptor(&base(r), |d| d.pipeline[0].codec_id = 0xFE),
+        },
+        Case {
+            id: "invalid-unsupported-codec-version",
+            description: "raw codec version 9",
+            expect: "unsupported_codec",
+            build: |r| edit_descriptor(&base(r), |d| d.pipeline[0].version = 9),
+        },
+        Case {
+            id: "invalid-unsupported-dtype",
+            description: "dtype code 9",
+            expect: "unsupported_dtype",
+            build: |r| edit(&base(r), |recs| first(recs, record::TENSOR_BEGIN).body[4] = 9),
+        },
+        Case {
+            id: "invalid-pipeline-two-array-to-bytes",
+            description: "pipeline raw+raw",
+            expect: "pipeline_invalid",
+            build: |r| edit_descriptor(&base(r), |d| d.pipeline.push(d.pipeline[0].clone())),
+        },
+        Case {
+            id: "invalid-pipeline-bytes-first",
+            description: "pipeline zstd+raw",
+            expect: "pipeline_invalid",
+            build: |r| {
+                edit_descriptor(&base(r), |d| {
+                    d.pipeline.insert(
+                        0,
+                        StageDescriptor {
+                            codec_id: codec::ZSTD,
+                            version: 1,
+                            params: 3i32.to_le_bytes().to_vec(),
+                            private_name: None,
+                        },
+                    );
+                })
+            },
+        },
+        Case {
+            id: "invalid-params",
+            description: "raw stage with a parameter byte",
+            expect: "invalid_params",
+            build: |r| edit_descriptor(&base(r), |d| d.pipeline[0].params = vec![1]),
+        },
+        Case {
+            id: "invalid-zstd-level",
+            description: "zstd stage with level 99",
+            expect: "invalid_params",
+            build: |r| {
+                let b = one_tensor(r, "raw+zstd", &[4], &[1.0; 4], WriterOptions::default().write_index(false));
+                edit_descriptor(&b, |d| d.pipeline[1].params = 99i32.to_le_bytes().to_vec())
+            },
+        },
+        Case {
+            id: "invalid-body-len-over-limit",
+            description: "a chunk record declaring a 1 TiB body",
+            expect: "limit_exceeded",
+            build: |r| {
+                let mut b = base(r);
+                let off = record_offsets(&b)[3];
+                b[off + 8..off + 16].copy_from_slice(&(1u64 << 40).to_le_bytes());
+                fix_header_crc(&mut b, off);
+                b
+            },
+        },
+        Case {
+            id: "invalid-rank-over-limit",
+            description: "a tensor of rank 40",
+            expect: "limit_exceeded",
+            build: |r| {
+                edit_descriptor(&base(r), |d| {
+                    d.shape = vec![1; 40];
+                    d.shape[0] = 10;
+                })
+            },
+        },
+        Case {
+            id: "invalid-shape-overflow",
+            description: "dimensions whose product overflows u64",
+            expect: "shape_overflow",
+            build: |r| edit_descriptor(&base(r), |d| d.shape = vec![u64::MAX, 2]),
+        },
+        Case {
+            id: "invalid-shape-mismatch",
+            description: "n_elements disagrees with the dimensions",
+            expect: "shape_overflow",
+            build: |r| edit_descriptor(&base(r), |d| d.n_elements = 11),
+        },
+        Case {
+            id: "invalid-duplicate-tensor",
+            description: "two tensors named a",
+            expect: "duplicate_tensor",
+            build: |r| {
+                edit(&base(r), |recs| {
+                    let r2 = recs.iter_mut().filter(|x| x.rtype == record::TENSOR_BEGIN).nth(1).unwrap();
+                    let mut d = TensorDescriptor::decode(&r2.body, 0, &Limits::default()).unwrap();
+                    d.name = "a".into();
+                    r2.body = d.encode();
+                })
+            },
+        },
+        Case {
+            id: "invalid-unknown-tensor",
+            description: "a chunk of tensor ID 7",
+            expect: "unknown_tensor",
+            build: |r| edit(&base(r), |recs| first(recs, record::CHUNK).body[0] = 7),
+        },
+        Case {
+            id: "invalid-chunk-gap",
+            description: "the first chunk of a tensor removed",
+            expect: "chunk_order",
+            build: |r| {
+                edit(&base(r), |recs| {
+                    let i = recs.iter().position(|x| x.rtype == record::CHUNK).unwrap();
+                    recs.remove(i);
+                })
+            },
+        },
+        Case {
+            id: "invalid-tensor-left-open",
+            description: "a TENSOR_END removed",
+            expect: "chunk_order",
+            build: |r| {
+                edit(&base(r), |recs| {
+                    let i = recs.iter().position(|x| x.rtype == record::TENSOR_END).unwrap();
+                    recs.remove(i);
+                })
+            },
+        },
+        Case {
+            id: "invalid-end-mismatch",
+            description: "END declares 5 tensors",
+            expect: "index_mismatch",
+            build: |r| {
+                let (pre, mut recs) = split(&base(r));
+                let end = first(&mut recs, record::END);
+                let mut e = EndRecord::decode(&end.body, 0).unwrap();
+                e.n_tensors = 5;
+                end.body = e.encode();
+                join(&pre, &recs, false)
+            },
+        },
+        Case {
+            id: "invalid-index-mismatch",
+            description: "an INDEX that lists one tensor of two",
+            expect: "index_mismatch",
+            build: |r| {
+                let (pre, mut recs) = split(&base(r));
+                let end_at = recs.len() - 1;
+                recs.insert(
+                    end_at,
+                    Rec {
+                        rtype: record::INDEX,
+                        body: gradwire::format::Index { tensors: vec![gradwire::format::IndexEntry::default()] }
+                            .encode(),
+                    },
+                );
+                join(&pre, &recs, false)
+            },
+        },
+        Case {
+            id: "invalid-codec-output-size",
+            description: "a raw chunk payload 4 bytes short",
+            expect: "codec_output_size",
+            build: |r| {
+                edit(&base(r), |recs| {
+                    let c = first(recs, record::CHUNK);
+                    c.body.truncate(c.body.len() - 4);
+                })
+            },
+        },
+        Case {
+            id: "invalid-codec-data",
+            description: "a zstd payload whose frame magic is damaged",
+            expect: "codec_data",
+            build: |r| {
+                let b = one_tensor(r, "raw+zstd", &[4], &[1.0; 4], WriterOptions::default().write_index(false));
+                edit(&b, |recs| first(recs, record::CHUNK).body[24] ^= 0xFF)
+            },
+        },
+        Case {
+            id: "invalid-checksum-decoded",
+            description: "a wrong CRC of decoded values",
+            expect: "checksum_decoded",
+            build: |r| {
+                let v: Vec<f32> = (0..10).map(|i| i as f32).collect();
+                let b = one_tensor(r, "bf16", &[10], &v, opts().decoded_checksums(true).write_index(false));
+                edit(&b, |recs| first(recs, record::CHUNK).body[16] ^= 1)
+            },
+        },
+        Case {
+            id: "invalid-malformed-name",
+            description: "a tensor name that is not UTF-8",
+            expect: "malformed",
+            build: |r| {
+                edit(&base(r), |recs| {
+                    let t = first(recs, record::TENSOR_BEGIN);
+                    let n = t.body.len();
+                    t.body[n - 9] = 0xFF; // the one-byte name sits before the 8-byte raw stage
+                })
+            },
+        },
+        Case {
+            id: "invalid-malformed-first-record",
+            description: "a stream whose first record is a TENSOR_END",
+            expect: "malformed",
+            build: |r| edit(&base(r), |recs| recs.insert(0, Rec { rtype: record::TENSOR_END, body: vec![0; 16] })),
+        },
+        Case {
+            id: "invalid-nonzero-padding",
+            description: "a nonzero byte in the padding after TENSOR_BEGIN",
+            expect: "nonzero_padding",
+            build: |r| {
+                let mut b = base(r);
+                let off = record_offsets(&b)[1];
+                let (_, recs) = split(&b);
+                let len = recs[1].body.len();
+                assert_ne!(len % 8, 0, "the descriptor body must need padding");
+                b[off + 32 + len] = 1;
+                b
+            },
+        },
+        Case {
+            id: "invalid-chunk-reserved",
+            description: "nonzero chunk_flags",
+            expect: "reserved_nonzero",
+            build: |r| edit(&base(r), |recs| first(recs, record::CHUNK).body[4] = 1),
+        },
+    ]
+}
+
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
+struct Entry {
+    id: String,
+    file: String,
+    description: String,
+    expect: String,
+    sha256: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    expected: Option<serde_json::Value>,
+}
+
+fn decode(registry: &Registry, bytes: &[u8]) -> Result<serde_json::Value, gradwire::Error> {
+    Reader::new(bytes, registry).read_all().map(|s| summary(&s))
+}
+
+fn manifest_path() -> PathBuf {
+    vectors_dir().join("manifest.json")
+}
+
+fn load_manifest() -> Vec<Entry> {
+    match std::fs::read_to_string(manifest_path()) {
+        Ok(text) => serde_json::from_str(&text).expect("manifest.json parses"),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Writes vectors that are missing; never touches an existing one.
+fn write_missing(registry: &Registry) {
+    let mut manifest = load_manifest();
+    std::fs::create_dir_all(vectors_dir()).unwrap();
+    for case in cases() {
+        if manifest.iter().any(|e| e.id == case.id) {
+            continue;
+        }
+        let file = format!("{}.gw", case.id);
+        let path = vectors_dir().join(&file);
+        assert!(!path.exists(), "{file} exists but is not in the manifest: fix by hand, never regenerate");
+        let bytes = (case.build)(registry);
+        let expected = match decode(registry, &bytes) {
+            Ok(summary) => {
+                assert_eq!(case.expect, "ok", "{}: decoded but should fail with {}", case.id, case.expect);
+                Some(summary)
+            }
+            Err(e) => {
+                assert_eq!(e.code().as_str(), case.expect, "{}: wrong error: {e}", case.id);
+                None
+            }
+        };
+        std::fs::write(&path, &bytes).unwrap();
+        manifest.push(Entry {
+            id: case.id.into(),
+            file,
+            description: case.description.into(),
+            expect: case.expect.into(),
+            sha256: sha256_hex(&bytes),
+            expected,
+        });
+    }
+    std::fs::write(manifest_path(), serde_json::to_string_pretty(&manifest).unwrap() + "\n").unwrap();
+}
+
+fn valid_vectors() -> Vec<(String, Vec<u8>)> {
+    let valid: Vec<_> = load_manifest()
+        .into_iter()
+        .filter(|e| e.expect == "ok")
+        .map(|e| (e.id, std::fs::read(vectors_dir().join(&e.file)).unwrap()))
+        .collect();
+    let cases = cases().iter().filter(|c| c.expect == "ok").count();
+    assert_eq!(valid.len(), cases, "every valid case needs its vector in spec/vectors");
+    valid
+}
+
+#[test]
+fn golden_vectors_are_unchanged_and_decode_as_expected() {
+    let registry = Registry::core();
+    if std::env::var_os("GRADWIRE_WRITE_VECTORS").is_some() {
+        write_missing(&registry);
+    }
+    let manifest = load_manifest();
+    for case in cases() {
+        assert!(
+            manifest.iter().any(|e| e.id == case.id),
+            "case {} has no vector: run `GRADWIRE_WRITE_VECTORS=1 cargo test --test golden_vectors` once",
+            case.id
+        );
+    }
+    let expected_codes: std::collections::HashSet<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    for e in &manifest {
+        let bytes = std::fs::read(vectors_dir().join(&e.file)).unwrap();
+        assert_eq!(sha256_hex(&bytes), e.sha256, "{}: golden bytes changed; vectors are never regenerated", e.id);
+        let whole = decode(&registry, &bytes);
+        let bytewise = Reader::new(OneByte(&bytes), &registry).read_all().map(|s| summary(&s));
+        assert_eq!(whole, bytewise, "{}: whole and byte-at-a-time reads differ", e.id);
+        match whole {
+            Ok(got) => {
+                assert_eq!(e.expect, "ok", "{}: decoded, expected {}", e.id, e.expect);
+                assert_eq!(Some(&got), e.expected.as_ref(), "{}: decoded content differs", e.id);
+            }
+            Err(err) => {
+                assert!(expected_codes.contains(e.expect.as_str()), "{}: unknown code {}", e.id, e.expect);
+                assert_eq!(err.code().as_str(), e.expect, "{}: {err}", e.id);
+            }
+        }
+    }
+}
+
+#[test]
+fn seekable_reader_agrees_with_streaming_reader_on_valid_vectors() {
+    let registry = Registry::core();
+    for (id, bytes) in valid_vectors() {
+        let stream = Reader::new(&bytes[..], &registry).read_all().unwrap();
+        let mut seek = SeekableReader::open(std::io::Cursor::new(&bytes), &registry, Limits::default()).unwrap();
+        for t in &stream.tensors {
+            let values = seek.read_tensor(t.descriptor.tensor_id).unwrap();
+            let a: Vec<u32> = values.iter().map(|v| v.to_bits()).collect();
+            let b: Vec<u32> = t.values.iter().map(|v| v.to_bits()).collect();
+            assert_eq!(a, b, "{id}: tensor {}", t.descriptor.name);
+        }
+    }
+}
+
+#[test]
+fn every_prefix_is_truncated_and_salvage_keeps_complete_chunks() {
+    let registry = Registry::core();
+    for (id, bytes) in valid_vectors() {
+        let chunk_ends: Vec<usize> = {
+            let (_, recs) = split(&bytes);
+            let mut pos = 16;
+            let mut ends = Vec::new();
+            for r in &recs {
+                pos += 32 + r.body.len() + (8 - r.body.len() % 8) % 8;
+                if r.rtype == record::CHUNK {
+                    ends.push(pos - (8 - r.body.len() % 8) % 8);
+                }
+            }
+            ends
+        };
+        for cut in 0..bytes.len() {
+            let mut reader = Reader::new(&bytes[..cut], &registry);
+            let mut chunks = 0;
+            let err = loop {
+                match reader.next_event() {
+                    Ok(Some(Event::Chunk(_))) => chunks += 1,
+                    Ok(Some(_)) => {}
+                    Ok(None) => panic!("{id}: prefix of {cut} bytes decoded as complete"),
+                    Err(e) => break e,
+                }
+            };
+            assert_eq!(err.code(), ErrorCode::Truncated, "{id} cut at {cut}: {err}");
+            let complete = chunk_ends.iter().filter(|&&end| end <= cut).count();
+            // A chunk counts once its body is complete; its padding may still be missing.
+            let with_padding = chunk_ends.iter().filter(|&&end| end + 8 <= cut).count();
+            assert!(
+                chunks >= with_padding.min(complete) && chunks <= complete,
+                "{id} cut at {cut}: {chunks} chunks, {complete} complete"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_single_bit_flip_is_an_error() {
+    let registry = Registry::core();
+    for (id, bytes) in valid_vectors() {
+        let mut flipped = bytes.clone();
+        for i in 0..bytes.len() {
+            for bit in 0..8 {
+                flipped[i] ^= 1 << bit;
+                let result = Reader::new(&flipped[..], &registry).read_all();
+                assert!(result.is_err(), "{id}: flipping bit {bit} of byte {i} went undetected");
+                flipped[i] ^= 1 << bit;
+            }
+        }
+    }
+}
+
+#[test]
+fn errors_say_where() {
+    let registry = Registry::core();
+    let mut b = base(&registry);
+    let off = record_offsets(&b)[3];
+    b[off + 40] ^= 1;
+    let err = Reader::new(&b[..], &registry).read_all().unwrap_err();
+    assert_eq!(err.code(), ErrorCode::ChecksumBody);
+    assert_eq!(err.location().record, Some(3));
+    assert_eq!(err.location().byte_offset, Some(off as u64));
+    let b = edit(&base(&registry), |recs| {
+        let c = first(recs, record::CHUNK);
+        let (h, _) = ChunkHeader::decode(&c.body, 0).unwrap();
+        assert_eq!(h.chunk_index, 0);
+        c.body.truncate(c.body.len() - 4);
+    });
+    let err = Reader::new(&b[..], &registry).read_all().unwrap_err();
+    assert_eq!(err.code(), ErrorCode::CodecOutputSize);
+    assert_eq!(err.location().tensor.as_deref(), Some("a"));
+    assert_eq!(err.location().chunk, Some(0));
+    assert!(err.to_string().contains("tensor \"a\", chunk 0"), "{err}");
+}
