@@ -152,6 +152,26 @@ mod tests {
     }
 
     #[test]
+    fn spec_test_vectors() {
+        // The values listed in spec/FORMAT.md §9.6 (printed by `--example rng_vectors`).
+        assert_eq!(mix64(1), 0x910a_2dec_8902_5cc1);
+        assert_eq!(fnv1a64(b"fc1.weight"), 0x0fc5_ab63_8962_69ed);
+        assert_eq!(chunk_seed(0, "fc1.weight", 0), 0xf131_7712_62dd_3e06);
+        assert_eq!(chunk_seed(42, "fc1.weight", 0), 0x8073_6970_3104_26de);
+        assert_eq!(chunk_seed(42, "fc1.weight", 1), 0xe02b_f1e1_632a_579e);
+        assert_eq!(chunk_seed(42, "fc2.bias", 7), 0x4beb_5646_83a9_d8fd);
+        let mut r = SeededRng::new(42);
+        let got: Vec<u64> = (0..4).map(|_| r.next_u64()).collect();
+        assert_eq!(got, [0x1578_0b2e_0c2e_c716, 0x6104_d986_6d11_3a7e, 0xae17_5332_39e4_99a1, 0xecb8_ad47_03b3_60a1]);
+        let mut r = SeededRng::new(42);
+        let below: Vec<u64> = (0..8).map(|_| r.next_below(10)).collect();
+        assert_eq!(below, [0, 3, 6, 9, 9, 7, 7, 8]);
+        let mut r = SeededRng::new(42);
+        let units: Vec<u32> = (0..3).map(|_| r.next_unit_f32().to_bits()).collect();
+        assert_eq!(units, [0x3dab_c058, 0x3ec2_09b2, 0x3f2e_1753]);
+    }
+
+    #[test]
     fn fnv1a64_matches_reference() {
         assert_eq!(fnv1a64(b""), 0xCBF2_9CE4_8422_2325);
         assert_eq!(fnv1a64(b"a"), 0xAF63_DC4C_8601_EC8C);
