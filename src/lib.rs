@@ -15,6 +15,11 @@
 
 #![forbid(unsafe_code)]
 
+/// The project README, compiled here so that its examples are tested.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub use gradwire_codec::*;
 
 /// Every codec this build knows: the core codecs plus all linked plugins.
