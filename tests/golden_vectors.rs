@@ -95,6 +95,15 @@ fn base(registry: &Registry) -> Vec<u8> {
     w.finish().unwrap()
 }
 
+/// Two tensors of 4-element chunks with an INDEX (the stream of `valid-raw-indexed-multichunk`).
+fn indexed(registry: &Registry) -> Vec<u8> {
+    let mut w = Writer::new(Vec::new(), registry, &StreamHeader::default(), opts()).unwrap();
+    w.write_tensor(TensorSpec::new("x", &[9], pipe(registry, "raw")), &(0..9).map(|i| i as f32).collect::<Vec<_>>())
+        .unwrap();
+    w.write_tensor(TensorSpec::new("y", &[2, 2], pipe(registry, "raw")), &[0.25, 0.5, 0.75, 1.0]).unwrap();
+    w.finish().unwrap()
+}
+
 fn record_offsets(bytes: &[u8]) -> Vec<usize> {
     let (_, recs) = split(bytes);
     let mut pos = 16;
@@ -165,16 +174,7 @@ fn cases() -> Vec<Case> {
             id: "valid-raw-indexed-multichunk",
             description: "two tensors, 4-element chunks, with index",
             expect: "ok",
-            build: |r| {
-                let mut w = Writer::new(Vec::new(), r, &StreamHeader::default(), opts()).unwrap();
-                w.write_tensor(
-                    TensorSpec::new("x", &[9], pipe(r, "raw")),
-                    &(0..9).map(|i| i as f32).collect::<Vec<_>>(),
-                )
-                .unwrap();
-                w.write_tensor(TensorSpec::new("y", &[2, 2], pipe(r, "raw")), &[0.25, 0.5, 0.75, 1.0]).unwrap();
-                w.finish().unwrap()
-            },
+            build: indexed,
         },
         Case {
             id: "valid-metadata-and-skippable",
@@ -257,6 +257,119 @@ fn cases() -> Vec<Case> {
                 )
                 .unwrap();
                 w.finish().unwrap()
+            },
+        },
+        Case {
+            id: "valid-f16-nan-payloads",
+            description: "f16 payloads with signalling and quiet NaNs of both signs decode exactly (no quiet bit added)",
+            expect: "ok",
+            build: |r| {
+                let b = one_tensor(r, "f16", &[4], &[0.0; 4], WriterOptions::default().write_index(false));
+                edit(&b, |recs| {
+                    let c = first(recs, record::CHUNK);
+                    c.body.truncate(24);
+                    for h in [0x7C01u16, 0xFC01, 0x7D55, 0xFE00] {
+                        c.body.extend_from_slice(&h.to_le_bytes());
+                    }
+                })
+            },
+        },
+        Case {
+            id: "valid-bf16-nan-payloads",
+            description: "bf16 payloads with signalling and quiet NaNs of both signs decode exactly (bits << 16)",
+            expect: "ok",
+            build: |r| {
+                let b = one_tensor(r, "bf16", &[4], &[0.0; 4], WriterOptions::default().write_index(false));
+                edit(&b, |recs| {
+                    let c = first(recs, record::CHUNK);
+                    c.body.truncate(24);
+                    for h in [0x7F81u16, 0xFF81, 0x7FAA, 0xFFC0] {
+                        c.body.extend_from_slice(&h.to_le_bytes());
+                    }
+                })
+            },
+        },
+        Case {
+            id: "valid-zero-dim-after-large-dims",
+            description: "dims [2^63, 2, 0]: any zero dimension makes the product 0, even after a partial product that overflows",
+            expect: "ok",
+            build: |r| {
+                let mut w = Writer::new(Vec::new(), r, &StreamHeader::default(), WriterOptions::default()).unwrap();
+                w.write_tensor(TensorSpec::new("z", &[1 << 63, 2, 0], pipe(r, "raw")), &[]).unwrap();
+                w.finish().unwrap()
+            },
+        },
+        Case {
+            id: "invalid-short-not-gradwire",
+            description: "five bytes of text",
+            expect: "bad_magic",
+            build: |_| b"hello".to_vec(),
+        },
+        Case {
+            id: "invalid-short-preamble",
+            description: "the first 10 bytes of a stream",
+            expect: "truncated",
+            build: |r| base(r)[..10].to_vec(),
+        },
+        Case {
+            id: "invalid-sequence-before-length",
+            description: "a wrong sequence number on a record that also declares a 1 TiB body: the sequence is checked first",
+            expect: "sequence",
+            build: |r| {
+                let mut b = base(r);
+                let off = record_offsets(&b)[3];
+                b[off + 16] = 9;
+                b[off + 8..off + 16].copy_from_slice(&(1u64 << 40).to_le_bytes());
+                fix_header_crc(&mut b, off);
+                b
+            },
+        },
+        Case {
+            id: "invalid-tensor-bytes-overflow",
+            description: "n_elements 2^63, whose size in bytes overflows",
+            expect: "limit_exceeded",
+            build: |r| {
+                edit_descriptor(&base(r), |d| {
+                    d.shape = vec![1 << 63];
+                    d.n_elements = 1 << 63;
+                })
+            },
+        },
+        Case {
+            id: "invalid-decoded-crc-without-flag",
+            description: "a nonzero decoded_crc32c in a tensor without DECODED_CRC, on a payload that is also too short: the reserved field is checked first",
+            expect: "reserved_nonzero",
+            build: |r| {
+                edit(&base(r), |recs| {
+                    let c = first(recs, record::CHUNK);
+                    c.body[16] = 1;
+                    c.body.truncate(c.body.len() - 4);
+                })
+            },
+        },
+        Case {
+            id: "invalid-index-wrong-offsets",
+            description: "an INDEX with the right tensor count but a wrong chunk offset",
+            expect: "index_mismatch",
+            build: |r| {
+                let (pre, mut recs) = split(&indexed(r));
+                let index = first(&mut recs, record::INDEX);
+                let mut i = gradwire::format::Index::decode(&index.body, 0, &Limits::default()).unwrap();
+                i.tensors[0].chunk_offsets[1] += 8;
+                index.body = i.encode();
+                join(&pre, &recs, false)
+            },
+        },
+        Case {
+            id: "invalid-second-index",
+            description: "a correct INDEX followed by a copy of it",
+            expect: "index_mismatch",
+            build: |r| {
+                let (pre, mut recs) = split(&indexed(r));
+                let at = recs.iter().position(|x| x.rtype == record::INDEX).unwrap();
+                let copy = recs[at].clone();
+                recs.insert(at + 1, copy);
+                join(&pre, &recs, false)
             },
         },
         Case {
@@ -799,4 +912,35 @@ fn errors_say_where() {
     assert_eq!(err.location().tensor.as_deref(), Some("a"));
     assert_eq!(err.location().chunk, Some(0));
     assert!(err.to_string().contains("tensor \"a\", chunk 0"), "{err}");
+}
+
+#[test]
+fn random_access_refuses_invalid_vectors_it_can_see() {
+    let registry = Registry::core();
+    // Damage a random-access reader meets when opening a file (preamble, header, END, INDEX,
+    // descriptors) must be refused with the same code as streaming; damage inside chunks it has
+    // not read yet is found when a chunk is read. Nothing may panic.
+    let same_code_on_open = [
+        "bad_magic",
+        "checksum_preamble",
+        "unsupported_version",
+        "unsupported_feature",
+        "unsupported_codec",
+        "unsupported_dtype",
+        "pipeline_invalid",
+        "invalid_params",
+        "shape_overflow",
+    ];
+    for e in load_manifest().into_iter().filter(|e| e.expect != "ok") {
+        let bytes = std::fs::read(vectors_dir().join(&e.file)).unwrap();
+        let result =
+            SeekableReader::open(std::io::Cursor::new(&bytes), &registry, Limits::default()).and_then(|mut r| {
+                let ids: Vec<u32> = r.tensors().map(|t| t.tensor_id).collect();
+                ids.into_iter().try_for_each(|id| r.read_tensor(id).map(drop))
+            });
+        if same_code_on_open.contains(&e.expect.as_str()) || e.expect == "truncated" {
+            let err = result.expect_err(&e.id);
+            assert_eq!(err.code().as_str(), e.expect, "{}: {err}", e.id);
+        }
+    }
 }

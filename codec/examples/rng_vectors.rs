@@ -9,7 +9,9 @@ fn main() {
     println!("splitmix64 from state 0: {}", sm.join(", "));
     println!("mix64(0) = 0x{:016x}, mix64(1) = 0x{:016x}", mix64(0), mix64(1));
     println!("fnv1a64(\"fc1.weight\") = 0x{:016x}", fnv1a64(b"fc1.weight"));
-    for (seed, name, chunk) in [(0u64, "fc1.weight", 0u64), (42, "fc1.weight", 0), (42, "fc1.weight", 1), (42, "fc2.bias", 7)] {
+    for (seed, name, chunk) in
+        [(0u64, "fc1.weight", 0u64), (42, "fc1.weight", 0), (42, "fc1.weight", 1), (42, "fc2.bias", 7)]
+    {
         println!("chunk_seed({seed}, {name:?}, {chunk}) = 0x{:016x}", chunk_seed(seed, name, chunk));
     }
     let mut r = SeededRng::new(42);

@@ -17,11 +17,12 @@ use crate::error::{Error, ErrorCode, Result};
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Largest record body accepted (checked after the header CRC, before allocation).
+    /// Largest CHUNK, INDEX, private or unknown record body (checked after the header CRC and
+    /// sequence number, before allocation).
     pub max_record_body: u64,
     /// Largest decoded chunk, in bytes of f32 (`chunk_elements * 4`).
     pub max_chunk_decoded: u64,
-    /// Largest STREAM_HEADER, TENSOR_BEGIN, METADATA or INDEX body.
+    /// Largest STREAM_HEADER, TENSOR_BEGIN or METADATA body (INDEX counts as a record body).
     pub max_header_body: u64,
     /// Most tensors in one stream.
     pub max_tensors: u64,

@@ -170,14 +170,6 @@ impl CodecFactory for StaticFactory {
     }
 }
 
-fn valid_name(name: &str) -> bool {
-    let b = name.as_bytes();
-    !b.is_empty()
-        && b.len() <= 255
-        && b[0].is_ascii_lowercase()
-        && b.iter().all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'.' | b'-'))
-}
-
 impl Registry {
     /// A registry with no codecs.
     #[must_use]
@@ -225,7 +217,7 @@ impl Registry {
     pub fn register(&mut self, factory: Arc<dyn CodecFactory>) -> Result<()> {
         let d = *factory.descriptor();
         let bad = |msg: String| Err(Error::new(ErrorCode::InvalidArgument, msg));
-        if !valid_name(d.name) {
+        if !crate::format::is_valid_codec_name(d.name) {
             return bad(format!("codec name {:?} does not match ^[a-z][a-z0-9_.-]*$", d.name));
         }
         if d.id == 0 || d.id == u32::MAX {

@@ -5,7 +5,7 @@
 //! where available). Behaviour at the edges, as specified in `spec/CODECS.md` §2-§3 and checked
 //! against an independent reference in `tests/`: overflow rounds to infinity, f16 subnormals are
 //! produced, NaN keeps its sign, gets the quiet bit and keeps the top mantissa bits.
-//! Decoding is exact (every 16-bit value is an f32).
+//! Decoding is exact (every 16-bit value is an f32, NaN payloads included, signalling or not).
 
 use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
@@ -41,6 +41,14 @@ impl Half for f16 {
     }
     fn to_f32_slice(src: &[Self], dst: &mut [f32]) {
         src.convert_to_f32_slice(dst);
+        // Hardware conversion quiets signalling NaNs; the spec widens every NaN exactly
+        // (sign, exponent all ones, mantissa << 13), so NaNs are redone bit by bit.
+        for (d, h) in dst.iter_mut().zip(src) {
+            let bits = h.to_bits();
+            if bits & 0x7C00 == 0x7C00 && bits & 0x03FF != 0 {
+                *d = f32::from_bits((u32::from(bits & 0x8000) << 16) | 0x7F80_0000 | (u32::from(bits & 0x03FF) << 13));
+            }
+        }
     }
 }
 
@@ -56,7 +64,10 @@ impl Half for bf16 {
         dst.convert_from_f32_slice(src);
     }
     fn to_f32_slice(src: &[Self], dst: &mut [f32]) {
-        src.convert_to_f32_slice(dst);
+        // The spec's decode, `bits << 16`, exactly (the crate's conversion quiets signalling NaNs).
+        for (d, h) in dst.iter_mut().zip(src) {
+            *d = f32::from_bits(u32::from(h.to_bits()) << 16);
+        }
     }
 }
 
@@ -147,5 +158,29 @@ impl<H: Half> ArrayToBytes for HalfStage<H> {
             H::to_f32_slice(block, dst);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode_bits<H: Half>(bits: &[u16]) -> Vec<u32> {
+        let src: Vec<H> = bits.iter().map(|&b| H::from_bits(b)).collect();
+        let mut out = vec![0f32; src.len()];
+        H::to_f32_slice(&src, &mut out);
+        out.iter().map(|v| v.to_bits()).collect()
+    }
+
+    #[test]
+    fn signalling_nans_decode_exactly() {
+        assert_eq!(
+            decode_bits::<f16>(&[0x7C01, 0xFC01, 0x7E00, 0x7C00, 0x0001]),
+            [0x7F80_2000, 0xFF80_2000, 0x7FC0_0000, 0x7F80_0000, 0x3380_0000]
+        );
+        assert_eq!(
+            decode_bits::<bf16>(&[0x7F81, 0xFF81, 0x7FC0, 0x0001]),
+            [0x7F81_0000, 0xFF81_0000, 0x7FC0_0000, 0x0001_0000]
+        );
     }
 }

@@ -118,10 +118,8 @@ impl BytesToBytes for ZstdStage {
             .and_then(|mut d| d.decompress_to_buffer(input, out))
             .map_err(|e| data_error(format!("zstd decompression failed: {e}")))?;
         if written as u64 != content {
-            return Err(Error::new(
-                ErrorCode::CodecOutputSize,
-                format!("zstd frame produced {written} bytes but declared {content}"),
-            ));
+            // libzstd itself refuses such frames; kept so no path can return a short buffer.
+            return Err(data_error(format!("zstd frame produced {written} bytes but declared {content}")));
         }
         Ok(())
     }

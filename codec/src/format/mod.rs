@@ -11,5 +11,5 @@ pub use framing::{ALIGN, PREAMBLE_LEN, Preamble, RECORD_HEADER_LEN, RecordHeader
 pub use metadata::{Metadata, Value};
 pub use records::{
     CHUNK_HEADER_LEN, ChunkHeader, DType, END_BODY_LEN, EndRecord, Index, IndexEntry, StageDescriptor, StreamHeader,
-    TensorDescriptor, TensorEnd,
+    TensorDescriptor, TensorEnd, is_valid_codec_name, shape_product,
 };

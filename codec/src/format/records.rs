@@ -66,6 +66,23 @@ impl DType {
     }
 }
 
+/// The number of elements of a shape: 0 if any dimension is 0, otherwise the product computed
+/// left to right with overflow checks (`None` on overflow).
+#[must_use]
+pub fn shape_product(shape: &[u64]) -> Option<u64> {
+    if shape.contains(&0) { Some(0) } else { shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d)) }
+}
+
+/// Whether `name` is a valid codec name (`^[a-z][a-z0-9_.-]*$`, at most 255 bytes).
+#[must_use]
+pub fn is_valid_codec_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 255
+        && b[0].is_ascii_lowercase()
+        && b.iter().all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'.' | b'-'))
+}
+
 /// Body of STREAM_HEADER.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StreamHeader {
@@ -203,7 +220,7 @@ impl TensorDescriptor {
         ensure(!self.name.contains('\0'), ErrorCode::Malformed, || {
             format!("tensor name {:?} contains NUL", self.name)
         })?;
-        let product = self.shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
+        let product = shape_product(&self.shape);
         ensure(product == Some(self.n_elements), ErrorCode::ShapeOverflow, || {
             format!(
                 "shape {:?} has product {} but n_elements is {}",
@@ -212,10 +229,9 @@ impl TensorDescriptor {
                 self.n_elements
             )
         })?;
-        let bytes = self
-            .n_elements
-            .checked_mul(4)
-            .ok_or_else(|| Error::new(ErrorCode::ShapeOverflow, "n_elements * 4 overflows"))?;
+        let bytes = self.n_elements.checked_mul(4).ok_or_else(|| {
+            Error::new(ErrorCode::LimitExceeded, format!("a tensor of {} elements is too large", self.n_elements))
+        })?;
         Limits::check(bytes, limits.max_tensor_bytes, "tensor size in bytes of f32")?;
         ensure(self.chunk_elements > 0, ErrorCode::Malformed, || "chunk_elements must be positive".into())?;
         Limits::check(self.chunk_elements.saturating_mul(4), limits.max_chunk_decoded, "decoded chunk size in bytes")?;
@@ -232,6 +248,11 @@ impl TensorDescriptor {
             ensure(codec::is_private(s.codec_id) == s.private_name.is_some(), ErrorCode::Malformed, || {
                 "private codec IDs, and only they, carry a name".into()
             })?;
+            if let Some(name) = &s.private_name {
+                ensure(is_valid_codec_name(name) && name.contains('.'), ErrorCode::Malformed, || {
+                    format!("private codec name {name:?} is not a vendor.codec name")
+                })?;
+            }
         }
         Ok(())
     }

@@ -73,6 +73,12 @@ impl TensorCodec {
     pub fn decode_chunk(&self, header: &ChunkHeader, payload: &[u8]) -> Result<Vec<f32>> {
         let d = &self.descriptor;
         let locate = |e: Error| e.in_tensor(d.name.clone()).in_chunk(header.chunk_index);
+        if !d.has_decoded_crc() && header.decoded_crc != 0 {
+            return Err(locate(Error::new(
+                ErrorCode::ReservedNonzero,
+                "decoded_crc32c must be zero when the tensor does not set DECODED_CRC",
+            )));
+        }
         let len = d.chunk_len(header.chunk_index) as usize;
         let mut values = vec![0f32; len];
         self.pipeline.decode_chunk(payload, &self.context(header.chunk_index), &mut values).map_err(locate)?;
@@ -84,11 +90,6 @@ impl TensorCodec {
                     format!("stored 0x{:08x}, computed 0x{crc:08x}", header.decoded_crc),
                 )));
             }
-        } else if header.decoded_crc != 0 {
-            return Err(locate(Error::new(
-                ErrorCode::ReservedNonzero,
-                "decoded_crc32c must be zero when the tensor does not set DECODED_CRC",
-            )));
         }
         Ok(values)
     }

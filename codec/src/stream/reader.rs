@@ -13,11 +13,9 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::chunk::TensorCodec;
-use super::record_io::{RawRecord, read_exact_or_eof, read_record};
+use super::record_io::{RawRecord, read_preamble, read_record};
 use crate::error::{Error, ErrorCode, Result};
-use crate::format::{
-    ChunkHeader, EndRecord, Index, Metadata, PREAMBLE_LEN, Preamble, StreamHeader, TensorDescriptor, TensorEnd,
-};
+use crate::format::{ChunkHeader, EndRecord, Index, Metadata, PREAMBLE_LEN, StreamHeader, TensorDescriptor, TensorEnd};
 use crate::ids::record;
 use crate::limits::Limits;
 use crate::registry::Registry;
@@ -102,6 +100,27 @@ struct OpenTensor {
     next_chunk: u64,
 }
 
+/// Where a tensor's records were, kept in O(1) per tensor so an INDEX can be checked exactly
+/// without storing every chunk offset: the TENSOR_BEGIN offset, the chunk count, and a CRC32C of
+/// the chunk record offsets (u64 little-endian, in chunk order).
+#[derive(Debug, Clone, Copy, Default)]
+struct TensorTrace {
+    begin_offset: u64,
+    chunks: u64,
+    offsets_crc: u32,
+}
+
+impl TensorTrace {
+    fn of_index_entry(e: &crate::format::IndexEntry) -> TensorTrace {
+        let offsets_crc = e.chunk_offsets.iter().fold(0, |crc, o| crc32c::crc32c_append(crc, &o.to_le_bytes()));
+        TensorTrace { begin_offset: e.begin_offset, chunks: e.chunk_offsets.len() as u64, offsets_crc }
+    }
+
+    fn same_as(&self, other: &TensorTrace) -> bool {
+        (self.begin_offset, self.chunks, self.offsets_crc) == (other.begin_offset, other.chunks, other.offsets_crc)
+    }
+}
+
 struct ChunkJob {
     codec: TensorCodec,
     header: ChunkHeader,
@@ -164,6 +183,7 @@ pub struct Reader<'r, R: Read> {
     names: HashSet<String>,
     open: BTreeMap<u32, OpenTensor>,
     index_offset: Option<u64>,
+    traces: Vec<TensorTrace>,
     queue: VecDeque<Result<Event>>,
     pending: Option<Result<Step>>,
     failed: Option<Error>,
@@ -194,6 +214,7 @@ impl<'r, R: Read> Reader<'r, R> {
             names: HashSet::new(),
             open: BTreeMap::new(),
             index_offset: None,
+            traces: Vec::new(),
             queue: VecDeque::new(),
             pending: None,
             failed: None,
@@ -274,29 +295,20 @@ impl<'r, R: Read> Reader<'r, R> {
     fn next_step(&mut self) -> Result<Step> {
         if !self.started {
             self.started = true;
-            let mut bytes = [0u8; PREAMBLE_LEN];
-            if !read_exact_or_eof(&mut self.input, &mut bytes, 0, "the preamble")? {
-                return Err(Error::new(ErrorCode::Truncated, "the stream is empty").at_offset(0));
-            }
+            read_preamble(&mut self.input)?;
             self.pos = PREAMBLE_LEN as u64;
-            Preamble::decode(&bytes)?;
         }
         let offset = self.pos;
-        let raw = read_record(&mut self.input, offset, &self.options.limits, true)?.ok_or_else(|| {
+        let seq = u32::try_from(self.seq).map_err(|_| {
+            Error::new(ErrorCode::LimitExceeded, "a stream holds at most 2^32 records").at_offset(offset)
+        })?;
+        let raw = read_record(&mut self.input, offset, &self.options.limits, true, Some(seq))?.ok_or_else(|| {
             Error::new(ErrorCode::Truncated, format!("stream ended after {} records without an END record", self.seq))
                 .at_offset(offset)
         })?;
         self.pos += raw.header.total_len();
-        let seq = self.seq;
-        if u64::from(raw.header.seq) != seq {
-            return Err(Error::new(
-                ErrorCode::Sequence,
-                format!("record sequence number {} where {seq} was expected", raw.header.seq),
-            )
-            .at_offset(offset));
-        }
         self.seq += 1;
-        self.interpret(raw).map_err(|e| e.at_record(seq).at_offset(offset))
+        self.interpret(raw).map_err(|e| e.at_record(u64::from(seq)).at_offset(offset))
     }
 
     #[allow(clippy::too_many_lines, reason = "one arm per record type, each short; splitting hides the dispatch")]
@@ -331,6 +343,9 @@ impl<'r, R: Read> Reader<'r, R> {
                         ),
                     )));
                 }
+                if self.index_offset.is_some() {
+                    return Err(locate(Error::new(ErrorCode::IndexMismatch, "a TENSOR_BEGIN after the INDEX")));
+                }
                 if self.names.contains(&d.name) {
                     return Err(locate(Error::new(
                         ErrorCode::DuplicateTensor,
@@ -346,6 +361,7 @@ impl<'r, R: Read> Reader<'r, R> {
                 }
                 self.n_tensors += 1;
                 self.names.insert(d.name.clone());
+                self.traces.push(TensorTrace { begin_offset: raw.offset, ..TensorTrace::default() });
                 let d = Arc::new(d);
                 let codec =
                     TensorCodec { descriptor: Arc::clone(&d), pipeline: Arc::new(pipeline), stream_seed: self.seed };
@@ -374,6 +390,10 @@ impl<'r, R: Read> Reader<'r, R> {
                     .in_tensor(d.name.clone()));
                 }
                 t.next_chunk += 1;
+                if let Some(trace) = self.traces.get_mut(header.tensor_id as usize) {
+                    trace.chunks += 1;
+                    trace.offsets_crc = crc32c::crc32c_append(trace.offsets_crc, &raw.offset.to_le_bytes());
+                }
                 let job = ChunkJob {
                     codec: t.codec.clone(),
                     header,
@@ -415,12 +435,31 @@ impl<'r, R: Read> Reader<'r, R> {
             }
             record::METADATA => Event::Metadata(Metadata::decode(&raw.body, base)?),
             record::INDEX => {
+                let mismatch = |msg: String| Err(Error::new(ErrorCode::IndexMismatch, msg));
+                if self.index_offset.is_some() {
+                    return mismatch("a second INDEX record".into());
+                }
+                if let Some(t) = self.open.values().next() {
+                    return mismatch(format!("an INDEX while tensor {:?} is still open", t.codec.descriptor.name));
+                }
                 let index = Index::decode(&raw.body, base, &limits)?;
                 if index.tensors.len() != self.n_tensors as usize {
-                    return Err(Error::new(
-                        ErrorCode::IndexMismatch,
-                        format!("INDEX lists {} tensors, the stream has {}", index.tensors.len(), self.n_tensors),
+                    return mismatch(format!(
+                        "INDEX lists {} tensors, the stream has {}",
+                        index.tensors.len(),
+                        self.n_tensors
                     ));
+                }
+                for (id, (entry, seen)) in index.tensors.iter().zip(&self.traces).enumerate() {
+                    if !TensorTrace::of_index_entry(entry).same_as(seen) {
+                        return mismatch(format!(
+                            "INDEX entry {id} (TENSOR_BEGIN at {}, {} chunks) does not list the records read (TENSOR_BEGIN at {}, {} chunks)",
+                            entry.begin_offset,
+                            entry.chunk_offsets.len(),
+                            seen.begin_offset,
+                            seen.chunks
+                        ));
+                    }
                 }
                 self.index_offset = Some(raw.offset);
                 Event::Skipped { rtype, offset: raw.offset, body_len: raw.header.body_len }

@@ -5,7 +5,8 @@
 use std::io::Read;
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::format::{RECORD_HEADER_LEN, RecordHeader, records::END_BODY_LEN};
+use crate::format::{PREAMBLE_LEN, Preamble, RECORD_HEADER_LEN, RecordHeader, records::END_BODY_LEN};
+use crate::ids::MAGIC;
 use crate::ids::record;
 use crate::limits::Limits;
 
@@ -53,6 +54,35 @@ pub(crate) fn read_exact_or_eof(r: &mut impl Read, buf: &mut [u8], offset: u64, 
     Ok(true)
 }
 
+/// Reads and checks the 16-byte preamble. A source shorter than that is `bad_magic` if the bytes
+/// present already differ from the magic, `truncated` otherwise (FORMAT.md §3).
+///
+/// # Errors
+/// [`ErrorCode::BadMagic`], [`ErrorCode::Truncated`], [`ErrorCode::ChecksumPreamble`],
+/// [`ErrorCode::UnsupportedVersion`], [`ErrorCode::ReservedNonzero`], [`ErrorCode::Io`].
+pub fn read_preamble(r: &mut impl Read) -> Result<Preamble> {
+    let mut bytes = [0u8; PREAMBLE_LEN];
+    let mut got = 0;
+    while got < PREAMBLE_LEN {
+        match r.read(&mut bytes[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::from_io(&e, "the preamble").at_offset(got as u64)),
+        }
+    }
+    if got < PREAMBLE_LEN {
+        let n = got.min(MAGIC.len());
+        if bytes[..n] != MAGIC[..n] {
+            return Err(Error::new(ErrorCode::BadMagic, format!("found {:02x?}, not the gradwire magic", &bytes[..n]))
+                .at_offset(0));
+        }
+        return Err(Error::new(ErrorCode::Truncated, format!("stream ended inside the preamble ({got} of 16 bytes)"))
+            .at_offset(got as u64));
+    }
+    Preamble::decode(&bytes)
+}
+
 /// The largest body a record of type `rtype` may have under `limits`.
 #[must_use]
 pub fn body_limit(rtype: u16, limits: &Limits) -> u64 {
@@ -66,18 +96,36 @@ pub fn body_limit(rtype: u16, limits: &Limits) -> u64 {
 
 /// Reads the record at `offset`. Returns `Ok(None)` when the source ends exactly at a record
 /// boundary (the caller decides whether that is truncation). With `keep_body == false` the body is
-/// streamed through the CRC and dropped.
+/// streamed through the CRC and dropped. With `expected_seq`, the sequence number is checked right
+/// after the header CRC, before the body length (FORMAT.md §4 step 2).
 ///
 /// # Errors
 /// Framing errors ([`ErrorCode::BadSync`], [`ErrorCode::ChecksumHeader`],
 /// [`ErrorCode::ReservedNonzero`], [`ErrorCode::LimitExceeded`], [`ErrorCode::Truncated`],
-/// [`ErrorCode::ChecksumBody`], [`ErrorCode::NonzeroPadding`]) located at the record.
-pub fn read_record(r: &mut impl Read, offset: u64, limits: &Limits, keep_body: bool) -> Result<Option<RawRecord>> {
+/// [`ErrorCode::ChecksumBody`], [`ErrorCode::NonzeroPadding`], [`ErrorCode::Sequence`]) located
+/// at the record.
+pub fn read_record(
+    r: &mut impl Read,
+    offset: u64,
+    limits: &Limits,
+    keep_body: bool,
+    expected_seq: Option<u32>,
+) -> Result<Option<RawRecord>> {
     let mut hbytes = [0u8; RECORD_HEADER_LEN];
     if !read_exact_or_eof(r, &mut hbytes, offset, "a record header")? {
         return Ok(None);
     }
     let header = RecordHeader::decode(&hbytes, offset)?;
+    if let Some(seq) = expected_seq
+        && header.seq != seq
+    {
+        return Err(Error::new(
+            ErrorCode::Sequence,
+            format!("record sequence number {} where {seq} was expected", header.seq),
+        )
+        .at_record(u64::from(seq))
+        .at_offset(offset));
+    }
     let locate = |e: Error| e.at_record(u64::from(header.seq)).at_offset(offset);
     Limits::check(
         header.body_len,

@@ -10,10 +10,10 @@ use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
 
 use super::chunk::TensorCodec;
-use super::record_io::{RawRecord, read_record};
+use super::record_io::{RawRecord, body_limit, read_preamble, read_record};
 use crate::error::{Error, ErrorCode, Result};
 use crate::format::{
-    ChunkHeader, END_BODY_LEN, EndRecord, Index, IndexEntry, PREAMBLE_LEN, Preamble, RECORD_HEADER_LEN, RecordHeader,
+    ChunkHeader, END_BODY_LEN, EndRecord, Index, IndexEntry, PREAMBLE_LEN, RECORD_HEADER_LEN, RecordHeader,
     StreamHeader, TensorDescriptor,
 };
 use crate::ids::record;
@@ -56,10 +56,8 @@ impl<R: Read + Seek> SeekableReader<R> {
     pub fn open(mut input: R, registry: &Registry, limits: Limits) -> Result<Self> {
         let io = |what: &'static str| move |e: std::io::Error| Error::from_io(&e, what);
         input.seek(SeekFrom::Start(0)).map_err(io("seeking to the start"))?;
-        let mut pre = [0u8; PREAMBLE_LEN];
-        input.read_exact(&mut pre).map_err(io("the preamble"))?;
-        Preamble::decode(&pre)?;
-        let first = read_record(&mut input, PREAMBLE_LEN as u64, &limits, true)?
+        read_preamble(&mut input)?;
+        let first = read_record(&mut input, PREAMBLE_LEN as u64, &limits, true, Some(0))?
             .ok_or_else(|| Error::new(ErrorCode::Truncated, "no stream header").at_offset(PREAMBLE_LEN as u64))?;
         if first.header.rtype != record::STREAM_HEADER || first.header.seq != 0 {
             return Err(Error::new(ErrorCode::Malformed, "the first record is not STREAM_HEADER")
@@ -72,12 +70,20 @@ impl<R: Read + Seek> SeekableReader<R> {
         let end_offset = len.checked_sub(end_len).filter(|&o| o >= PREAMBLE_LEN as u64).ok_or_else(|| {
             Error::new(ErrorCode::Truncated, format!("{len} bytes cannot hold a stream with its END record"))
         })?;
-        let end_rec = Self::record_at(&mut input, end_offset, &limits)?;
-        if end_rec.header.rtype != record::END {
-            return Err(
-                Error::new(ErrorCode::Truncated, "the last 64 bytes are not an END record").at_offset(end_offset)
-            );
-        }
+        // Whatever is wrong with the last 64 bytes, the END record is missing: the file is cut.
+        let end_rec = match Self::record_at(&mut input, end_offset, &limits) {
+            Ok(rec) if rec.header.rtype == record::END => rec,
+            Err(e) if e.code() == ErrorCode::Io => return Err(e),
+            Ok(_) => {
+                return Err(
+                    Error::new(ErrorCode::Truncated, "the last 64 bytes are not an END record").at_offset(end_offset)
+                );
+            }
+            Err(e) => {
+                return Err(Error::new(ErrorCode::Truncated, format!("no END record in the last 64 bytes ({e})"))
+                    .at_offset(end_offset));
+            }
+        };
         let end = EndRecord::decode(&end_rec.body, end_rec.body_offset())?;
         if end.stream_len != end_offset || end.n_records != u64::from(end_rec.header.seq) {
             return Err(Error::new(
@@ -98,7 +104,7 @@ impl<R: Read + Seek> SeekableReader<R> {
                     format!("END points at an INDEX at {} outside the stream", end.index_offset),
                 ));
             }
-            let rec = Self::record_at(&mut input, end.index_offset, &limits)?;
+            let rec = Self::indexed_record(&mut input, end.index_offset, &limits)?;
             if rec.header.rtype != record::INDEX {
                 return Err(Error::new(
                     ErrorCode::IndexMismatch,
@@ -118,7 +124,7 @@ impl<R: Read + Seek> SeekableReader<R> {
         }
         let mut tensors = Vec::with_capacity(index.tensors.len());
         for (i, entry) in index.tensors.iter().enumerate() {
-            let rec = Self::record_at(&mut input, entry.begin_offset, &limits)?;
+            let rec = Self::indexed_record(&mut input, entry.begin_offset, &limits)?;
             if rec.header.rtype != record::TENSOR_BEGIN {
                 return Err(Error::new(
                     ErrorCode::IndexMismatch,
@@ -151,20 +157,43 @@ impl<R: Read + Seek> SeekableReader<R> {
 
     fn record_at(input: &mut R, offset: u64, limits: &Limits) -> Result<RawRecord> {
         input.seek(SeekFrom::Start(offset)).map_err(|e| Error::from_io(&e, "seeking to a record").at_offset(offset))?;
-        read_record(input, offset, limits, true)?
+        read_record(input, offset, limits, true, None)?
             .ok_or_else(|| Error::new(ErrorCode::Truncated, "no record at this offset").at_offset(offset))
     }
 
-    /// Builds the index by walking record headers (bodies are skipped, not read).
+    /// Reads a record the index (or END) points at: a record header that fails its checks there
+    /// means the pointer is wrong (`index_mismatch`); a valid header with a damaged body is the
+    /// record's own damage (`checksum_body`, `nonzero_padding`).
+    fn indexed_record(input: &mut R, offset: u64, limits: &Limits) -> Result<RawRecord> {
+        Self::record_at(input, offset, limits).map_err(|e| match e.code() {
+            ErrorCode::ChecksumBody | ErrorCode::NonzeroPadding | ErrorCode::Io => e,
+            _ => {
+                Error::new(ErrorCode::IndexMismatch, format!("no valid record where the index points: {}", e.detail()))
+                    .at_offset(offset)
+            }
+        })
+    }
+
+    /// Builds the index by walking record headers (bodies are skipped, not read), checking each
+    /// header, its sequence number, its type and its body length against the limits.
     fn scan(input: &mut R, end_offset: u64, limits: &Limits) -> Result<Index> {
         let mut index = Index::default();
         let mut offset = PREAMBLE_LEN as u64;
+        let mut seq = 0u32;
         while offset < end_offset {
             input.seek(SeekFrom::Start(offset)).map_err(|e| Error::from_io(&e, "seeking").at_offset(offset))?;
             let mut h = [0u8; RECORD_HEADER_LEN];
             input.read_exact(&mut h).map_err(|e| Error::from_io(&e, "a record header").at_offset(offset))?;
             let header = RecordHeader::decode(&h, offset)?;
-            Limits::check(header.body_len, limits.max_record_body, "record body length")
+            if header.seq != seq {
+                return Err(Error::new(
+                    ErrorCode::Sequence,
+                    format!("record sequence number {} where {seq} was expected", header.seq),
+                )
+                .at_offset(offset));
+            }
+            seq = seq.wrapping_add(1);
+            Limits::check(header.body_len, body_limit(header.rtype, limits), "record body length")
                 .map_err(|e| e.at_offset(offset))?;
             match header.rtype {
                 record::TENSOR_BEGIN => {
@@ -181,7 +210,17 @@ impl<R: Read + Seek> SeekableReader<R> {
                     })?;
                     t.chunk_offsets.push(offset);
                 }
-                _ => {}
+                record::STREAM_HEADER | record::TENSOR_END | record::END => {}
+                other if header.is_skippable() => {
+                    let _ = other;
+                }
+                other => {
+                    return Err(Error::new(
+                        ErrorCode::UnknownRecord,
+                        format!("record type 0x{other:04x} is not defined and not skippable"),
+                    )
+                    .at_offset(offset));
+                }
             }
             offset = offset
                 .checked_add(header.total_len())
@@ -227,20 +266,16 @@ impl<R: Read + Seek> SeekableReader<R> {
             *self.index.tensors[tensor_id as usize].chunk_offsets.get(chunk_index as usize).ok_or_else(|| {
                 Error::new(ErrorCode::InvalidArgument, format!("tensor {name:?} has no chunk {chunk_index}"))
             })?;
-        let rec = Self::record_at(&mut self.input, offset, &self.limits)
-            .map_err(|e| e.in_tensor(name.clone()).in_chunk(chunk_index))?;
-        let (header, payload) = ChunkHeader::decode(&rec.body, rec.body_offset())?;
-        if rec.header.rtype != record::CHUNK || header.tensor_id != tensor_id || header.chunk_index != chunk_index {
-            return Err(Error::new(
-                ErrorCode::IndexMismatch,
-                format!(
-                    "index points at record type 0x{:04x} (tensor {}, chunk {})",
-                    rec.header.rtype, header.tensor_id, header.chunk_index
-                ),
-            )
-            .in_tensor(name)
-            .in_chunk(chunk_index)
-            .at_offset(offset));
+        let locate = |e: Error| e.in_tensor(name.clone()).in_chunk(chunk_index).at_offset(offset);
+        let rec = Self::indexed_record(&mut self.input, offset, &self.limits).map_err(locate)?;
+        if rec.header.rtype != record::CHUNK {
+            let msg = format!("the index points at record type 0x{:04x}, not CHUNK", rec.header.rtype);
+            return Err(locate(Error::new(ErrorCode::IndexMismatch, msg)));
+        }
+        let (header, payload) = ChunkHeader::decode(&rec.body, rec.body_offset()).map_err(locate)?;
+        if header.tensor_id != tensor_id || header.chunk_index != chunk_index {
+            let msg = format!("the index points at chunk {} of tensor ID {}", header.chunk_index, header.tensor_id);
+            return Err(locate(Error::new(ErrorCode::IndexMismatch, msg)));
         }
         codec.decode_chunk(&header, payload).map_err(|e| e.at_offset(offset))
     }

@@ -245,10 +245,7 @@ impl<'r, W: Write> Writer<'r, W> {
         }
         Limits::check(self.open.len() as u64 + 1, limits.max_open_tensors, "open tensors").map_err(invalid)?;
         Limits::check(self.index.len() as u64 + 1, limits.max_tensors, "tensors").map_err(invalid)?;
-        let n_elements = spec
-            .shape
-            .iter()
-            .try_fold(1u64, |a, &d| a.checked_mul(d))
+        let n_elements = crate::format::shape_product(&spec.shape)
             .ok_or_else(|| Error::new(ErrorCode::InvalidArgument, format!("shape {:?} overflows", spec.shape)))?;
         let descriptor = TensorDescriptor {
             tensor_id: self.index.len() as u32,
@@ -401,7 +398,7 @@ impl<'r, W: Write> Writer<'r, W> {
     /// As [`Writer::begin_tensor`], [`Writer::write_values`] and [`Writer::end_tensor`];
     /// [`ErrorCode::InvalidArgument`] when `values` does not match the shape.
     pub fn write_tensor(&mut self, spec: TensorSpec, values: &[f32]) -> Result<TensorId> {
-        let expected = spec.shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d));
+        let expected = crate::format::shape_product(&spec.shape);
         if expected != Some(values.len() as u64) {
             return Err(Error::new(
                 ErrorCode::InvalidArgument,

@@ -1,0 +1,147 @@
+//! One harness for every gradwire fuzz target, with three oracles:
+//!
+//! 1. no panic, no unbounded allocation: every input is decoded under tight [`Limits`];
+//! 2. the same result whether the input arrives whole or one byte at a time;
+//! 3. round trip: encoding then decoding returns the values (bit for bit for lossless pipelines,
+//!    the specified rounding for f16/bf16).
+//!
+//! Inputs that fail their checksums stop at the first record, so [`fix_crcs`] repairs every CRC
+//! a mutated stream's framing allows, letting the fuzzer reach record and codec parsing.
+
+use std::io::{Cursor, Read};
+
+use gradwire::format::crc32c;
+use gradwire::{DType, Limits, Reader, Registry, SeekableReader, StreamHeader, TensorSpec, Writer, WriterOptions};
+
+/// Small limits, so that a fuzzer finds allocation bugs instead of exhausting memory.
+#[must_use]
+pub fn tight_limits() -> Limits {
+    Limits {
+        max_record_body: 1 << 20,
+        max_chunk_decoded: 1 << 18,
+        max_header_body: 1 << 16,
+        max_tensors: 64,
+        max_open_tensors: 8,
+        max_rank: 8,
+        max_name_len: 64,
+        max_stages: 4,
+        max_param_len: 64,
+        max_tensor_bytes: 1 << 22,
+    }
+}
+
+struct OneByte<'a>(&'a [u8]);
+
+impl Read for OneByte<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match (self.0.split_first(), buf.first_mut()) {
+            (Some((&b, rest)), Some(slot)) => {
+                *slot = b;
+                self.0 = rest;
+                Ok(1)
+            }
+            _ => Ok(0),
+        }
+    }
+}
+
+/// What a decode produced, comparable across runs (values by bits).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Outcome {
+    tensors: Vec<(String, Vec<u64>, Vec<u32>)>,
+    error: Option<String>,
+}
+
+fn outcome(reader: Reader<'_, impl Read>) -> Outcome {
+    let (stream, error) = reader.read_all_salvage();
+    Outcome {
+        tensors: stream
+            .tensors
+            .iter()
+            .map(|t| (t.descriptor.name.clone(), t.descriptor.shape.clone(), t.values.iter().map(|v| v.to_bits()).collect()))
+            .collect(),
+        error: error.map(|e| e.to_string()),
+    }
+}
+
+/// Oracles 1 and 2 on arbitrary bytes.
+pub fn decode_whole_and_bytewise(data: &[u8]) {
+    let registry = Registry::core();
+    let options = gradwire::ReaderOptions::default().limits(tight_limits());
+    let whole = outcome(Reader::with_options(data, &registry, options));
+    let bytewise = outcome(Reader::with_options(OneByte(data), &registry, options));
+    assert_eq!(whole, bytewise, "whole and byte-at-a-time reads differ");
+}
+
+/// Random access must never panic, and must agree with the streaming reader on valid streams.
+pub fn seekable_agrees(data: &[u8]) {
+    let registry = Registry::core();
+    let limits = tight_limits();
+    let streamed = Reader::with_options(data, &registry, gradwire::ReaderOptions::default().limits(limits)).read_all();
+    let Ok(mut seek) = SeekableReader::open(Cursor::new(data), &registry, limits) else {
+        assert!(streamed.is_err() || streamed.is_ok_and(|s| s.end.is_some()), "opening failed");
+        return;
+    };
+    let n = seek.tensors().count() as u32;
+    for id in 0..n {
+        let values = seek.read_tensor(id);
+        if let Ok(stream) = &streamed {
+            let got: Vec<u32> = values.expect("a valid stream's tensor").iter().map(|v| v.to_bits()).collect();
+            let want: Vec<u32> = stream.tensors[id as usize].values.iter().map(|v| v.to_bits()).collect();
+            assert_eq!(got, want, "random access disagrees with streaming");
+        }
+    }
+}
+
+/// Repairs the preamble CRC and, record by record while the framing holds, body and header CRCs.
+pub fn fix_crcs(data: &mut [u8]) {
+    if data.len() < 16 {
+        return;
+    }
+    let crc = crc32c(&data[..12]);
+    data[12..16].copy_from_slice(&crc.to_le_bytes());
+    let mut pos = 16usize;
+    while pos + 32 <= data.len() {
+        let body_len = u64::from_le_bytes(data[pos + 8..pos + 16].try_into().unwrap_or_default());
+        let Some(end) = usize::try_from(body_len).ok().and_then(|l| pos.checked_add(32)?.checked_add(l)) else { break };
+        if end <= data.len() {
+            let crc = crc32c(&data[pos + 32..end]);
+            data[pos + 20..pos + 24].copy_from_slice(&crc.to_le_bytes());
+        }
+        let crc = crc32c(&data[pos..pos + 28]);
+        data[pos + 28..pos + 32].copy_from_slice(&crc.to_le_bytes());
+        let padded = end.saturating_add((8 - end % 8) % 8);
+        if end > data.len() {
+            break;
+        }
+        pos = padded;
+    }
+}
+
+const PIPELINES: &[&str] = &["raw", "f16", "bf16", "raw+zstd:level=1", "bf16+zstd:level=-3"];
+
+/// Oracle 3: the first byte picks a pipeline, the next two a chunk size, the rest are f32 values.
+pub fn roundtrip(data: &[u8]) {
+    let [p, c0, c1, rest @ ..] = data else { return };
+    let spec = PIPELINES[usize::from(*p) % PIPELINES.len()];
+    let chunk = u64::from(u16::from_le_bytes([*c0, *c1])).max(1);
+    let values: Vec<f32> = rest.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let registry = Registry::core();
+    let mut w = Writer::new(Vec::new(), &registry, &StreamHeader::default(), WriterOptions::default().chunk_elements(chunk))
+        .expect("header");
+    let pipeline = registry.parse_pipeline(spec).expect("pipeline");
+    let spec_t = TensorSpec { dtype: DType::F32, ..TensorSpec::new("x", &[values.len() as u64], pipeline) };
+    w.write_tensor(spec_t, &values).expect("encode");
+    let bytes = w.finish().expect("finish");
+    let decoded = Reader::new(&bytes[..], &registry).read_all().expect("decode own output");
+    let got: Vec<u32> = decoded.tensors[0].values.iter().map(|v| v.to_bits()).collect();
+    let want: Vec<u32> = values
+        .iter()
+        .map(|&v| match spec.split('+').next() {
+            Some("f16") => half::f16::from_f32(v).to_f32().to_bits(),
+            Some("bf16") => half::bf16::from_f32(v).to_f32().to_bits(),
+            _ => v.to_bits(),
+        })
+        .collect();
+    assert_eq!(got, want, "round trip through {spec} changed values");
+}
