@@ -806,7 +806,7 @@ fn golden_vectors_are_unchanged_and_decode_as_expected() {
         let bytes = std::fs::read(vectors_dir().join(&e.file)).unwrap();
         assert_eq!(sha256_hex(&bytes), e.sha256, "{}: golden bytes changed; vectors are never regenerated", e.id);
         let whole = decode(&registry, &bytes);
-        let bytewise = Reader::new(OneByte(&bytes), &registry).read_all().map(|s| summary(&s));
+        let bytewise = Reader::new(OneByte::new(&bytes), &registry).read_all().map(|s| summary(&s));
         assert_eq!(whole, bytewise, "{}: whole and byte-at-a-time reads differ", e.id);
         match whole {
             Ok(got) => {

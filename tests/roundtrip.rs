@@ -187,7 +187,7 @@ proptest! {
         let bytes = write(&registry, &cases, &schedule, 1, index);
         prop_assert_eq!(&bytes, &write(&registry, &cases, &schedule, 2, index), "two encoding threads changed the bytes");
         let whole = Reader::new(&bytes[..], &registry).read_all().unwrap();
-        let bytewise = Reader::new(OneByte(&bytes), &registry).read_all().unwrap();
+        let bytewise = Reader::new(OneByte::new(&bytes), &registry).read_all().unwrap();
         let parallel = Reader::with_options(&bytes[..], &registry, ReaderOptions::default().threads(2)).read_all().unwrap();
         prop_assert_eq!(whole.tensors.len(), cases.len());
         let mut seek = SeekableReader::open(std::io::Cursor::new(&bytes), &registry, Limits::default()).unwrap();

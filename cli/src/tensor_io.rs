@@ -24,6 +24,20 @@ pub struct NamedTensor {
     pub values: Vec<f32>,
 }
 
+impl NamedTensor {
+    /// The writer's description of this tensor with the given pipeline (default chunk size).
+    #[must_use]
+    pub fn spec(&self, pipeline: &[gradwire::StageDescriptor]) -> gradwire::TensorSpec {
+        gradwire::TensorSpec {
+            name: self.name.clone(),
+            dtype: self.dtype,
+            shape: self.shape.clone(),
+            pipeline: pipeline.to_vec(),
+            chunk_elements: None,
+        }
+    }
+}
+
 /// Which container a file is, from its first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {

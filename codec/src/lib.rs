@@ -36,6 +36,7 @@ pub mod registry;
 pub mod rng;
 pub mod stage;
 pub mod stream;
+pub mod testing;
 
 pub use error::{Error, ErrorCode, Fault, Location, Result};
 pub use format::{DType, Metadata, StageDescriptor, StreamHeader, TensorDescriptor, Value};

@@ -11,6 +11,7 @@
 use std::io::{Cursor, Read};
 
 use gradwire::format::crc32c;
+use gradwire::testing::OneByteReader;
 use gradwire::{DType, Limits, Reader, Registry, SeekableReader, StreamHeader, TensorSpec, Writer, WriterOptions};
 
 /// Small limits, so that a fuzzer finds allocation bugs instead of exhausting memory.
@@ -27,21 +28,6 @@ pub fn tight_limits() -> Limits {
         max_stages: 4,
         max_param_len: 64,
         max_tensor_bytes: 1 << 22,
-    }
-}
-
-struct OneByte<'a>(&'a [u8]);
-
-impl Read for OneByte<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match (self.0.split_first(), buf.first_mut()) {
-            (Some((&b, rest)), Some(slot)) => {
-                *slot = b;
-                self.0 = rest;
-                Ok(1)
-            }
-            _ => Ok(0),
-        }
     }
 }
 
@@ -69,7 +55,7 @@ pub fn decode_whole_and_bytewise(data: &[u8]) {
     let registry = Registry::core();
     let options = gradwire::ReaderOptions::default().limits(tight_limits());
     let whole = outcome(Reader::with_options(data, &registry, options));
-    let bytewise = outcome(Reader::with_options(OneByte(data), &registry, options));
+    let bytewise = outcome(Reader::with_options(OneByteReader::new(data), &registry, options));
     assert_eq!(whole, bytewise, "whole and byte-at-a-time reads differ");
 }
 

@@ -5,8 +5,6 @@
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 #![allow(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
 
-use std::io::Read;
-
 use gradwire::format::{EndRecord, PREAMBLE_LEN, RECORD_HEADER_LEN, RecordHeader, crc32c, encode_record};
 use gradwire::ids::record;
 use gradwire::{DecodedStream, Value};
@@ -63,21 +61,7 @@ pub fn fix_header_crc(bytes: &mut [u8], offset: usize) {
     bytes[offset + 28..offset + 32].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// A reader that returns at most one byte per `read` call.
-pub struct OneByte<'a>(pub &'a [u8]);
-
-impl Read for OneByte<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match (self.0.split_first(), buf.first_mut()) {
-            (Some((&b, rest)), Some(slot)) => {
-                *slot = b;
-                self.0 = rest;
-                Ok(1)
-            }
-            _ => Ok(0),
-        }
-    }
-}
+pub use gradwire::testing::OneByteReader as OneByte;
 
 /// Lower-case hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use clap::Args;
-use gradwire::{Reader, ReaderOptions, Registry, StageKind, StreamHeader, TensorSpec, Writer, WriterOptions};
+use gradwire::{Reader, ReaderOptions, Registry, StageKind, StreamHeader, Writer, WriterOptions};
 
 use crate::GlobalArgs;
 use crate::tensor_io::{NamedTensor, read_tensors};
@@ -50,13 +50,7 @@ fn encode_all(registry: &Registry, tensors: &[NamedTensor], spec: &str, threads:
     let sink = Vec::with_capacity(raw_bytes + raw_bytes / 64 + 4096);
     let mut w = Writer::new(sink, registry, &header, WriterOptions::default().threads(threads))?;
     for t in tensors {
-        let spec = TensorSpec {
-            name: t.name.clone(),
-            dtype: t.dtype,
-            shape: t.shape.clone(),
-            pipeline: pipeline.clone(),
-            chunk_elements: None,
-        };
+        let spec = t.spec(&pipeline);
         w.write_tensor(spec, &t.values)?;
     }
     Ok(w.finish()?)

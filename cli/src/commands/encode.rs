@@ -4,7 +4,7 @@ use std::io::{BufWriter, Write};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use gradwire::{Metadata, StreamHeader, TensorSpec, Value, Writer, WriterOptions};
+use gradwire::{Metadata, StreamHeader, Value, Writer, WriterOptions};
 
 use crate::GlobalArgs;
 use crate::progress::values_bar;
@@ -80,13 +80,7 @@ pub fn run(args: &EncodeArgs, g: GlobalArgs) -> Result<()> {
     let bar = values_bar(total, g.quiet, "encoding");
     let mut writer = Writer::new(BufWriter::with_capacity(1 << 20, sink), &registry, &header, options)?;
     for t in &tensors {
-        let spec = TensorSpec {
-            name: t.name.clone(),
-            dtype: t.dtype,
-            shape: t.shape.clone(),
-            pipeline: pipeline.clone(),
-            chunk_elements: None,
-        };
+        let spec = t.spec(&pipeline);
         let id = writer.begin_tensor(spec).with_context(|| format!("tensor {:?}", t.name))?;
         for piece in t.values.chunks(step) {
             writer.write_values(id, piece)?;
