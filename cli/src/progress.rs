@@ -23,3 +23,22 @@ pub fn values_bar(total: u64, quiet: bool, what: &str) -> ProgressBar {
     bar.set_message(what.to_owned());
     bar
 }
+
+/// Streams smaller than this many bytes finish too fast for a bar to help.
+const MIN_BYTES_FOR_BAR: u64 = 32 << 20;
+
+/// A bar counting bytes read from a file of `total` bytes, or a hidden one.
+pub fn bytes_bar(total: u64, quiet: bool, what: &str) -> ProgressBar {
+    if quiet || total < MIN_BYTES_FOR_BAR || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    let style = ProgressStyle::with_template(
+        "{msg} [{bar:40}] {binary_bytes}/{binary_total_bytes} ({binary_bytes_per_sec}, {eta})",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_message(what.to_owned());
+    bar
+}

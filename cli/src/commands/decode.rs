@@ -28,14 +28,17 @@ pub struct DecodeArgs {
     pub keep_dtype: bool,
 }
 
-/// Opens a file or standard input for streaming reads.
-pub fn open_input(path: &str) -> Result<Box<dyn std::io::Read>> {
-    Ok(if path == "-" {
-        Box::new(std::io::stdin().lock())
-    } else {
-        let file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("opening {path}: {e}"))?;
-        Box::new(std::io::BufReader::with_capacity(1 << 20, file))
-    })
+/// Opens a file or standard input for streaming reads, with a progress bar for large files.
+/// Call `finish_and_clear` on the returned bar when done.
+pub fn open_input(path: &str, quiet: bool, what: &str) -> Result<(Box<dyn std::io::Read>, indicatif::ProgressBar)> {
+    if path == "-" {
+        return Ok((Box::new(std::io::stdin().lock()), indicatif::ProgressBar::hidden()));
+    }
+    let file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("opening {path}: {e}"))?;
+    let len = file.metadata().map_or(0, |m| m.len());
+    let bar = crate::progress::bytes_bar(len, quiet, what);
+    let reader = bar.wrap_read(std::io::BufReader::with_capacity(1 << 20, file));
+    Ok((Box::new(reader), bar))
 }
 
 /// Runs `gradwire decode`.
@@ -43,8 +46,10 @@ pub fn run(args: &DecodeArgs, g: GlobalArgs) -> Result<()> {
     let kind = if args.output == "-" { OutputKind::Safetensors } else { OutputKind::from_path(&args.output)? };
     let registry = gradwire::registry()?;
     let options = ReaderOptions::default().threads(g.threads_or_all());
-    let reader = Reader::with_options(open_input(&args.input)?, &registry, options);
+    let (input, bar) = open_input(&args.input, g.quiet, "decoding")?;
+    let reader = Reader::with_options(input, &registry, options);
     let (stream, error) = reader.read_all_salvage();
+    bar.finish_and_clear();
     if let Some(e) = &error
         && !args.salvage
     {

@@ -38,7 +38,8 @@ impl TensorStats {
 pub fn run(args: &InspectArgs, g: GlobalArgs) -> Result<()> {
     let registry = gradwire::registry()?;
     let options = ReaderOptions::default().threads(g.threads_or_all());
-    let mut reader = Reader::with_options(open_input(&args.input)?, &registry, options);
+    let (input, bar) = open_input(&args.input, g.quiet, "inspecting")?;
+    let mut reader = Reader::with_options(input, &registry, options);
     let mut header = None;
     let mut tensors: Vec<TensorStats> = Vec::new();
     let mut end = None;
@@ -64,6 +65,7 @@ pub fn run(args: &InspectArgs, g: GlobalArgs) -> Result<()> {
             Err(e) => break Some(e),
         }
     };
+    bar.finish_and_clear();
     let bytes = reader.position();
     let values: u64 = tensors.iter().map(|t| t.descriptor.n_elements).sum();
     let payload: u64 = tensors.iter().map(|t| t.payload).sum();

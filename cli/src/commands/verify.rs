@@ -19,18 +19,23 @@ pub struct VerifyArgs {
 pub fn run(args: &VerifyArgs, g: GlobalArgs) -> Result<()> {
     let registry = gradwire::registry()?;
     let options = ReaderOptions::default().threads(g.threads_or_all());
-    let mut reader = Reader::with_options(open_input(&args.input)?, &registry, options);
+    let (input, bar) = open_input(&args.input, g.quiet, "verifying")?;
+    let mut reader = Reader::with_options(input, &registry, options);
     let (mut tensors, mut chunks, mut values) = (0u64, 0u64, 0u64);
-    while let Some(event) = reader.next_event()? {
-        match event {
-            Event::TensorBegin(_) => tensors += 1,
-            Event::Chunk(c) => {
+    let result = loop {
+        match reader.next_event() {
+            Ok(None) => break Ok(()),
+            Ok(Some(Event::TensorBegin(_))) => tensors += 1,
+            Ok(Some(Event::Chunk(c))) => {
                 chunks += 1;
                 values += c.values.len() as u64;
             }
-            _ => {}
+            Ok(Some(_)) => {}
+            Err(e) => break Err(e),
         }
-    }
+    };
+    bar.finish_and_clear();
+    result?;
     if !g.quiet {
         println!(
             "OK: {} bytes, {tensors} tensors, {chunks} chunks, {values} values; every checksum and rule verified",
