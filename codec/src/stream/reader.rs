@@ -272,11 +272,12 @@ impl<'r, R: Read> Reader<'r, R> {
                         break;
                     }
                 }
-                other if jobs.is_empty() => {
-                    self.queue.push_back(other.map(|s| match s {
-                        Step::Ready(ev) => ev,
-                        Step::Chunk(_) => unreachable!("chunks are handled above"),
-                    }));
+                Ok(Step::Ready(event)) if jobs.is_empty() => {
+                    self.queue.push_back(Ok(event));
+                    return;
+                }
+                Err(e) if jobs.is_empty() => {
+                    self.queue.push_back(Err(e));
                     return;
                 }
                 other => {
