@@ -15,7 +15,8 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::{OneByte, Rec, fix_header_crc, fix_preamble_crc, join, sha256_hex, split, summary};
+use common::{OneByte, Rec, fix_header_crc, fix_preamble_crc, join, split};
+use gradwire::conformance::{sha256_hex, summary};
 use gradwire::format::{ChunkHeader, EndRecord, StageDescriptor, TensorDescriptor};
 use gradwire::ids::{codec, record};
 use gradwire::{
@@ -715,19 +716,10 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq)]
-struct Entry {
-    id: String,
-    file: String,
-    description: String,
-    expect: String,
-    sha256: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    expected: Option<serde_json::Value>,
-}
+use gradwire::conformance::Entry;
 
 fn decode(registry: &Registry, bytes: &[u8]) -> Result<serde_json::Value, gradwire::Error> {
-    Reader::new(bytes, registry).read_all().map(|s| summary(&s))
+    gradwire::conformance::decode_json(bytes, registry)
 }
 
 fn manifest_path() -> PathBuf {

@@ -66,6 +66,8 @@ enum Command {
     Codecs(commands::codecs::CodecsArgs),
     /// Encode a built-in sample of real gradients with every codec and print a table.
     Demo(commands::demo::DemoArgs),
+    /// Conformance: canonical JSON of a stream, run test vectors, generate random streams.
+    Conformance(commands::conformance::ConformanceArgs),
 }
 
 fn exit_code(err: &anyhow::Error) -> u8 {
@@ -90,6 +92,7 @@ fn main() -> ExitCode {
         Command::Verify(a) => commands::verify::run(&a, g),
         Command::Codecs(a) => commands::codecs::run(&a, g),
         Command::Demo(a) => commands::demo::run(&a, g),
+        Command::Conformance(a) => commands::conformance::run_command(&a, g),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

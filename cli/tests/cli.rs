@@ -205,3 +205,40 @@ fn demo_prints_a_row_per_codec() {
     assert!((32.0..32.5).contains(&bpe), "raw costs 32 bits per entry plus the container: {bpe}");
     assert_eq!(fields[3], "0.000e0", "raw is lossless");
 }
+
+#[test]
+fn conformance_runs_the_golden_vectors_and_generated_streams() {
+    let vectors = concat!(env!("CARGO_MANIFEST_DIR"), "/../spec/vectors");
+    let out = ok(&["conformance", "run", vectors]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let last = text.lines().last().unwrap();
+    assert!(last.ends_with(" passed, 0 failed"), "{text}");
+
+    let dir = tmp("generated");
+    let _ = std::fs::remove_dir_all(&dir);
+    ok(&["conformance", "generate", s(&dir), "--count", "40", "--seed", "3", "-q"]);
+    let out = ok(&["conformance", "run", s(&dir)]);
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), "40 passed, 0 failed");
+
+    // A corrupted vector makes `run` fail and say which.
+    let copy = tmp("corrupted");
+    let _ = std::fs::remove_dir_all(&copy);
+    std::fs::create_dir_all(&copy).unwrap();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let p = entry.unwrap().path();
+        std::fs::copy(&p, copy.join(p.file_name().unwrap())).unwrap();
+    }
+    let victim = copy.join("gen-3-0000.gw");
+    let mut bytes = std::fs::read(&victim).unwrap();
+    bytes[20] ^= 1;
+    std::fs::write(&victim, bytes).unwrap();
+    let out = gradwire(&["conformance", "run", s(&copy)]);
+    assert!(!out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("FAIL gen-3-0000") && text.contains("39 passed, 1 failed"), "{text}");
+
+    let out = gradwire(&["conformance", "decode", &format!("{vectors}/invalid-bad-magic.gw")]);
+    assert_eq!(out.status.code(), Some(1));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["error"], "bad_magic");
+}

@@ -27,6 +27,8 @@
 #![forbid(unsafe_code)]
 
 pub mod codecs;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod error;
 pub mod format;
 pub mod ids;

@@ -1,14 +1,11 @@
 //! Helpers shared by the integration tests: record-level surgery on streams (to build invalid
-//! vectors with valid checksums), a reader that returns one byte per call, and the canonical JSON
-//! summary of a decoded stream used by the golden vectors.
+//! vectors with valid checksums), plus re-exports of the conformance helpers.
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 #![allow(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
 
 use gradwire::format::{EndRecord, PREAMBLE_LEN, RECORD_HEADER_LEN, RecordHeader, crc32c, encode_record};
 use gradwire::ids::record;
-use gradwire::{DecodedStream, Value};
-use sha2::{Digest, Sha256};
 
 /// One record of a stream, as type and body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,65 +59,3 @@ pub fn fix_header_crc(bytes: &mut [u8], offset: usize) {
 }
 
 pub use gradwire::testing::OneByteReader as OneByte;
-
-/// Lower-case hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
-
-/// Lower-case hex SHA-256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-/// Little-endian bytes of f32 values.
-pub fn le_bytes(values: &[f32]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
-}
-
-/// Values shown as hex bit patterns in expected results (tensors up to this size).
-pub const MAX_LISTED_VALUES: usize = 64;
-
-/// The canonical JSON of a decoded stream: what another implementation must reproduce.
-pub fn summary(stream: &DecodedStream) -> serde_json::Value {
-    let metadata: serde_json::Map<String, serde_json::Value> = stream
-        .header
-        .metadata
-        .iter()
-        .map(|(k, v)| {
-            let j = match v {
-                Value::U64(x) => serde_json::json!({"u64": x}),
-                Value::I64(x) => serde_json::json!({"i64": x}),
-                Value::F64(x) => serde_json::json!({"f64_bits": format!("{:016x}", x.to_bits())}),
-                Value::Utf8(s) => serde_json::json!({"utf8": s}),
-                Value::Bytes(b) => {
-                    serde_json::json!({"bytes": hex(b)})
-                }
-            };
-            (k.to_owned(), j)
-        })
-        .collect();
-    let tensors: Vec<serde_json::Value> = stream
-        .tensors
-        .iter()
-        .map(|t| {
-            let d = &t.descriptor;
-            let mut j = serde_json::json!({
-                "name": d.name,
-                "dtype": d.dtype.name(),
-                "shape": d.shape,
-                "chunk_elements": d.chunk_elements,
-                "sha256": sha256_hex(&le_bytes(&t.values)),
-            });
-            if t.values.len() <= MAX_LISTED_VALUES {
-                j["values_hex"] = t.values.iter().map(|v| format!("{:08x}", v.to_bits())).collect();
-            }
-            j
-        })
-        .collect();
-    serde_json::json!({"seed": stream.header.seed, "metadata": metadata, "tensors": tensors})
-}

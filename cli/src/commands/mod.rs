@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod codecs;
+pub mod conformance;
 pub mod decode;
 pub mod demo;
 pub mod encode;

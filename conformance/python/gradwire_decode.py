@@ -1,0 +1,1101 @@
+#!/usr/bin/env python3
+"""Independent streaming decoder for the gradwire 1.0 container format.
+
+Written from spec/FORMAT.md, spec/CODECS.md and spec/REGISTRY.md only (no access to the
+reference implementation).  Section numbers in comments refer to FORMAT.md unless they say
+CODECS.md.
+
+Usage:
+    python3 gradwire_decode.py decode FILE      # canonical JSON (FORMAT.md §14) or an error
+    python3 gradwire_decode.py run DIR          # check every vector of DIR/manifest.json
+
+Dependencies: Python 3.11, numpy (value conversion), zstandard (the zstd stage).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import struct
+import sys
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import numpy as np
+import zstandard
+
+# --------------------------------------------------------------------------------------------
+# Errors (§12)
+# --------------------------------------------------------------------------------------------
+
+ERROR_CODES = frozenset(
+    """bad_magic unsupported_version reserved_nonzero nonzero_padding checksum_preamble
+    checksum_header checksum_body checksum_decoded bad_sync truncated unknown_record sequence
+    unsupported_feature unsupported_codec unsupported_dtype pipeline_invalid invalid_params
+    limit_exceeded shape_overflow duplicate_tensor unknown_tensor chunk_order index_mismatch
+    codec_output_size codec_data malformed invalid_argument io""".split()
+)
+
+
+class GradwireError(Exception):
+    """A rejection, carrying one of the error codes of §12."""
+
+    def __init__(self, code: str, message: str):
+        assert code in ERROR_CODES, code
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+def _err(code: str, message: str) -> GradwireError:
+    return GradwireError(code, message)
+
+
+# --------------------------------------------------------------------------------------------
+# CRC32C (§1): reflected polynomial 0x82F63B78, init 0xFFFFFFFF, final XOR 0xFFFFFFFF.
+# Slicing-by-8 tables so that the pure-Python loop handles 8 bytes per iteration.
+# --------------------------------------------------------------------------------------------
+
+
+def _crc_tables() -> list[list[int]]:
+    t0 = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        t0.append(c)
+    tables = [t0]
+    for _ in range(7):
+        prev = tables[-1]
+        tables.append([(prev[i] >> 8) ^ t0[prev[i] & 0xFF] for i in range(256)])
+    return tables
+
+
+_CRC_T = _crc_tables()
+
+
+def crc32c(data: bytes, crc: int = 0) -> int:
+    """CRC32C of data; pass a previous result as crc to continue a running CRC."""
+    t0, t1, t2, t3, t4, t5, t6, t7 = _CRC_T
+    crc ^= 0xFFFFFFFF
+    mv = memoryview(data)
+    n = len(mv)
+    n8 = n - (n % 8)
+    if n8:
+        for (w,) in struct.iter_unpack("<Q", mv[:n8]):
+            w ^= crc
+            crc = (
+                t7[w & 0xFF]
+                ^ t6[(w >> 8) & 0xFF]
+                ^ t5[(w >> 16) & 0xFF]
+                ^ t4[(w >> 24) & 0xFF]
+                ^ t3[(w >> 32) & 0xFF]
+                ^ t2[(w >> 40) & 0xFF]
+                ^ t1[(w >> 48) & 0xFF]
+                ^ t0[w >> 56]
+            )
+    for b in mv[n8:]:
+        crc = t0[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+assert crc32c(b"123456789") == 0xE3069283
+
+# --------------------------------------------------------------------------------------------
+# Limits (§11, reference defaults)
+# --------------------------------------------------------------------------------------------
+
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_record_body: int = 80 * MiB
+    max_chunk_decoded: int = 64 * MiB
+    max_header_body: int = 1 * MiB
+    max_tensors: int = 1_048_576
+    max_open_tensors: int = 64
+    max_rank: int = 32
+    max_name_len: int = 1024
+    max_stages: int = 8
+    max_param_len: int = 4096
+    max_tensor_bytes: int = 16 * GiB
+    max_metadata_value: int = 65_536
+
+
+U64_MAX = (1 << 64) - 1
+
+# --------------------------------------------------------------------------------------------
+# Constants
+# --------------------------------------------------------------------------------------------
+
+MAGIC = b"\x89GWF\r\n\x1a\n"
+SYNC = b"\xffGWR"
+
+RT_STREAM_HEADER = 0x0001
+RT_TENSOR_BEGIN = 0x0002
+RT_CHUNK = 0x0003
+RT_TENSOR_END = 0x0004
+RT_END = 0x0005
+RT_METADATA = 0x8001
+RT_INDEX = 0x8002
+SKIPPABLE_BIT = 0x8000
+
+RTYPE_NAMES = {
+    RT_STREAM_HEADER: "STREAM_HEADER",
+    RT_TENSOR_BEGIN: "TENSOR_BEGIN",
+    RT_CHUNK: "CHUNK",
+    RT_TENSOR_END: "TENSOR_END",
+    RT_END: "END",
+    RT_METADATA: "METADATA",
+    RT_INDEX: "INDEX",
+}
+
+DTYPES = {1: "f32", 2: "f16", 3: "bf16", 4: "f64"}
+
+FLAG_DECODED_CRC = 0x01
+
+NAME_RE = re.compile(r"[a-z][a-z0-9_.\-]*")  # used with fullmatch (no '$' newline pitfall)
+
+REGISTERED_KEYS = {
+    # key: (type code, allowed values or None)
+    "fl.round": (2, None),
+    "fl.client_id": (1, None),
+    "fl.num_examples": (2, None),
+    "fl.payload_kind": (1, {"gradient", "delta", "weights"}),
+    "fl.base_model_digest": (0, None),
+    "producer": (1, None),
+}
+
+KV_TYPE_NAMES = {0: "bytes", 1: "utf8", 2: "u64", 3: "i64", 4: "f64"}
+
+# --------------------------------------------------------------------------------------------
+# Body cursor: field-by-field parsing, a missing field is `malformed` (§6.0 step 2)
+# --------------------------------------------------------------------------------------------
+
+
+class Cursor:
+    def __init__(self, data: bytes, what: str):
+        self.data = data
+        self.pos = 0
+        self.what = what
+
+    def remaining(self) -> int:
+        return len(self.data) - self.pos
+
+    def take(self, n: int, fieldname: str) -> bytes:
+        if n > len(self.data) - self.pos:
+            raise _err("malformed", f"{self.what}: body ends inside field '{fieldname}'")
+        b = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return b
+
+    def u8(self, f: str) -> int:
+        return self.take(1, f)[0]
+
+    def u16(self, f: str) -> int:
+        return int.from_bytes(self.take(2, f), "little")
+
+    def u32(self, f: str) -> int:
+        return int.from_bytes(self.take(4, f), "little")
+
+    def u64(self, f: str) -> int:
+        return int.from_bytes(self.take(8, f), "little")
+
+    def i32(self, f: str) -> int:
+        return int.from_bytes(self.take(4, f), "little", signed=True)
+
+    def utf8(self, n: int, f: str) -> str:
+        b = self.take(n, f)
+        try:
+            return b.decode("utf-8", errors="strict")
+        except UnicodeDecodeError:
+            raise _err("malformed", f"{self.what}: field '{f}' is not valid UTF-8") from None
+
+    def finish(self) -> None:
+        if self.pos != len(self.data):
+            raise _err(
+                "malformed",
+                f"{self.what}: {len(self.data) - self.pos} trailing byte(s) after the last field",
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# Key-value map (§6.1)
+# --------------------------------------------------------------------------------------------
+
+
+def parse_kv_map(cur: Cursor, limits: Limits) -> dict:
+    """Parse and validate a key-value map; returns {key: typed JSON value}."""
+    count = cur.u32("count")
+    out: dict = {}
+    prev_key: bytes | None = None
+    for i in range(count):
+        key_len = cur.u16("key_len")
+        # Table row "1..=255": checked when read (§6.0 step 2).
+        if not 1 <= key_len <= 255:
+            raise _err("malformed", f"metadata entry {i}: key_len {key_len} not in 1..=255")
+        key_bytes = cur.take(key_len, "key")
+        vtype = cur.u8("type")
+        value_len = cur.u32("value_len")
+        # The documented per-entry order: key is UTF-8, key order, value length limit,
+        # value type code, length of fixed-size types, UTF-8 of text, key syntax,
+        # registered key type and value.
+        try:
+            key = key_bytes.decode("utf-8", errors="strict")
+        except UnicodeDecodeError:
+            raise _err("malformed", f"metadata entry {i}: key is not UTF-8") from None
+        if prev_key is not None and not key_bytes > prev_key:
+            raise _err("malformed", f"metadata key {key!r} is not strictly after the previous key")
+        prev_key = key_bytes
+        if value_len > limits.max_metadata_value:
+            raise _err("limit_exceeded", f"metadata key {key!r}: value_len {value_len} > 65536")
+        if vtype not in KV_TYPE_NAMES:
+            raise _err("malformed", f"metadata key {key!r}: unknown value type {vtype}")
+        if vtype in (2, 3, 4) and value_len != 8:
+            raise _err("malformed", f"metadata key {key!r}: value_len {value_len} != 8")
+        value = cur.take(value_len, "value")
+        if vtype == 1:
+            try:
+                text = value.decode("utf-8", errors="strict")
+            except UnicodeDecodeError:
+                raise _err("malformed", f"metadata key {key!r}: text value is not UTF-8") from None
+        if not NAME_RE.fullmatch(key):
+            raise _err("malformed", f"metadata key {key!r} does not match ^[a-z][a-z0-9_.-]*$")
+        if key in REGISTERED_KEYS:
+            want_type, allowed = REGISTERED_KEYS[key]
+            if vtype != want_type:
+                raise _err(
+                    "malformed",
+                    f"registered key {key!r} must have type {KV_TYPE_NAMES[want_type]}, "
+                    f"not {KV_TYPE_NAMES[vtype]}",
+                )
+            if allowed is not None and text not in allowed:
+                raise _err("malformed", f"registered key {key!r}: value {text!r} not allowed")
+        if vtype == 0:
+            jv = {"bytes": value.hex()}
+        elif vtype == 1:
+            jv = {"utf8": text}
+        elif vtype == 2:
+            jv = {"u64": int.from_bytes(value, "little")}
+        elif vtype == 3:
+            jv = {"i64": int.from_bytes(value, "little", signed=True)}
+        else:
+            jv = {"f64_bits": "%016x" % int.from_bytes(value, "little")}
+        out[key] = jv
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Codecs (CODECS.md) and pipelines (§7)
+# --------------------------------------------------------------------------------------------
+
+KIND_AA = "array->array"
+KIND_AB = "array->bytes"
+KIND_BB = "bytes->bytes"
+
+
+def f16_to_f32_bits(h: np.ndarray) -> np.ndarray:
+    """Exact binary16 -> binary32 conversion on bit patterns (CODECS.md §2 decode).
+
+    Pure integer arithmetic on uint32 arrays: NaN payloads are kept exactly (no quiet bit is
+    added), subnormals are normalised exactly.
+    """
+    h = h.astype(np.uint32)
+    sign = (h & np.uint32(0x8000)) << np.uint32(16)
+    exp = (h >> np.uint32(10)) & np.uint32(0x1F)
+    man = h & np.uint32(0x3FF)
+    # normal numbers: rebias exponent 15 -> 127 (+112)
+    normal = sign | ((exp + np.uint32(112)) << np.uint32(23)) | (man << np.uint32(13))
+    # infinities and NaNs: ((h & 0x8000) << 16) | 0x7F800000 | ((h & 0x03FF) << 13)
+    special = sign | np.uint32(0x7F800000) | (man << np.uint32(13))
+    # subnormals: value = man * 2^-24; p = floor(log2(man)) computed with integer compares
+    p = np.zeros_like(man)
+    for k in range(1, 10):
+        p += (man >= np.uint32(1 << k)).astype(np.uint32)
+    lead = np.left_shift(np.uint32(1), p)
+    frac = np.where(man >= lead, man - np.minimum(lead, man), np.uint32(0))
+    sub = sign | ((p + np.uint32(103)) << np.uint32(23)) | (frac << (np.uint32(23) - p))
+    out = np.where(exp == np.uint32(0x1F), special, normal)
+    out = np.where(exp == np.uint32(0), np.where(man == np.uint32(0), sign, sub), out)
+    return out.astype(np.uint32)
+
+
+def zstd_bound(m: int) -> int:
+    """CODECS.md §4: ZSTD_COMPRESSBOUND."""
+    return m + (m >> 8) + (((128 * KiB - m) >> 11) if m < 128 * KiB else 0)
+
+
+@dataclass
+class Stage:
+    codec_id: int
+    version: int
+    params: bytes
+    private_name: str | None
+    name: str = ""
+    kind: str = ""
+    level: int | None = None
+
+    # ---- size bounds ----
+    def max_output(self, n: int) -> int:
+        """Maximum encoded size: n values for array->bytes, n bytes for bytes->bytes."""
+        if self.codec_id == 0x01:
+            return 4 * n
+        if self.codec_id in (0x02, 0x03):
+            return 2 * n
+        if self.codec_id == 0x10:
+            return zstd_bound(n)
+        raise AssertionError("unreachable: unknown codec in a built pipeline")
+
+    # ---- decoding ----
+    def decode_values(self, payload: bytes, n: int) -> np.ndarray:
+        """array->bytes decode: returns the f32 bit patterns as uint32."""
+        if self.codec_id == 0x01:  # raw
+            if len(payload) != 4 * n:
+                raise _err("codec_output_size", f"raw: payload of {len(payload)} bytes, expected {4 * n}")
+            return np.frombuffer(payload, dtype="<u4").astype(np.uint32)
+        if self.codec_id in (0x02, 0x03):
+            if len(payload) != 2 * n:
+                raise _err(
+                    "codec_output_size", f"{self.name}: payload of {len(payload)} bytes, expected {2 * n}"
+                )
+            h = np.frombuffer(payload, dtype="<u2").astype(np.uint32)
+            if self.codec_id == 0x03:  # bf16: h << 16, NaNs included
+                return (h << np.uint32(16)).astype(np.uint32)
+            return f16_to_f32_bits(h)
+        raise AssertionError("unreachable")
+
+    def decode_bytes(self, payload: bytes, max_out: int) -> bytes:
+        """bytes->bytes decode, producing at most max_out bytes."""
+        if self.codec_id == 0x10:
+            return zstd_decode(payload, max_out)
+        raise AssertionError("unreachable")
+
+
+CORE_CODECS = {
+    # id: (name, kind, supported versions)
+    0x01: ("raw", KIND_AB, {1}),
+    0x02: ("f16", KIND_AB, {1}),
+    0x03: ("bf16", KIND_AB, {1}),
+    0x10: ("zstd", KIND_BB, {1}),
+}
+# Private-range codecs registered with this reader: none.
+PRIVATE_CODECS: dict[int, tuple[str, str, set]] = {}
+
+
+def is_private_codec(cid: int) -> bool:
+    return 0x80000000 <= cid <= 0xFFFFFFFE
+
+
+def check_params(stage: Stage) -> None:
+    """The codec accepts its parameters (`invalid_params` otherwise)."""
+    if stage.codec_id in (0x01, 0x02, 0x03):
+        if len(stage.params) != 0:
+            raise _err("invalid_params", f"{stage.name}: takes no parameters, got {len(stage.params)} bytes")
+    elif stage.codec_id == 0x10:
+        if len(stage.params) != 4:
+            raise _err("invalid_params", f"zstd: parameter block of {len(stage.params)} bytes, expected 4")
+        level = int.from_bytes(stage.params, "little", signed=True)
+        if not -7 <= level <= 22:
+            raise _err("invalid_params", f"zstd: level {level} not in -7..=22")
+        stage.level = level
+
+
+class Pipeline:
+    def __init__(self, stages: list[Stage]):
+        self.stages = stages  # encode order
+        self.aa = [s for s in stages if s.kind == KIND_AA]
+        self.ab = next(s for s in stages if s.kind == KIND_AB)
+        self.bb = [s for s in stages if s.kind == KIND_BB]
+
+    def bounds(self, n: int) -> list[int]:
+        """§7.3: b0 = array->bytes bound, b(j+1) = bytes stage j's bound for bj."""
+        # No array->array codec exists in 1.0, so the last array length is n.
+        b = [self.ab.max_output(n)]
+        for s in self.bb:
+            b.append(s.max_output(b[-1]))
+        return b
+
+    def check_bounds(self, n: int, limits: Limits) -> list[int]:
+        b = self.bounds(n)
+        for j, bj in enumerate(b):
+            if bj > limits.max_record_body:
+                raise _err(
+                    "limit_exceeded",
+                    f"pipeline size bound b{j} = {bj} exceeds max_record_body for a chunk of {n} values",
+                )
+        return b
+
+    def decode(self, payload: bytes, n: int, limits: Limits) -> np.ndarray:
+        b = self.check_bounds(n, limits)
+        if len(payload) > b[-1]:
+            raise _err("codec_output_size", f"payload of {len(payload)} bytes exceeds the bound {b[-1]}")
+        data = payload
+        for j in range(len(self.bb) - 1, -1, -1):
+            data = self.bb[j].decode_bytes(data, b[j])
+        values = self.ab.decode_values(data, n)
+        for s in reversed(self.aa):  # none in 1.0
+            raise AssertionError("unreachable")
+        return values
+
+
+def build_pipeline(stages: list[Stage], n_elements: int, chunk_elements: int, limits: Limits) -> Pipeline:
+    """§6.2 'Building the pipeline' (§6.0 step 5)."""
+    seen_ab = False
+    for i, s in enumerate(stages):
+        if is_private_codec(s.codec_id):
+            reg = PRIVATE_CODECS.get(s.codec_id)
+            if reg is None or reg[0] != s.private_name:
+                raise _err(
+                    "unsupported_codec",
+                    f"stage {i}: private codec 0x{s.codec_id:08x} ({s.private_name!r}) is not registered",
+                )
+        else:
+            reg = CORE_CODECS.get(s.codec_id)
+            if reg is None:
+                raise _err("unsupported_codec", f"stage {i}: unknown codec ID 0x{s.codec_id:08x}")
+        s.name, s.kind, versions = reg
+        if s.version not in versions:
+            raise _err("unsupported_codec", f"stage {i}: {s.name} version {s.version} is not supported")
+        check_params(s)
+        # Pipeline typing (§7.3): array->array* array->bytes bytes->bytes*
+        if s.kind == KIND_AA and seen_ab:
+            raise _err("pipeline_invalid", f"stage {i}: array->array stage {s.name} after an array->bytes stage")
+        if s.kind == KIND_AB and seen_ab:
+            raise _err("pipeline_invalid", f"stage {i}: second array->bytes stage {s.name}")
+        if s.kind == KIND_BB and not seen_ab:
+            raise _err("pipeline_invalid", f"stage {i}: bytes->bytes stage {s.name} before any array->bytes stage")
+        if s.kind == KIND_AB:
+            seen_ab = True
+    if not seen_ab:
+        raise _err("pipeline_invalid", "the pipeline has no array->bytes stage")
+    p = Pipeline(stages)
+    if n_elements > 0:
+        p.check_bounds(min(chunk_elements, n_elements), limits)
+    return p
+
+
+# --------------------------------------------------------------------------------------------
+# zstd stage (CODECS.md §4)
+# --------------------------------------------------------------------------------------------
+
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_ZSTD_DCTX = zstandard.ZstdDecompressor(max_window_size=1 << 31)
+
+
+def _zstd_frame(payload: bytes) -> tuple[int, int | None, int]:
+    """Structural walk of one Zstandard frame (RFC 8878 §3.1.1) without decompressing.
+
+    Returns (frame_end, frame_content_size or None, dictionary_id).  Raises codec_data if the
+    bytes are not one complete frame (header cut off, reserved block type, block cut off).
+    """
+    n = len(payload)
+    if n < 5:
+        raise _err("codec_data", "zstd: frame header cut off")
+    fhd = payload[4]
+    fcs_flag = fhd >> 6
+    single_segment = (fhd >> 5) & 1
+    checksum_flag = (fhd >> 2) & 1
+    dict_flag = fhd & 3
+    pos = 5
+    if not single_segment:
+        pos += 1  # Window_Descriptor
+    dict_size = (0, 1, 2, 4)[dict_flag]
+    fcs_size = (1 if single_segment else 0, 2, 4, 8)[fcs_flag]
+    if pos + dict_size + fcs_size > n:
+        raise _err("codec_data", "zstd: frame header cut off")
+    dict_id = int.from_bytes(payload[pos : pos + dict_size], "little") if dict_size else 0
+    pos += dict_size
+    fcs: int | None = None
+    if fcs_size:
+        fcs = int.from_bytes(payload[pos : pos + fcs_size], "little")
+        if fcs_size == 2:
+            fcs += 256
+    pos += fcs_size
+    # Blocks
+    while True:
+        if pos + 3 > n:
+            raise _err("codec_data", "zstd: block header cut off")
+        bh = int.from_bytes(payload[pos : pos + 3], "little")
+        pos += 3
+        last = bh & 1
+        btype = (bh >> 1) & 3
+        bsize = bh >> 3
+        if btype == 3:
+            raise _err("codec_data", "zstd: reserved block type")
+        content = 1 if btype == 1 else bsize
+        if pos + content > n:
+            raise _err("codec_data", "zstd: block cut off")
+        pos += content
+        if last:
+            break
+    if checksum_flag:
+        if pos + 4 > n:
+            raise _err("codec_data", "zstd: content checksum cut off")
+        pos += 4
+    return pos, fcs, dict_id
+
+
+def zstd_decode(payload: bytes, max_out: int) -> bytes:
+    # 1. frame magic, exactly one frame
+    if len(payload) < 4 or payload[:4] != ZSTD_MAGIC:
+        raise _err("codec_data", "zstd: payload does not start with the frame magic 28 B5 2F FD")
+    end, fcs, dict_id = _zstd_frame(payload)
+    if end != len(payload):
+        raise _err("codec_data", f"zstd: {len(payload) - end} byte(s) after the first frame")
+    # 2. declared content size, within the bound
+    if fcs is None:
+        raise _err("codec_data", "zstd: frame header does not declare Frame_Content_Size")
+    if fcs > max_out:
+        raise _err("codec_output_size", f"zstd: Frame_Content_Size {fcs} exceeds the bound {max_out}")
+    # 3. no dictionary
+    if dict_id != 0:
+        raise _err("codec_data", f"zstd: frame names dictionary {dict_id}")
+    # 4. decompress into exactly fcs bytes
+    try:
+        dobj = _ZSTD_DCTX.decompressobj()
+        out = dobj.decompress(payload)
+        if not dobj.eof:
+            raise _err("codec_data", "zstd: frame did not finish")
+        if dobj.unused_data:
+            raise _err("codec_data", "zstd: data after the frame")
+    except zstandard.ZstdError as e:
+        raise _err("codec_data", f"zstd: decompression error: {e}") from None
+    if len(out) != fcs:
+        raise _err("codec_data", f"zstd: frame produced {len(out)} bytes, declared {fcs}")
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Stream state
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TensorState:
+    tid: int
+    name: str
+    dtype: str
+    shape: list
+    chunk_elements: int
+    n_elements: int
+    flags: int
+    pipeline: Pipeline
+    begin_offset: int
+    n_chunks: int
+    next_chunk: int = 0
+    open: bool = True
+    offsets_hash: "hashlib._Hash" = field(default_factory=hashlib.sha256)
+    values_sha: "hashlib._Hash" = field(default_factory=hashlib.sha256)
+    values: list | None = None
+
+    def json(self) -> dict:
+        d = {
+            "name": self.name,
+            "dtype": self.dtype,
+            "shape": self.shape,
+            "chunk_elements": self.chunk_elements,
+            "sha256": self.values_sha.hexdigest(),
+        }
+        if self.values is not None:
+            d["values_hex"] = ["%08x" % int(v) for arr in self.values for v in arr]
+        return d
+
+
+class Source:
+    """Reads a binary file object incrementally, counting the stream offset."""
+
+    PIECE = 1 * MiB
+
+    def __init__(self, f: BinaryIO):
+        self.f = f
+        self.offset = 0
+
+    def read_upto(self, n: int) -> bytes:
+        """Up to n bytes (fewer only at end of input); buffers grow only as bytes arrive."""
+        parts = []
+        remaining = n
+        while remaining > 0:
+            try:
+                b = self.f.read(min(remaining, self.PIECE))
+            except OSError as e:
+                raise _err("io", f"read failed: {e}") from None
+            if not b:
+                break
+            parts.append(b)
+            remaining -= len(b)
+        data = b"".join(parts)
+        self.offset += len(data)
+        return data
+
+
+class Decoder:
+    def __init__(self, limits: Limits = Limits()):
+        self.limits = limits
+        self.n_records = 0
+        self.seed = None
+        self.metadata: dict = {}
+        self.tensors: list[TensorState] = []
+        self.names: set[str] = set()
+        self.n_open = 0
+        self.index_offset: int | None = None
+        self.done = False
+        # where we are, for messages
+        self.cur_seq = None
+        self.cur_offset = None
+
+    # ---------------------------------------------------------------- top level
+    def decode(self, f: BinaryIO) -> dict:
+        src = Source(f)
+        self.read_preamble(src)
+        while not self.done:
+            self.read_record(src)
+        return self.result()
+
+    def result(self) -> dict:
+        return {
+            "seed": self.seed,
+            "metadata": self.metadata,
+            "tensors": [t.json() for t in self.tensors],
+        }
+
+    # ---------------------------------------------------------------- §3 preamble
+    def read_preamble(self, src: Source) -> None:
+        pre = src.read_upto(16)
+        if len(pre) < 16:
+            k = min(len(pre), 8)
+            if pre[:k] != MAGIC[:k]:
+                raise _err("bad_magic", f"{len(pre)}-byte input that does not start like the magic")
+            raise _err("truncated", f"stream of {len(pre)} bytes ends inside the preamble")
+        if pre[:8] != MAGIC:
+            raise _err("bad_magic", "the first 8 bytes are not the gradwire magic")
+        if crc32c(pre[:12]) != int.from_bytes(pre[12:16], "little"):
+            raise _err("checksum_preamble", "preamble CRC32C mismatch")
+        if pre[8] != 1:
+            raise _err("unsupported_version", f"format_major {pre[8]} (this reader implements 1)")
+        if pre[10:12] != b"\x00\x00":
+            raise _err("reserved_nonzero", "preamble reserved bytes 10..12 are nonzero")
+
+    # ---------------------------------------------------------------- §4 framing
+    def read_record(self, src: Source) -> None:
+        limits = self.limits
+        offset = src.offset
+        self.cur_offset = offset
+        self.cur_seq = None
+        hdr = src.read_upto(32)
+        if len(hdr) < 32:
+            raise _err("truncated", f"stream ends at offset {src.offset} before END (inside/at a record header)")
+        sync, rtype, rflags, body_len, seq, body_crc, reserved, header_crc = struct.unpack("<4sHHQIIII", hdr)
+        # step 1
+        if sync != SYNC:
+            raise _err("bad_sync", f"no record marker at offset {offset}")
+        if crc32c(hdr[:28]) != header_crc:
+            raise _err("checksum_header", f"record header CRC32C mismatch at offset {offset}")
+        if reserved != 0:
+            raise _err("reserved_nonzero", f"record header reserved field nonzero at offset {offset}")
+        if rflags & 0x00FF:
+            raise _err("reserved_nonzero", f"record header reserved flag bits 0x{rflags & 0xFF:02x} at offset {offset}")
+        # step 2
+        if self.n_records >= 1 << 32:
+            raise _err("limit_exceeded", "more than 2^32 records")
+        if seq != self.n_records:
+            raise _err("sequence", f"record at offset {offset} has seq {seq}, expected {self.n_records}")
+        self.cur_seq = seq
+        # step 3
+        if rtype in (RT_STREAM_HEADER, RT_TENSOR_BEGIN, RT_METADATA):
+            limit, lname = limits.max_header_body, "max_header_body"
+        elif rtype == RT_TENSOR_END:
+            limit, lname = 16, "16"
+        elif rtype == RT_END:
+            limit, lname = 32, "32"
+        else:
+            limit, lname = limits.max_record_body, "max_record_body"
+        if body_len > limit:
+            raise _err("limit_exceeded", f"record type 0x{rtype:04x} body_len {body_len} > {lname}")
+        # step 4
+        body = src.read_upto(body_len)
+        if len(body) < body_len:
+            raise _err("truncated", f"stream ends inside the body of record seq {seq}")
+        if crc32c(body) != body_crc:
+            raise _err("checksum_body", f"body CRC32C mismatch in record seq {seq} at offset {offset}")
+        # step 5
+        pad_len = (8 - body_len % 8) % 8
+        pad = src.read_upto(pad_len)
+        if len(pad) < pad_len:
+            raise _err("truncated", f"stream ends inside the padding of record seq {seq}")
+        if pad.count(0) != pad_len:
+            raise _err("nonzero_padding", f"nonzero padding after record seq {seq}")
+        # step 6
+        self.interpret(rtype, body, offset, seq)
+        self.n_records += 1
+
+    def interpret(self, rtype: int, body: bytes, offset: int, seq: int) -> None:
+        # §5: the first record is STREAM_HEADER, and only the first.
+        if self.n_records == 0 and rtype != RT_STREAM_HEADER:
+            raise _err("malformed", f"first record has type 0x{rtype:04x}, not STREAM_HEADER")
+        if self.n_records > 0 and rtype == RT_STREAM_HEADER:
+            raise _err("malformed", f"second STREAM_HEADER (seq {seq})")
+        if rtype == RT_STREAM_HEADER:
+            self.on_stream_header(body)
+        elif rtype == RT_TENSOR_BEGIN:
+            self.on_tensor_begin(body, offset)
+        elif rtype == RT_CHUNK:
+            self.on_chunk(body, offset)
+        elif rtype == RT_TENSOR_END:
+            self.on_tensor_end(body)
+        elif rtype == RT_END:
+            self.on_end(body, offset, seq)
+        elif rtype == RT_METADATA:
+            cur = Cursor(body, "METADATA")
+            parse_kv_map(cur, self.limits)
+            cur.finish()
+            # METADATA is informational: validated, not part of the canonical JSON.
+        elif rtype == RT_INDEX:
+            self.on_index(body, offset)
+        elif rtype & SKIPPABLE_BIT:
+            pass  # private or unknown skippable record: framing-checked and dropped (§6.8)
+        else:
+            raise _err("unknown_record", f"non-skippable record type 0x{rtype:04x} is not defined")
+
+    # ---------------------------------------------------------------- §6.1
+    def on_stream_header(self, body: bytes) -> None:
+        cur = Cursor(body, "STREAM_HEADER")
+        required = cur.u64("required_features")
+        if required != 0:
+            raise _err("unsupported_feature", f"required feature bits 0x{required:016x} not implemented")
+        cur.u64("optional_features")  # unknown bits ignored
+        self.seed = cur.u64("seed")
+        self.metadata = parse_kv_map(cur, self.limits)
+        cur.finish()
+
+    # ---------------------------------------------------------------- §6.2
+    def on_tensor_begin(self, body: bytes, offset: int) -> None:
+        L = self.limits
+        cur = Cursor(body, "TENSOR_BEGIN")
+        # step 2: parsing, fixed part
+        tensor_id = cur.u32("tensor_id")
+        dtype_code = cur.u8("dtype")
+        if dtype_code not in DTYPES:
+            raise _err("unsupported_dtype", f"dtype code {dtype_code}")
+        rank = cur.u8("rank")
+        n_stages = cur.u8("n_stages")
+        flags = cur.u8("flags")
+        chunk_elements = cur.u64("chunk_elements")
+        n_elements = cur.u64("n_elements")
+        name_len = cur.u16("name_len")
+        if cur.take(6, "reserved") != b"\x00" * 6:
+            raise _err("reserved_nonzero", "TENSOR_BEGIN reserved bytes 26..32 are nonzero")
+        # end of the 32-byte fixed part: the rank, name_len and n_stages limits
+        if rank > L.max_rank:
+            raise _err("limit_exceeded", f"rank {rank} > max_rank {L.max_rank}")
+        if name_len > L.max_name_len:
+            raise _err("limit_exceeded", f"name_len {name_len} > max_name_len {L.max_name_len}")
+        if n_stages > L.max_stages:
+            raise _err("limit_exceeded", f"n_stages {n_stages} > max_stages {L.max_stages}")
+        # variable part
+        dims = [cur.u64(f"dims[{i}]") for i in range(rank)]
+        name = cur.utf8(name_len, "name")
+        stages: list[Stage] = []
+        for i in range(n_stages):
+            codec_id = cur.u32(f"stages[{i}].codec_id")
+            version = cur.u16(f"stages[{i}].codec_version")
+            param_len = cur.u16(f"stages[{i}].param_len")
+            params = cur.take(param_len, f"stages[{i}].params")
+            pname = None
+            if is_private_codec(codec_id):
+                pname_len = cur.u8(f"stages[{i}].name_len")
+                pname = cur.utf8(pname_len, f"stages[{i}].name")
+            stages.append(Stage(codec_id, version, params, pname))
+        cur.finish()
+
+        # step 3: rules of the body on its own, in the order of §6.2
+        if "\x00" in name:
+            raise _err("malformed", "tensor name contains NUL")
+        product = 0 if 0 in dims else 1
+        if product:
+            for d in dims:
+                product *= d
+                if product > U64_MAX:
+                    raise _err("shape_overflow", f"product of dims {dims} overflows u64")
+        if product != n_elements:
+            raise _err("shape_overflow", f"product of dims {dims} = {product} != n_elements {n_elements}")
+        if n_elements * 4 > U64_MAX or n_elements * 4 > L.max_tensor_bytes:
+            raise _err("limit_exceeded", f"n_elements {n_elements} x 4 exceeds max_tensor_bytes")
+        if chunk_elements == 0:
+            raise _err("malformed", "chunk_elements is 0")
+        if chunk_elements * 4 > L.max_chunk_decoded:
+            raise _err("limit_exceeded", f"chunk_elements {chunk_elements} x 4 exceeds max_chunk_decoded")
+        if n_stages < 1:
+            raise _err("pipeline_invalid", "n_stages is 0")
+        if flags & 0xFE:
+            raise _err("reserved_nonzero", f"TENSOR_BEGIN reserved flag bits 0x{flags & 0xFE:02x}")
+        for i, s in enumerate(stages):
+            if len(s.params) > L.max_param_len:
+                raise _err("limit_exceeded", f"stage {i}: param_len {len(s.params)} > max_param_len")
+            if s.codec_id in (0, 0xFFFFFFFF):
+                raise _err("unsupported_codec", f"stage {i}: invalid codec ID 0x{s.codec_id:08x}")
+            if s.private_name is not None:
+                if not NAME_RE.fullmatch(s.private_name) or "." not in s.private_name:
+                    raise _err("malformed", f"stage {i}: private codec name {s.private_name!r} is not vendor.codec")
+
+        # step 4: rules between records
+        if tensor_id != len(self.tensors):
+            raise _err("duplicate_tensor", f"tensor_id {tensor_id}, expected {len(self.tensors)}")
+        if self.index_offset is not None:
+            raise _err("index_mismatch", "TENSOR_BEGIN after the INDEX")
+        if name in self.names:
+            raise _err("duplicate_tensor", f"tensor name {name!r} used twice")
+        if len(self.tensors) + 1 > L.max_tensors:
+            raise _err("limit_exceeded", f"more than max_tensors {L.max_tensors} tensors")
+        if self.n_open + 1 > L.max_open_tensors:
+            raise _err("limit_exceeded", f"more than max_open_tensors {L.max_open_tensors} open tensors")
+
+        # step 5: building the pipeline
+        pipeline = build_pipeline(stages, n_elements, chunk_elements, L)
+
+        n_chunks = -(-n_elements // chunk_elements)
+        t = TensorState(
+            tid=tensor_id,
+            name=name,
+            dtype=DTYPES[dtype_code],
+            shape=dims,
+            chunk_elements=chunk_elements,
+            n_elements=n_elements,
+            flags=flags,
+            pipeline=pipeline,
+            begin_offset=offset,
+            n_chunks=n_chunks,
+            values=[] if n_elements <= 64 else None,
+        )
+        self.tensors.append(t)
+        self.names.add(name)
+        self.n_open += 1
+
+    # ---------------------------------------------------------------- §6.3
+    def on_chunk(self, body: bytes, offset: int) -> None:
+        cur = Cursor(body, "CHUNK")
+        tensor_id = cur.u32("tensor_id")
+        chunk_flags = cur.u32("chunk_flags")
+        if chunk_flags != 0:
+            raise _err("reserved_nonzero", f"chunk_flags 0x{chunk_flags:08x}")
+        chunk_index = cur.u64("chunk_index")
+        decoded_crc = cur.u32("decoded_crc32c")
+        if cur.u32("reserved") != 0:
+            raise _err("reserved_nonzero", "CHUNK reserved field at offset 20 is nonzero")
+        payload = body[cur.pos :]
+
+        t = self.tensors[tensor_id] if tensor_id < len(self.tensors) else None
+        if t is None or not t.open:
+            raise _err("unknown_tensor", f"CHUNK names tensor {tensor_id}, which is not open")
+        if chunk_index != t.next_chunk or chunk_index >= t.n_chunks:
+            raise _err(
+                "chunk_order",
+                f"tensor {t.name!r}: chunk {chunk_index}, expected chunk {t.next_chunk} of {t.n_chunks}",
+            )
+        has_crc = bool(t.flags & FLAG_DECODED_CRC)
+        if not has_crc and decoded_crc != 0:
+            raise _err("reserved_nonzero", f"tensor {t.name!r} chunk {chunk_index}: decoded_crc32c set without DECODED_CRC")
+        start = chunk_index * t.chunk_elements
+        n = min(start + t.chunk_elements, t.n_elements) - start
+        try:
+            values = t.pipeline.decode(payload, n, self.limits)
+        except GradwireError as e:
+            raise _err(e.code, f"tensor {t.name!r} chunk {chunk_index}: {e.message}") from None
+        raw = values.astype("<u4").tobytes()
+        if has_crc and crc32c(raw) != decoded_crc:
+            raise _err("checksum_decoded", f"tensor {t.name!r} chunk {chunk_index}: CRC32C of decoded values mismatch")
+        t.values_sha.update(raw)
+        if t.values is not None:
+            t.values.append(values)
+        t.offsets_hash.update(offset.to_bytes(8, "little"))
+        t.next_chunk += 1
+
+    # ---------------------------------------------------------------- §6.4
+    def on_tensor_end(self, body: bytes) -> None:
+        cur = Cursor(body, "TENSOR_END")
+        tensor_id = cur.u32("tensor_id")
+        if cur.u32("reserved") != 0:
+            raise _err("reserved_nonzero", "TENSOR_END reserved field is nonzero")
+        n_chunks = cur.u64("n_chunks")
+        cur.finish()
+        t = self.tensors[tensor_id] if tensor_id < len(self.tensors) else None
+        if t is None or not t.open:
+            raise _err("unknown_tensor", f"TENSOR_END names tensor {tensor_id}, which is not open")
+        if n_chunks != t.n_chunks or t.next_chunk != t.n_chunks:
+            raise _err(
+                "chunk_order",
+                f"tensor {t.name!r}: TENSOR_END declares {n_chunks} chunks; "
+                f"expected {t.n_chunks}, read {t.next_chunk}",
+            )
+        t.open = False
+        self.n_open -= 1
+
+    # ---------------------------------------------------------------- §6.5
+    def on_end(self, body: bytes, offset: int, seq: int) -> None:
+        cur = Cursor(body, "END")
+        n_records = cur.u64("n_records")
+        stream_len = cur.u64("stream_len")
+        index_offset = cur.u64("index_offset")
+        n_tensors = cur.u32("n_tensors")
+        if cur.u32("reserved") != 0:
+            raise _err("reserved_nonzero", "END reserved field is nonzero")
+        cur.finish()
+        if self.n_open:
+            still = [t.name for t in self.tensors if t.open]
+            raise _err("chunk_order", f"END while tensor(s) {still} are open")
+        if n_records != self.n_records:
+            raise _err("index_mismatch", f"END n_records {n_records}, read {self.n_records}")
+        if stream_len != offset:
+            raise _err("index_mismatch", f"END stream_len {stream_len}, END is at offset {offset}")
+        if n_tensors != len(self.tensors):
+            raise _err("index_mismatch", f"END n_tensors {n_tensors}, read {len(self.tensors)}")
+        want_index = self.index_offset if self.index_offset is not None else 0
+        if index_offset != want_index:
+            raise _err("index_mismatch", f"END index_offset {index_offset}, INDEX read at {want_index}")
+        self.done = True
+
+    # ---------------------------------------------------------------- §6.7
+    def on_index(self, body: bytes, offset: int) -> None:
+        cur = Cursor(body, "INDEX")
+        n_tensors = cur.u32("n_tensors")
+        if cur.u32("reserved") != 0:
+            raise _err("reserved_nonzero", "INDEX reserved field is nonzero")
+        entries = []
+        for i in range(n_tensors):
+            begin = cur.u64(f"tensors[{i}].begin_offset")
+            nch = cur.u64(f"tensors[{i}].n_chunks")
+            if nch > cur.remaining() // 8:
+                raise _err("malformed", f"INDEX tensor {i}: n_chunks {nch} exceeds the remaining body")
+            offs = cur.take(8 * nch, f"tensors[{i}].chunk_offsets")
+            entries.append((begin, nch, hashlib.sha256(offs).digest()))
+        cur.finish()
+        # rules between records
+        if self.index_offset is not None:
+            raise _err("index_mismatch", f"second INDEX (the first is at offset {self.index_offset})")
+        if self.n_open:
+            raise _err("index_mismatch", "INDEX while a tensor is open")
+        if n_tensors != len(self.tensors):
+            raise _err("index_mismatch", f"INDEX lists {n_tensors} tensors, read {len(self.tensors)}")
+        for t, (begin, nch, h) in zip(self.tensors, entries):
+            if begin != t.begin_offset:
+                raise _err("index_mismatch", f"INDEX: tensor {t.name!r} begin_offset {begin}, actual {t.begin_offset}")
+            if nch != t.next_chunk:
+                raise _err("index_mismatch", f"INDEX: tensor {t.name!r} n_chunks {nch}, read {t.next_chunk}")
+            if h != t.offsets_hash.digest():
+                raise _err("index_mismatch", f"INDEX: tensor {t.name!r} chunk offsets differ from the records read")
+        self.index_offset = offset
+
+
+# --------------------------------------------------------------------------------------------
+# API
+# --------------------------------------------------------------------------------------------
+
+
+def decode_file(path: str, limits: Limits = Limits()) -> dict:
+    """Decode a stream; returns the canonical JSON object or raises GradwireError."""
+    if path == "-":
+        return Decoder(limits).decode(sys.stdin.buffer)
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise _err("io", f"cannot open {path}: {e}") from None
+    with f:
+        return Decoder(limits).decode(f)
+
+
+def decode_bytes(data: bytes, limits: Limits = Limits()) -> dict:
+    import io
+
+    return Decoder(limits).decode(io.BytesIO(data))
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+def cmd_decode(path: str) -> int:
+    try:
+        result = decode_file(path)
+    except GradwireError as e:
+        print(json.dumps({"error": e.code, "message": e.message}))
+        return 1
+    print(json.dumps(result, indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_run(directory: str) -> int:
+    with open(os.path.join(directory, "manifest.json"), "rb") as f:
+        manifest = json.load(f)
+    passed = failed = 0
+    for entry in manifest:
+        vid = entry.get("id", entry.get("file"))
+        path = os.path.join(directory, entry["file"])
+        expect = entry["expect"]
+        problems = []
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            problems.append(f"cannot read: {e}")
+            data = None
+        if data is not None:
+            if "sha256" in entry and hashlib.sha256(data).hexdigest() != entry["sha256"]:
+                problems.append("file SHA-256 differs from the manifest")
+            try:
+                got = decode_file(path)
+                got_code = "ok"
+            except GradwireError as e:
+                got, got_code = e, e.code
+            except Exception as e:  # a bug in this decoder: report, never crash the run
+                got, got_code = e, f"uncaught {type(e).__name__}: {e}"
+            if expect == "ok":
+                if got_code != "ok":
+                    problems.append(f"expected ok, got {got_code} ({getattr(got, 'message', '')})")
+                elif got != entry.get("expected"):
+                    problems.append("decoded content differs from 'expected': " + _diff(entry.get("expected"), got))
+            elif got_code != expect:
+                msg = getattr(got, "message", "") if got_code != "ok" else "stream accepted"
+                problems.append(f"expected {expect}, got {got_code} ({msg})")
+        if problems:
+            failed += 1
+            print(f"FAIL {vid}: " + "; ".join(problems))
+        else:
+            passed += 1
+    print(f"{passed} passed, {failed} failed")
+    return 0 if failed == 0 else 1
+
+
+def _diff(a, b, path="$") -> str:
+    if type(a) is not type(b):
+        return f"{path}: {a!r} != {b!r}"
+    if isinstance(a, dict):
+        for k in sorted(set(a) | set(b)):
+            if k not in a or k not in b:
+                return f"{path}.{k}: present in only one side"
+            if a[k] != b[k]:
+                return _diff(a[k], b[k], f"{path}.{k}")
+    if isinstance(a, list):
+        if len(a) != len(b):
+            return f"{path}: length {len(a)} != {len(b)}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            if x != y:
+                return _diff(x, y, f"{path}[{i}]")
+    return f"{path}: {a!r} != {b!r}"
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 3 or argv[1] not in ("decode", "run"):
+        print("usage: gradwire_decode.py decode FILE | run DIR", file=sys.stderr)
+        return 2
+    if argv[1] == "decode":
+        return cmd_decode(argv[2])
+    return cmd_run(argv[2])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
