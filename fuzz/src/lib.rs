@@ -104,12 +104,15 @@ pub fn fix_crcs(data: &mut [u8]) {
     }
 }
 
-const PIPELINES: &[&str] = &["raw", "f16", "bf16", "raw+zstd:level=1", "bf16+zstd:level=-3"];
+const ARRAY_TO_BYTES: &[&str] = &["raw", "f16", "bf16"];
 
-/// Oracle 3: the first byte picks a pipeline, the next two a chunk size, the rest are f32 values.
+/// Oracle 3: the first byte picks an array->bytes codec and whether a zstd stage follows, the
+/// second the zstd level (any value in -7..=22), the next two a chunk size, the rest are values.
 pub fn roundtrip(data: &[u8]) {
-    let [p, c0, c1, rest @ ..] = data else { return };
-    let spec = PIPELINES[usize::from(*p) % PIPELINES.len()];
+    let [p, level, c0, c1, rest @ ..] = data else { return };
+    let first = ARRAY_TO_BYTES[usize::from(*p % 3)];
+    let spec = if *p & 0x80 != 0 { format!("{first}+zstd:level={}", i32::from(*level % 30) - 7) } else { first.to_owned() };
+    let spec = spec.as_str();
     let chunk = u64::from(u16::from_le_bytes([*c0, *c1])).max(1);
     let values: Vec<f32> = rest.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     let registry = Registry::core();
