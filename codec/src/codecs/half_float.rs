@@ -40,16 +40,45 @@ impl Half for f16 {
         dst.convert_from_f32_slice(src);
     }
     fn to_f32_slice(src: &[Self], dst: &mut [f32]) {
-        src.convert_to_f32_slice(dst);
-        // Hardware conversion quiets signalling NaNs; the spec widens every NaN exactly
-        // (sign, exponent all ones, mantissa << 13), so NaNs are redone bit by bit.
-        for (d, h) in dst.iter_mut().zip(src) {
-            let bits = h.to_bits();
-            if bits & 0x7C00 == 0x7C00 && bits & 0x03FF != 0 {
-                *d = f32::from_bits((u32::from(bits & 0x8000) << 16) | 0x7F80_0000 | (u32::from(bits & 0x03FF) << 13));
+        // `half`'s conversion (hardware F16C where available) quiets signalling NaNs, while the
+        // spec widens every value exactly. Gradients almost never hold NaNs, so the fast
+        // conversion runs first and a block that has a NaN is redone exactly. Measured with
+        // `cargo bench --bench codecs -- chunk/decode/f16`: 10.8 GiB/s, against 8.3 for the exact
+        // conversion alone, 6.7 for `half` followed by an element-wise NaN fix-up, and 18.3 for
+        // `half` alone (which would not meet the spec).
+        let has_nan = src.iter().fold(false, |acc, h| acc | is_f16_nan(h.to_bits()));
+        if has_nan {
+            for (d, h) in dst.iter_mut().zip(src) {
+                *d = f16_bits_to_f32(h.to_bits());
             }
+        } else {
+            src.convert_to_f32_slice(dst);
         }
     }
+}
+
+fn is_f16_nan(h: u16) -> bool {
+    (h & 0x7C00 == 0x7C00) & (h & 0x03FF != 0)
+}
+
+/// Exact widening of binary16 bits to f32 (F. Giesen's method): rebias the exponent; infinities
+/// and NaNs get the all-ones exponent with their mantissa kept; subnormals are rebuilt by an exact
+/// subtraction of 2^-14.
+fn f16_bits_to_f32(h: u16) -> f32 {
+    let h = u32::from(h);
+    let shifted = (h & 0x7FFF) << 13;
+    let exp = shifted & 0x0F80_0000;
+    let rebiased = shifted + ((127 - 15) << 23);
+    let inf_nan = rebiased + ((128 - 16) << 23);
+    let subnormal = (f32::from_bits(rebiased + (1 << 23)) - f32::from_bits(113 << 23)).to_bits();
+    let magnitude = if exp == 0x0F80_0000 {
+        inf_nan
+    } else if exp == 0 {
+        subnormal
+    } else {
+        rebiased
+    };
+    f32::from_bits(magnitude | ((h & 0x8000) << 16))
 }
 
 impl Half for bf16 {
@@ -170,6 +199,20 @@ mod tests {
         let mut out = vec![0f32; src.len()];
         H::to_f32_slice(&src, &mut out);
         out.iter().map(|v| v.to_bits()).collect()
+    }
+
+    #[test]
+    fn f16_widening_is_exact_for_all_65536_values() {
+        for h in 0..=u16::MAX {
+            let got = f16_bits_to_f32(h).to_bits();
+            let is_nan = h & 0x7C00 == 0x7C00 && h & 0x03FF != 0;
+            let want = if is_nan {
+                (u32::from(h & 0x8000) << 16) | 0x7F80_0000 | (u32::from(h & 0x03FF) << 13)
+            } else {
+                f16::from_bits(h).to_f32().to_bits()
+            };
+            assert_eq!(got, want, "0x{h:04x}");
+        }
     }
 
     #[test]
