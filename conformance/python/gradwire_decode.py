@@ -236,9 +236,7 @@ def parse_kv_map(cur: Cursor, limits: Limits) -> dict:
     prev_key: bytes | None = None
     for i in range(count):
         key_len = cur.u16("key_len")
-        # Table row "1..=255": checked when read (§6.0 step 2).
-        if not 1 <= key_len <= 255:
-            raise _err("malformed", f"metadata entry {i}: key_len {key_len} not in 1..=255")
+        # The 1..=255 length is part of the key syntax, checked with it (FORMAT.md §6.1).
         key_bytes = cur.take(key_len, "key")
         vtype = cur.u8("type")
         value_len = cur.u32("value_len")
@@ -804,6 +802,9 @@ class Decoder:
             codec_id = cur.u32(f"stages[{i}].codec_id")
             version = cur.u16(f"stages[{i}].codec_version")
             param_len = cur.u16(f"stages[{i}].param_len")
+            # FORMAT.md §6.0 step 2: the param_len limit is checked when the field is read.
+            if param_len > L.max_param_len:
+                raise _err("limit_exceeded", f"stage {i}: param_len {param_len} > max_param_len")
             params = cur.take(param_len, f"stages[{i}].params")
             pname = None
             if is_private_codec(codec_id):

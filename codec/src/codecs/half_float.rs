@@ -57,6 +57,7 @@ impl Half for f16 {
     }
 }
 
+#[allow(clippy::nonminimal_bool, clippy::needless_bitwise_bool, reason = "no short circuit: the scan stays vectorized")]
 fn is_f16_nan(h: u16) -> bool {
     (h & 0x7C00 == 0x7C00) & (h & 0x03FF != 0)
 }

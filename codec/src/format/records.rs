@@ -112,8 +112,7 @@ impl StreamHeader {
     pub fn decode(bytes: &[u8], base: u64) -> Result<StreamHeader> {
         let mut c = Cursor::new(bytes, base);
         let required_features = c.u64("required_features")?;
-        let optional_features = c.u64("optional_features")?;
-        let seed = c.u64("seed")?;
+        // Checked before anything after it is parsed: an unknown feature may change that layout.
         let unknown = required_features & !feature::KNOWN_REQUIRED;
         if unknown != 0 {
             return Err(Error::new(
@@ -122,6 +121,8 @@ impl StreamHeader {
             )
             .at_offset(base));
         }
+        let optional_features = c.u64("optional_features")?;
+        let seed = c.u64("seed")?;
         let metadata = Metadata::decode_from(&mut c)?;
         c.finish("stream header")?;
         Ok(StreamHeader { required_features, optional_features, seed, metadata })
@@ -450,12 +451,11 @@ impl Index {
         out
     }
 
-    /// Parses the body; counts are checked against the bytes present before anything is reserved.
-    pub fn decode(bytes: &[u8], base: u64, limits: &Limits) -> Result<Index> {
+    /// Parses the body; every count is checked against the bytes present before it is used.
+    pub fn decode(bytes: &[u8], base: u64) -> Result<Index> {
         let mut c = Cursor::new(bytes, base);
         let n = u64::from(c.u32("n_tensors")?);
         c.reserved(4, "INDEX reserved")?;
-        Limits::check(n, limits.max_tensors, "number of tensors in the index")?;
         let mut tensors = Vec::new();
         for _ in 0..n {
             let begin_offset = c.u64("begin_offset")?;
@@ -514,6 +514,6 @@ mod tests {
         bytes.put_u32(0);
         bytes.put_u64(16);
         bytes.put_u64(u64::MAX);
-        assert_eq!(Index::decode(&bytes, 0, &Limits::default()).unwrap_err().code(), ErrorCode::Malformed);
+        assert_eq!(Index::decode(&bytes, 0).unwrap_err().code(), ErrorCode::Malformed);
     }
 }

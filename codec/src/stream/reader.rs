@@ -443,7 +443,7 @@ impl<'r, R: Read> Reader<'r, R> {
                 if let Some(t) = self.open.values().next() {
                     return mismatch(format!("an INDEX while tensor {:?} is still open", t.codec.descriptor.name));
                 }
-                let index = Index::decode(&raw.body, base, &limits)?;
+                let index = Index::decode(&raw.body, base)?;
                 if index.tensors.len() != self.n_tensors as usize {
                     return mismatch(format!(
                         "INDEX lists {} tensors, the stream has {}",

@@ -114,7 +114,7 @@ impl<R: Read + Seek> SeekableReader<R> {
                     ),
                 ));
             }
-            Index::decode(&rec.body, rec.body_offset(), &limits)?
+            Index::decode(&rec.body, rec.body_offset())?
         };
         if index.tensors.len() != end.n_tensors as usize {
             return Err(Error::new(
