@@ -262,7 +262,7 @@ def parse_kv_map(cur: Cursor, limits: Limits) -> dict:
                 text = value.decode("utf-8", errors="strict")
             except UnicodeDecodeError:
                 raise _err("malformed", f"metadata key {key!r}: text value is not UTF-8") from None
-        if not NAME_RE.fullmatch(key):
+        if not 1 <= len(key_bytes) <= 255 or not NAME_RE.fullmatch(key):
             raise _err("malformed", f"metadata key {key!r} does not match ^[a-z][a-z0-9_.-]*$")
         if key in REGISTERED_KEYS:
             want_type, allowed = REGISTERED_KEYS[key]

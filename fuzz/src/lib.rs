@@ -134,3 +134,60 @@ pub fn roundtrip(data: &[u8]) {
         .collect();
     assert_eq!(got, want, "round trip through {spec} changed values");
 }
+
+/// Every registered codec, directly through its stage trait: the first byte picks the codec, the
+/// next two the parameter length, then the parameters (arbitrary: the factory must reject bad
+/// ones, never panic), two bytes the value count, and the rest is the payload to decode. For an
+/// array->bytes stage the payload's first values are also encoded and decoded again: a lossless
+/// codec must return the same bits. New plugins are fuzzed here without a new target.
+pub fn stages(data: &[u8]) {
+    use gradwire::{ChunkContext, Stage};
+    let registry = Registry::linked().expect("registry");
+    let descriptors: Vec<_> = registry.descriptors().copied().collect();
+    let [pick, p0, p1, rest @ ..] = data else { return };
+    let d = descriptors[usize::from(*pick) % descriptors.len()];
+    let param_len = usize::from(u16::from_le_bytes([*p0, *p1]) % 64);
+    let Some((params, rest)) = rest.split_at_checked(param_len) else { return };
+    let [n0, n1, payload @ ..] = rest else { return };
+    let n = usize::from(u16::from_le_bytes([*n0, *n1]) % 4096);
+    let factory = registry.get(d.id).expect("registered");
+    let Ok(stage) = factory.build(d.version, params) else { return };
+    let ctx = ChunkContext { tensor_name: "t", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 1 };
+    match stage {
+        Stage::ArrayToBytes(s) => {
+            let mut out = vec![0f32; n];
+            let _ = s.decode(payload, &ctx, &mut out);
+            let values: Vec<f32> = payload.chunks_exact(4).take(n).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            let mut encoded = Vec::new();
+            if s.encode(&values, &ctx, &mut encoded).is_ok() {
+                assert!(encoded.len() <= s.max_encoded_len(values.len()).expect("bound"), "{}: encoder exceeds its bound", d.name);
+                let mut back = vec![0f32; values.len()];
+                s.decode(&encoded, &ctx, &mut back).expect("a codec decodes its own output");
+                if d.lossless {
+                    let same = values.iter().zip(&back).all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "{}: lossless round trip changed values", d.name);
+                }
+            }
+        }
+        Stage::BytesToBytes(s) => {
+            let mut out = Vec::new();
+            let _ = s.decode(payload, n * 4, &mut out);
+            assert!(out.len() <= n * 4, "{}: decoded past its limit", d.name);
+            let mut encoded = Vec::new();
+            if s.encode(payload, &mut encoded).is_ok() {
+                let mut back = Vec::new();
+                s.decode(&encoded, payload.len(), &mut back).expect("a codec decodes its own output");
+                assert_eq!(back, payload, "{}: bytes round trip changed the data", d.name);
+            }
+        }
+        Stage::ArrayToArray(s) => {
+            let values: Vec<f32> = payload.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            if let Ok(len) = s.encoded_len(n) {
+                if values.len() >= len {
+                    let mut out = vec![0f32; n];
+                    let _ = s.decode(&values[..len], &ctx, &mut out);
+                }
+            }
+        }
+    }
+}

@@ -436,6 +436,8 @@ impl<'r, R: Read> Reader<'r, R> {
             }
             record::METADATA => Event::Metadata(Metadata::decode(&raw.body, base)?),
             record::INDEX => {
+                // Parsed before the placement rules (FORMAT.md §6.0: step 2 before step 4).
+                let index = Index::decode(&raw.body, base)?;
                 let mismatch = |msg: String| Err(Error::new(ErrorCode::IndexMismatch, msg));
                 if self.index_offset.is_some() {
                     return mismatch("a second INDEX record".into());
@@ -443,7 +445,6 @@ impl<'r, R: Read> Reader<'r, R> {
                 if let Some(t) = self.open.values().next() {
                     return mismatch(format!("an INDEX while tensor {:?} is still open", t.codec.descriptor.name));
                 }
-                let index = Index::decode(&raw.body, base)?;
                 if index.tensors.len() != self.n_tensors as usize {
                     return mismatch(format!(
                         "INDEX lists {} tensors, the stream has {}",
