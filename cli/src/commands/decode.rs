@@ -55,50 +55,57 @@ pub fn run(args: &DecodeArgs, g: GlobalArgs) -> Result<()> {
     {
         return Err(e.clone().into());
     }
-    let tensors: Vec<NamedTensor> = stream
+    // What salvage lost, noted before the values move into the output.
+    let lost: Vec<String> = stream
         .tensors
         .iter()
-        .map(|t| NamedTensor {
-            name: t.descriptor.name.clone(),
-            dtype: t.descriptor.dtype,
-            shape: t.descriptor.shape.clone(),
-            values: t.values.clone(),
+        .filter(|t| !t.complete)
+        .map(|t| {
+            let d = &t.descriptor;
+            let got = t.chunks_received;
+            format!(
+                "tensor {:?}: {got} of {} chunks recovered; values {}..{} lost (written as NaN)",
+                d.name,
+                d.n_chunks(),
+                got * d.chunk_elements,
+                d.n_elements
+            )
         })
         .collect();
     let meta: HashMap<String, String> =
         metadata_pairs(&stream.header.metadata).into_iter().map(|(k, v)| (format!("gradwire.{k}"), v)).collect();
+    let tensors: Vec<NamedTensor> = stream
+        .tensors
+        .into_iter()
+        .map(|t| NamedTensor {
+            name: t.descriptor.name.clone(),
+            dtype: t.descriptor.dtype,
+            shape: t.descriptor.shape.clone(),
+            values: t.values,
+        })
+        .collect();
+    if tensors.is_empty() && kind == OutputKind::Npy {
+        bail!("the stream holds no tensors");
+    }
     let bytes = tensors_to_bytes(kind, &tensors, args.keep_dtype, (!meta.is_empty()).then_some(meta))?;
     write_bytes(&args.output, &bytes)?;
     if let Some(e) = error {
         eprintln!("gradwire: salvage: the stream is damaged: {e}");
-        let mut lost = 0;
-        for t in stream.tensors.iter().filter(|t| !t.complete) {
-            let d = &t.descriptor;
-            let got = t.chunks_received;
-            let first_missing = got * d.chunk_elements;
-            eprintln!(
-                "gradwire: salvage: tensor {:?}: {got} of {} chunks recovered; values {first_missing}..{} lost (written as NaN)",
-                d.name,
-                d.n_chunks(),
-                d.n_elements
-            );
-            lost += 1;
+        for line in &lost {
+            eprintln!("gradwire: salvage: {line}");
         }
-        if lost == 0 {
+        if lost.is_empty() {
             eprintln!(
                 "gradwire: salvage: every tensor begun in the stream is complete; tensors after the damage, if any, are lost"
             );
         } else {
             eprintln!("gradwire: salvage: tensors after the damage, if any, are lost");
         }
-        eprintln!("gradwire: salvage: wrote {} with {} tensors", args.output, stream.tensors.len());
+        eprintln!("gradwire: salvage: wrote {} with {} tensors", args.output, tensors.len());
         return Err(e.into());
     }
     if !g.quiet && args.output != "-" {
         eprintln!("wrote {} ({} tensors)", args.output, tensors.len());
-    }
-    if tensors.is_empty() && kind == OutputKind::Npy {
-        bail!("the stream holds no tensors");
     }
     Ok(())
 }
