@@ -233,3 +233,24 @@ fn tight_limits_refuse_before_allocating() {
     assert_eq!(err.code(), gradwire::ErrorCode::LimitExceeded, "{err}");
     assert!(err.to_string().contains("limit is 1024"), "{err}");
 }
+
+#[test]
+fn salvage_allocates_nothing_for_values_that_never_arrived() {
+    // A tensor declaring 2^32 elements (16 GiB, within the default limits), one 4-value chunk,
+    // then the stream is cut: no TENSOR_END, no END.
+    let registry = Registry::core();
+    let mut sink = Vec::new();
+    {
+        let options = WriterOptions::default().chunk_elements(4);
+        let mut w = Writer::new(&mut sink, &registry, &StreamHeader::default(), options).unwrap();
+        let id = w.begin_tensor(TensorSpec::new("huge", &[1 << 32], registry.parse_pipeline("raw").unwrap())).unwrap();
+        w.write_values(id, &[1.0, 2.0, 3.0, 4.0, 5.0]).unwrap();
+    }
+    let (decoded, err) = Reader::new(&sink[..], &registry).read_all_salvage();
+    assert_eq!(err.unwrap().code(), gradwire::ErrorCode::Truncated);
+    let t = &decoded.tensors[0];
+    assert!(!t.complete);
+    assert_eq!(t.values, vec![1.0, 2.0, 3.0, 4.0]);
+    assert!(t.values.capacity() < 1 << 20, "nothing is allocated for the missing 2^32 values");
+    assert_eq!(Reader::new(&sink[..], &registry).read_all().unwrap_err().code(), gradwire::ErrorCode::Truncated);
+}

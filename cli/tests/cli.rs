@@ -139,18 +139,21 @@ fn salvage_recovers_every_intact_chunk_and_says_what_was_lost() {
     let salvaged = load(&out_path);
     assert!(!salvaged.is_empty());
     let mut intact_values = 0;
+    let mut partial = 0;
     for (name, _, shape, data) in &salvaged {
         let orig = &original.iter().find(|t| &t.0 == name).unwrap();
-        assert_eq!(&orig.2, shape);
-        for (o, g) in orig.3.chunks_exact(4).zip(data.chunks_exact(4)) {
-            let g = f32::from_le_bytes(g.try_into().unwrap());
-            if !g.is_nan() {
-                assert_eq!(o, &g.to_le_bytes()[..], "{name}: a recovered value differs");
-                intact_values += 1;
-            }
+        if shape != &orig.2 {
+            // An incomplete tensor: the 1-D prefix that arrived.
+            assert_eq!(shape.len(), 1, "{name}");
+            assert!(shape[0] < orig.2.iter().product::<usize>(), "{name}");
+            partial += 1;
         }
+        assert_eq!(&orig.3[..data.len()], &data[..], "{name}: recovered values differ");
+        intact_values += data.len() / 4;
     }
+    assert!(partial <= 1, "chunks arrive in order: at most one tensor is cut");
     assert!(intact_values > 30_000, "half the stream holds most of the first tensors: {intact_values}");
+    assert!(msg.contains("1-D prefix"), "{msg}");
 }
 
 #[test]

@@ -19,8 +19,8 @@ pub struct DecodeArgs {
     /// Output file: .safetensors, .npy (one tensor) or .npz; - writes safetensors to standard output.
     #[arg(short, long)]
     pub output: String,
-    /// On a damaged or truncated stream, write every intact chunk (missing values are NaN), say
-    /// what was lost, and still exit with the error's code.
+    /// On a damaged or truncated stream, write every intact chunk (an incomplete tensor as the 1-D
+    /// prefix that arrived), say what was lost, and still exit with the error's code.
     #[arg(long)]
     pub salvage: bool,
     /// Write each tensor in the dtype it was encoded from (f16, bf16, f64) instead of f32.
@@ -64,10 +64,12 @@ pub fn run(args: &DecodeArgs, g: GlobalArgs) -> Result<()> {
             let d = &t.descriptor;
             let got = t.chunks_received;
             format!(
-                "tensor {:?}: {got} of {} chunks recovered; values {}..{} lost (written as NaN)",
+                "tensor {:?} (shape {:?}): {got} of {} chunks recovered, written as the 1-D prefix of its first {} values; values {}..{} lost",
                 d.name,
+                d.shape,
                 d.n_chunks(),
-                got * d.chunk_elements,
+                t.values.len(),
+                t.values.len(),
                 d.n_elements
             )
         })
@@ -80,7 +82,8 @@ pub fn run(args: &DecodeArgs, g: GlobalArgs) -> Result<()> {
         .map(|t| NamedTensor {
             name: t.descriptor.name.clone(),
             dtype: t.descriptor.dtype,
-            shape: t.descriptor.shape.clone(),
+            // An incomplete tensor keeps only what arrived, never padding sized by the stream.
+            shape: if t.complete { t.descriptor.shape.clone() } else { vec![t.values.len() as u64] },
             values: t.values,
         })
         .collect();

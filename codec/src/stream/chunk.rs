@@ -80,6 +80,17 @@ impl TensorCodec {
             )));
         }
         let len = d.chunk_len(header.chunk_index) as usize;
+        // The payload is checked against the pipeline's bound before the output is allocated.
+        let bound = self.pipeline.bounds(len).map_err(locate)?.max_payload();
+        if payload.len() > bound {
+            return Err(locate(Error::new(
+                ErrorCode::CodecOutputSize,
+                format!(
+                    "chunk payload of {} bytes exceeds the pipeline's bound of {bound} bytes for {len} values",
+                    payload.len()
+                ),
+            )));
+        }
         let mut values = vec![0f32; len];
         self.pipeline.decode_chunk(payload, &self.context(header.chunk_index), &mut values).map_err(locate)?;
         if d.has_decoded_crc() {

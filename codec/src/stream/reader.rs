@@ -515,8 +515,9 @@ impl<'r, R: Read> Reader<'r, R> {
 
     /// Reads the whole stream, keeping every intact chunk before the first error.
     ///
-    /// Values of chunks that never arrived are NaN in [`DecodedTensor::values`], and
-    /// [`DecodedTensor::chunks_received`] says how many chunks did arrive.
+    /// Chunks arrive in order, so an incomplete tensor's [`DecodedTensor::values`] hold the prefix
+    /// that arrived (`chunks_received` chunks); nothing is allocated for values that did not
+    /// arrive, whatever size the stream declared.
     pub fn read_all_salvage(mut self) -> (DecodedStream, Option<Error>) {
         let mut out = DecodedStream::default();
         let err = loop {
@@ -546,11 +547,6 @@ impl<'r, R: Read> Reader<'r, R> {
                 Err(e) => break Some(e),
             }
         };
-        for t in &mut out.tensors {
-            if !t.complete {
-                t.values.resize(t.descriptor.n_elements as usize, f32::NAN);
-            }
-        }
         (out, err)
     }
 }
@@ -573,7 +569,7 @@ pub struct DecodedStream {
 pub struct DecodedTensor {
     /// Its descriptor.
     pub descriptor: Arc<TensorDescriptor>,
-    /// Its values (NaN where chunks are missing in a salvaged stream).
+    /// Its values; for an incomplete tensor of a salvaged stream, the prefix that arrived.
     pub values: Vec<f32>,
     /// Number of chunks decoded.
     pub chunks_received: u64,

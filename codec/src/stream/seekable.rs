@@ -65,36 +65,7 @@ impl<R: Read + Seek> SeekableReader<R> {
         }
         let header = StreamHeader::decode(&first.body, first.body_offset())?;
 
-        let len = input.seek(SeekFrom::End(0)).map_err(io("seeking to the end"))?;
-        let end_len = (RECORD_HEADER_LEN + END_BODY_LEN) as u64;
-        let end_offset = len.checked_sub(end_len).filter(|&o| o >= PREAMBLE_LEN as u64).ok_or_else(|| {
-            Error::new(ErrorCode::Truncated, format!("{len} bytes cannot hold a stream with its END record"))
-        })?;
-        // Whatever is wrong with the last 64 bytes, the END record is missing: the file is cut.
-        let end_rec = match Self::record_at(&mut input, end_offset, &limits) {
-            Ok(rec) if rec.header.rtype == record::END => rec,
-            Err(e) if e.code() == ErrorCode::Io => return Err(e),
-            Ok(_) => {
-                return Err(
-                    Error::new(ErrorCode::Truncated, "the last 64 bytes are not an END record").at_offset(end_offset)
-                );
-            }
-            Err(e) => {
-                return Err(Error::new(ErrorCode::Truncated, format!("no END record in the last 64 bytes ({e})"))
-                    .at_offset(end_offset));
-            }
-        };
-        let end = EndRecord::decode(&end_rec.body, end_rec.body_offset())?;
-        if end.stream_len != end_offset || end.n_records != u64::from(end_rec.header.seq) {
-            return Err(Error::new(
-                ErrorCode::IndexMismatch,
-                format!(
-                    "END says the stream is {} bytes and {} records; found {end_offset} bytes before END, seq {}",
-                    end.stream_len, end.n_records, end_rec.header.seq
-                ),
-            )
-            .at_offset(end_offset));
-        }
+        let (end, end_offset) = Self::read_end(&mut input, &limits)?;
         let index = if end.index_offset == 0 {
             Self::scan(&mut input, end_offset, &limits)?
         } else {
@@ -116,6 +87,7 @@ impl<R: Read + Seek> SeekableReader<R> {
             }
             Index::decode(&rec.body, rec.body_offset())?
         };
+        Limits::check(index.tensors.len() as u64, limits.max_tensors, "number of tensors")?;
         if index.tensors.len() != end.n_tensors as usize {
             return Err(Error::new(
                 ErrorCode::IndexMismatch,
@@ -146,6 +118,11 @@ impl<R: Read + Seek> SeekableReader<R> {
                 .in_tensor(d.name));
             }
             let pipeline = registry.build_pipeline(&d.pipeline, &limits).map_err(|e| e.in_tensor(d.name.clone()))?;
+            if d.n_elements > 0 {
+                pipeline
+                    .bounds(d.chunk_elements.min(d.n_elements) as usize)
+                    .map_err(|e| e.in_tensor(d.name.clone()))?;
+            }
             tensors.push(TensorCodec {
                 descriptor: Arc::new(d),
                 pipeline: Arc::new(pipeline),
@@ -153,6 +130,46 @@ impl<R: Read + Seek> SeekableReader<R> {
             });
         }
         Ok(SeekableReader { input, limits, header, end, index, tensors })
+    }
+
+    /// Reads the END record from the last 64 bytes; whatever is wrong with them is truncation
+    /// (FORMAT.md §8). Returns END and its offset.
+    fn read_end(input: &mut R, limits: &Limits) -> Result<(EndRecord, u64)> {
+        let io = |what: &'static str| move |e: std::io::Error| Error::from_io(&e, what);
+        let len = input.seek(SeekFrom::End(0)).map_err(io("seeking to the end"))?;
+        let end_len = (RECORD_HEADER_LEN + END_BODY_LEN) as u64;
+        let end_offset = len.checked_sub(end_len).filter(|&o| o >= PREAMBLE_LEN as u64).ok_or_else(|| {
+            Error::new(ErrorCode::Truncated, format!("{len} bytes cannot hold a stream with its END record"))
+        })?;
+        // Whatever is wrong with the last 64 bytes, the END record is missing: the file is cut.
+        let end_rec = match Self::record_at(input, end_offset, limits) {
+            Ok(rec) if rec.header.rtype == record::END => rec,
+            Err(e) if e.code() == ErrorCode::Io => return Err(e),
+            Ok(_) => {
+                return Err(
+                    Error::new(ErrorCode::Truncated, "the last 64 bytes are not an END record").at_offset(end_offset)
+                );
+            }
+            Err(e) => {
+                return Err(Error::new(ErrorCode::Truncated, format!("no END record in the last 64 bytes ({e})"))
+                    .at_offset(end_offset));
+            }
+        };
+        let end = EndRecord::decode(&end_rec.body, end_rec.body_offset()).map_err(|e| {
+            Error::new(ErrorCode::Truncated, format!("no valid END record in the last 64 bytes ({e})"))
+                .at_offset(end_offset)
+        })?;
+        if end.stream_len != end_offset || end.n_records != u64::from(end_rec.header.seq) {
+            return Err(Error::new(
+                ErrorCode::IndexMismatch,
+                format!(
+                    "END says the stream is {} bytes and {} records; found {end_offset} bytes before END, seq {}",
+                    end.stream_len, end.n_records, end_rec.header.seq
+                ),
+            )
+            .at_offset(end_offset));
+        }
+        Ok((end, end_offset))
     }
 
     fn record_at(input: &mut R, offset: u64, limits: &Limits) -> Result<RawRecord> {
@@ -192,7 +209,9 @@ impl<R: Read + Seek> SeekableReader<R> {
                 )
                 .at_offset(offset));
             }
-            seq = seq.wrapping_add(1);
+            seq = seq.checked_add(1).ok_or_else(|| {
+                Error::new(ErrorCode::LimitExceeded, "a stream holds at most 2^32 records").at_offset(offset)
+            })?;
             Limits::check(header.body_len, body_limit(header.rtype, limits), "record body length")
                 .map_err(|e| e.at_offset(offset))?;
             match header.rtype {
