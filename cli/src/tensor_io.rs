@@ -290,6 +290,17 @@ pub fn tensors_to_bytes(
     Ok(out)
 }
 
+/// The output path when `-o` is not given: the input path with `extension` (standard output for
+/// standard input).
+#[must_use]
+pub fn default_output(input: &str, output: Option<&str>, extension: &str) -> String {
+    match output {
+        Some(o) => o.to_owned(),
+        None if input == "-" => "-".to_owned(),
+        None => Path::new(input).with_extension(extension).to_string_lossy().into_owned(),
+    }
+}
+
 /// Writes bytes to a file, or standard output for `-`.
 pub fn write_bytes(path: &str, bytes: &[u8]) -> Result<()> {
     if path == "-" {

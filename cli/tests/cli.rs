@@ -245,3 +245,17 @@ fn conformance_runs_the_golden_vectors_and_generated_streams() {
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(j["error"], "bad_magic");
 }
+
+#[test]
+fn output_defaults_to_the_input_path_with_a_new_extension() {
+    let dir = tmp("defaults");
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("grads.safetensors");
+    std::fs::copy(FIXTURE, &input).unwrap();
+    ok(&["encode", s(&input), "--codec", "raw", "-q"]);
+    let gw = dir.join("grads.gw");
+    assert!(gw.exists());
+    std::fs::remove_file(&input).unwrap();
+    ok(&["decode", s(&gw), "-q"]);
+    assert_eq!(load(&input), load(Path::new(FIXTURE)));
+}

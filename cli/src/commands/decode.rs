@@ -16,9 +16,10 @@ use crate::tensor_io::{NamedTensor, OutputKind, tensors_to_bytes, write_bytes};
 pub struct DecodeArgs {
     /// Input stream (- for standard input).
     pub input: String,
-    /// Output file: .safetensors, .npy (one tensor) or .npz; - writes safetensors to standard output.
+    /// Output file: .safetensors, .npy (one tensor) or .npz; - writes safetensors to standard
+    /// output; default: the input path with extension .safetensors.
     #[arg(short, long)]
-    pub output: String,
+    pub output: Option<String>,
     /// On a damaged or truncated stream, write every intact chunk (an incomplete tensor as the 1-D
     /// prefix that arrived), say what was lost, and still exit with the error's code.
     #[arg(long)]
@@ -43,7 +44,8 @@ pub fn open_input(path: &str, quiet: bool, what: &str) -> Result<(Box<dyn std::i
 
 /// Runs `gradwire decode`.
 pub fn run(args: &DecodeArgs, g: GlobalArgs) -> Result<()> {
-    let kind = if args.output == "-" { OutputKind::Safetensors } else { OutputKind::from_path(&args.output)? };
+    let output = crate::tensor_io::default_output(&args.input, args.output.as_deref(), "safetensors");
+    let kind = if output == "-" { OutputKind::Safetensors } else { OutputKind::from_path(&output)? };
     let registry = gradwire::registry()?;
     let options = ReaderOptions::default().threads(g.threads_or_all());
     let (input, bar) = open_input(&args.input, g.quiet, "decoding")?;
@@ -91,7 +93,7 @@ pub fn run(args: &DecodeArgs, g: GlobalArgs) -> Result<()> {
         bail!("the stream holds no tensors");
     }
     let bytes = tensors_to_bytes(kind, &tensors, args.keep_dtype, (!meta.is_empty()).then_some(meta))?;
-    write_bytes(&args.output, &bytes)?;
+    write_bytes(&output, &bytes)?;
     if let Some(e) = error {
         eprintln!("gradwire: salvage: the stream is damaged: {e}");
         for line in &lost {
@@ -104,11 +106,11 @@ pub fn run(args: &DecodeArgs, g: GlobalArgs) -> Result<()> {
         } else {
             eprintln!("gradwire: salvage: tensors after the damage, if any, are lost");
         }
-        eprintln!("gradwire: salvage: wrote {} with {} tensors", args.output, tensors.len());
+        eprintln!("gradwire: salvage: wrote {} with {} tensors", output, tensors.len());
         return Err(e.into());
     }
-    if !g.quiet && args.output != "-" {
-        eprintln!("wrote {} ({} tensors)", args.output, tensors.len());
+    if !g.quiet && output != "-" {
+        eprintln!("wrote {} ({} tensors)", output, tensors.len());
     }
     Ok(())
 }

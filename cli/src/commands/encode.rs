@@ -15,9 +15,9 @@ use crate::tensor_io::read_tensors;
 pub struct EncodeArgs {
     /// Input .npy, .npz or .safetensors file, or - for standard input.
     pub input: String,
-    /// Output stream (- for standard output).
+    /// Output stream (- for standard output); default: the input path with extension .gw.
     #[arg(short, long)]
-    pub output: String,
+    pub output: Option<String>,
     /// Codec pipeline, e.g. raw, bf16+zstd:level=3 (see `gradwire codecs`).
     #[arg(long, default_value = "raw")]
     pub codec: String,
@@ -49,6 +49,7 @@ pub fn run(args: &EncodeArgs, g: GlobalArgs) -> Result<()> {
     let registry = gradwire::registry()?;
     let pipeline = registry.parse_pipeline(&args.codec)?;
     let tensors = read_tensors(&args.input)?;
+    let output = crate::tensor_io::default_output(&args.input, args.output.as_deref(), "gw");
     let mut metadata = Metadata::new();
     metadata.insert("producer", Value::Utf8(format!("gradwire-cli/{}", env!("CARGO_PKG_VERSION"))))?;
     if let Some(r) = args.round {
@@ -71,10 +72,10 @@ pub fn run(args: &EncodeArgs, g: GlobalArgs) -> Result<()> {
         options = options.chunk_elements(n);
     }
     let step = (options.chunk_elements as usize).saturating_mul(threads * 2).max(1);
-    let sink: Box<dyn Write> = if args.output == "-" {
+    let sink: Box<dyn Write> = if output == "-" {
         Box::new(std::io::stdout().lock())
     } else {
-        Box::new(std::fs::File::create(&args.output).with_context(|| format!("creating {}", args.output))?)
+        Box::new(std::fs::File::create(&output).with_context(|| format!("creating {output}"))?)
     };
     let total: u64 = tensors.iter().map(|t| t.values.len() as u64).sum();
     let bar = values_bar(total, g.quiet, "encoding");
@@ -90,12 +91,12 @@ pub fn run(args: &EncodeArgs, g: GlobalArgs) -> Result<()> {
     }
     writer.finish()?.flush().context("flushing the output")?;
     bar.finish_and_clear();
-    if !g.quiet && args.output != "-" {
-        let written = std::fs::metadata(&args.output).map_or(0, |m| m.len());
+    if !g.quiet && output != "-" {
+        let written = std::fs::metadata(&output).map_or(0, |m| m.len());
         let bpe = written as f64 * 8.0 / total.max(1) as f64;
         eprintln!(
             "wrote {} ({} tensors, {total} values, {written} bytes, {bpe:.3} bits per entry)",
-            args.output,
+            output,
             tensors.len()
         );
     }
