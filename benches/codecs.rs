@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, reason = "setup failures in a benchmark are bugs to surface at once")]
-//! Throughput of every core codec, in GB/s of f32 input, at two levels:
+//! Throughput of every registered codec, in GB/s of f32 input, at two levels:
 //!
 //! - `chunk/*`: one pipeline on one chunk of 2^20 values (4 MiB), buffers reused: the codec's own
 //!   speed, without framing.
@@ -19,7 +19,16 @@ use gradwire::{ChunkContext, Event, Limits, Reader, Registry, StreamHeader, Tens
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const PIPELINES: &[&str] = &["raw", "f16", "bf16", "raw+zstd:level=1", "bf16+zstd:level=1"];
+const PIPELINES: &[&str] = &[
+    "raw",
+    "f16",
+    "bf16",
+    "raw+zstd:level=1",
+    "bf16+zstd:level=1",
+    "signsgd:scale=none",
+    "signsgd:scale=mean",
+    "signsgd:scale=block,block=4096",
+];
 
 fn laplace(n: usize, seed: u64) -> Vec<f32> {
     let mut rng = SeededRng::new(seed);
@@ -33,7 +42,7 @@ fn laplace(n: usize, seed: u64) -> Vec<f32> {
 }
 
 fn chunk_level(c: &mut Criterion) {
-    let registry = Registry::core();
+    let registry = gradwire::registry().unwrap();
     let values = laplace(1 << 20, 1);
     let ctx = ChunkContext { tensor_name: "g", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 0 };
     let mut group = c.benchmark_group("chunk");
@@ -66,7 +75,7 @@ fn write_stream(registry: &Registry, spec: &str, values: &[f32], out: &mut Vec<u
 }
 
 fn stream_level(c: &mut Criterion) {
-    let registry = Registry::core();
+    let registry = gradwire::registry().unwrap();
     let values = laplace(1 << 24, 2);
     let mut group = c.benchmark_group("stream");
     group.sample_size(10);

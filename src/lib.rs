@@ -22,6 +22,9 @@ pub struct ReadmeDoctests;
 
 pub use gradwire_codec::*;
 
+/// `signsgd`: packed sign bits plus scales (`spec/CODECS.md` §5).
+pub use gradwire_signsgd as signsgd;
+
 /// Every codec this build knows: the core codecs plus all linked plugins.
 ///
 /// # Errors

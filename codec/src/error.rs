@@ -241,6 +241,14 @@ impl Error {
         self
     }
 
+    /// Prepends `context` to the detail (for example which of several inputs failed), keeping
+    /// the code and location.
+    #[must_use]
+    pub fn context(mut self, context: &str) -> Self {
+        self.detail = format!("{context}: {}", self.detail);
+        self
+    }
+
     /// Wraps an I/O error; an unexpected end of file becomes [`ErrorCode::Truncated`].
     #[must_use]
     pub fn from_io(err: &std::io::Error, what: &str) -> Self {

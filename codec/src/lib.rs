@@ -26,29 +26,33 @@
 
 #![forbid(unsafe_code)]
 
+pub mod aggregate;
 pub mod codecs;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod error;
+pub mod feedback;
 pub mod format;
 pub mod ids;
 pub mod limits;
 pub mod pipeline;
 pub mod registry;
 pub mod rng;
+pub mod signs;
 pub mod stage;
 pub mod stream;
 pub mod testing;
 
 pub use error::{Error, ErrorCode, Fault, Location, Result};
+pub use feedback::ErrorFeedback;
 pub use format::{DType, Metadata, StageDescriptor, StreamHeader, TensorDescriptor, Value};
 pub use limits::Limits;
 pub use pipeline::Pipeline;
 pub use registry::{CodecDescriptor, CodecFactory, CodecPlugin, ParamInfo, Registry, TextParams};
 pub use stage::{ArrayToArray, ArrayToBytes, BytesToBytes, ChunkContext, Stage, StageKind};
 pub use stream::{
-    Chunk, DecodedStream, DecodedTensor, Event, Reader, ReaderOptions, SeekableReader, TensorId, TensorSpec, Writer,
-    WriterOptions,
+    Chunk, DecodedStream, DecodedTensor, EncodedChunk, Event, Reader, ReaderOptions, SeekableReader, TensorId,
+    TensorSpec, Writer, WriterOptions,
 };
 
 /// Re-exported so plugin crates can call `gradwire_codec::inventory::submit!` without their own

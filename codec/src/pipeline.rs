@@ -6,6 +6,8 @@
 //! on every intermediate byte buffer; each bound must fit the limits, and each decode call is told
 //! the exact or maximum size it may produce.
 
+use std::borrow::Cow;
+
 use crate::error::{Error, ErrorCode, Result};
 use crate::format::StageDescriptor;
 use crate::limits::Limits;
@@ -170,6 +172,73 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Adds `weight` times the decoded chunk to `acc` (aggregation): through the array->bytes
+    /// stage's [`ArrayToBytes::accumulate`] when the pipeline has no array->array stage, so
+    /// codecs that can add from their payload never materialize the decoded values.
+    ///
+    /// # Errors
+    /// As [`Pipeline::decode_chunk`].
+    pub fn accumulate_chunk(&self, payload: &[u8], weight: f32, ctx: &ChunkContext<'_>, acc: &mut [f32]) -> Result<()> {
+        if !self.array_stages.is_empty() {
+            let mut decoded = vec![0f32; acc.len()];
+            self.decode_chunk(payload, ctx, &mut decoded)?;
+            for (a, d) in acc.iter_mut().zip(&decoded) {
+                *a += weight * d;
+            }
+            return Ok(());
+        }
+        let bounds = self.bounds(acc.len())?;
+        let bytes = self.unwrap_bytes(payload, &bounds, acc.len())?;
+        self.bytes_stage.accumulate(&bytes, weight, ctx, acc)
+    }
+
+    /// Writes the packed sign plane of the decoded chunk (`crate::signs` layout) into `out`:
+    /// copied from the payload when the codec stores one ([`ArrayToBytes::sign_plane`]),
+    /// otherwise decoded and packed.
+    ///
+    /// # Errors
+    /// As [`Pipeline::decode_chunk`].
+    pub fn sign_plane_chunk(&self, payload: &[u8], ctx: &ChunkContext<'_>, n: usize, out: &mut [u8]) -> Result<()> {
+        if self.array_stages.is_empty() {
+            let bounds = self.bounds(n)?;
+            let bytes = self.unwrap_bytes(payload, &bounds, n)?;
+            if self.bytes_stage.sign_plane(&bytes, ctx, n, out)? {
+                return Ok(());
+            }
+        }
+        let mut decoded = vec![0f32; n];
+        self.decode_chunk(payload, ctx, &mut decoded)?;
+        crate::signs::pack(&decoded, out);
+        Ok(())
+    }
+
+    /// Undoes the bytes->bytes stages: the array->bytes stage's encoding of a chunk of `n` values.
+    fn unwrap_bytes<'p>(&self, payload: &'p [u8], bounds: &ChunkBounds, n: usize) -> Result<Cow<'p, [u8]>> {
+        if payload.len() > bounds.max_payload() {
+            return Err(Error::new(
+                ErrorCode::CodecOutputSize,
+                format!(
+                    "chunk payload of {} bytes exceeds the pipeline's bound of {} bytes for {n} values",
+                    payload.len(),
+                    bounds.max_payload(),
+                ),
+            ));
+        }
+        let mut bytes = Cow::Borrowed(payload);
+        for (i, st) in self.byte_stages.iter().enumerate().rev() {
+            let mut next = Vec::new();
+            st.decode(&bytes, bounds.byte_bounds[i], &mut next)?;
+            if next.len() > bounds.byte_bounds[i] {
+                return Err(Error::new(
+                    ErrorCode::CodecOutputSize,
+                    format!("bytes stage {i} produced {} bytes, bound is {}", next.len(), bounds.byte_bounds[i]),
+                ));
+            }
+            bytes = Cow::Owned(next);
+        }
+        Ok(bytes)
+    }
+
     /// Decodes one chunk payload into exactly `out.len()` values.
     ///
     /// # Errors
@@ -177,31 +246,8 @@ impl Pipeline {
     /// produces the wrong size, or any codec error.
     pub fn decode_chunk(&self, payload: &[u8], ctx: &ChunkContext<'_>, out: &mut [f32]) -> Result<()> {
         let bounds = self.bounds(out.len())?;
-        if payload.len() > bounds.max_payload() {
-            return Err(Error::new(
-                ErrorCode::CodecOutputSize,
-                format!(
-                    "chunk payload of {} bytes exceeds the pipeline's bound of {} bytes for {} values",
-                    payload.len(),
-                    bounds.max_payload(),
-                    out.len()
-                ),
-            ));
-        }
-        let mut owned: Vec<u8>;
-        let mut bytes: &[u8] = payload;
-        for (i, st) in self.byte_stages.iter().enumerate().rev() {
-            let mut next = Vec::new();
-            st.decode(bytes, bounds.byte_bounds[i], &mut next)?;
-            if next.len() > bounds.byte_bounds[i] {
-                return Err(Error::new(
-                    ErrorCode::CodecOutputSize,
-                    format!("bytes stage {i} produced {} bytes, bound is {}", next.len(), bounds.byte_bounds[i]),
-                ));
-            }
-            owned = next;
-            bytes = &owned;
-        }
+        let bytes = self.unwrap_bytes(payload, &bounds, out.len())?;
+        let bytes: &[u8] = &bytes;
         let Some((&inner_len, _)) = bounds.array_lens.split_last() else { return Ok(()) };
         if self.array_stages.is_empty() {
             return self.bytes_stage.decode(bytes, ctx, out);

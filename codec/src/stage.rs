@@ -63,6 +63,33 @@ pub trait ArrayToBytes: Send + Sync {
     /// [`crate::ErrorCode::CodecOutputSize`] when `bytes` does not hold exactly `out.len()` values,
     /// [`crate::ErrorCode::CodecData`] for other malformed payloads.
     fn decode(&self, bytes: &[u8], ctx: &ChunkContext<'_>, out: &mut [f32]) -> Result<()>;
+
+    /// Aggregation capability: adds `weight * decode(bytes)` to `acc` (`acc.len()` values).
+    ///
+    /// The default decodes into a scratch buffer and adds; a codec whose payload allows it (signs
+    /// times scales, coefficients, ...) overrides this to add straight from its payload.
+    ///
+    /// # Errors
+    /// As [`ArrayToBytes::decode`].
+    fn accumulate(&self, bytes: &[u8], weight: f32, ctx: &ChunkContext<'_>, acc: &mut [f32]) -> Result<()> {
+        let mut decoded = vec![0f32; acc.len()];
+        self.decode(bytes, ctx, &mut decoded)?;
+        for (a, d) in acc.iter_mut().zip(&decoded) {
+            *a += weight * d;
+        }
+        Ok(())
+    }
+
+    /// Aggregation capability: when the payload stores the signs of its values as a packed plane
+    /// (`crate::signs` layout), copies that plane into `out` (`signs::packed_len(n)` bytes) and
+    /// returns `true`. The default returns `false`, and callers decode and pack instead.
+    ///
+    /// # Errors
+    /// As [`ArrayToBytes::decode`], for a payload that does not validate.
+    fn sign_plane(&self, bytes: &[u8], ctx: &ChunkContext<'_>, n: usize, out: &mut [u8]) -> Result<bool> {
+        let _ = (bytes, ctx, n, out);
+        Ok(false)
+    }
 }
 
 /// A stage that maps bytes to bytes (general-purpose compression, ...).

@@ -73,7 +73,9 @@ pub const WELL_KNOWN_KEYS: &[(&str, u8, &str)] = &[
     ("fl.client_id", 1, "identifier of the sending client"),
     ("fl.num_examples", 2, "number of training examples behind the update (aggregation weight)"),
     ("fl.payload_kind", 1, "one of gradient, delta, weights"),
+    ("fl.num_updates", 2, "number of client updates an aggregate combines"),
     ("fl.round", 2, "federated round number"),
+    ("gradwire.kind", 1, "what a stream that is not an update holds: aggregate, error-feedback-state"),
     ("producer", 1, "name and version of the writing software"),
 ];
 

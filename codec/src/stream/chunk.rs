@@ -21,7 +21,9 @@ pub struct TensorCodec {
 }
 
 impl TensorCodec {
-    fn context(&self, chunk_index: u64) -> ChunkContext<'_> {
+    /// The context stages see for chunk `chunk_index`: position and seed.
+    #[must_use]
+    pub fn context(&self, chunk_index: u64) -> ChunkContext<'_> {
         let d = &self.descriptor;
         ChunkContext {
             tensor_name: &d.name,
@@ -47,21 +49,70 @@ impl TensorCodec {
     /// # Errors
     /// Codec errors, located at the tensor and chunk.
     pub fn encode_chunk_into(&self, chunk_index: u64, values: &[f32], body: &mut Vec<u8>) -> Result<()> {
+        self.encode_chunk_inner(chunk_index, values, body, None)
+    }
+
+    /// As [`TensorCodec::encode_chunk_into`], and appends to `reconstruction` the values every
+    /// reader will decode from the chunk (what error feedback subtracts).
+    ///
+    /// # Errors
+    /// Codec errors, located at the tensor and chunk.
+    pub fn encode_chunk_reconstructing(
+        &self,
+        chunk_index: u64,
+        values: &[f32],
+        body: &mut Vec<u8>,
+        reconstruction: &mut Vec<f32>,
+    ) -> Result<()> {
+        self.encode_chunk_inner(chunk_index, values, body, Some(reconstruction))
+    }
+
+    fn encode_chunk_inner(
+        &self,
+        chunk_index: u64,
+        values: &[f32],
+        body: &mut Vec<u8>,
+        reconstruction: Option<&mut Vec<f32>>,
+    ) -> Result<()> {
         let d = &self.descriptor;
         let locate = |e: Error| e.in_tensor(d.name.clone()).in_chunk(chunk_index);
         let ctx = self.context(chunk_index);
         body.clear();
         ChunkHeader { tensor_id: d.tensor_id, chunk_index, decoded_crc: 0 }.encode_into(body);
         self.pipeline.encode_chunk(values, &ctx, body).map_err(locate)?;
+        if !d.has_decoded_crc() && reconstruction.is_none() {
+            return Ok(());
+        }
+        // Decode our own output: the CRC describes what every reader will get, and the round
+        // trip checks the encoder (a lossy codec's output is only known after decoding).
+        let mut decoded = vec![0f32; values.len()];
+        self.pipeline
+            .decode_chunk(&body[crate::format::CHUNK_HEADER_LEN..], &ctx, &mut decoded)
+            .map_err(|e| locate(Error::new(e.code(), format!("encoder self-check failed: {}", e.detail()))))?;
         if d.has_decoded_crc() {
-            // Decode our own output: the CRC describes what every reader will get, and the round
-            // trip checks the encoder (a lossy codec's output is only known after decoding).
-            let mut decoded = vec![0f32; values.len()];
-            self.pipeline
-                .decode_chunk(&body[crate::format::CHUNK_HEADER_LEN..], &ctx, &mut decoded)
-                .map_err(|e| locate(Error::new(e.code(), format!("encoder self-check failed: {}", e.detail()))))?;
             let crc = values_crc(&decoded);
             body[16..20].copy_from_slice(&crc.to_le_bytes());
+        }
+        if let Some(r) = reconstruction {
+            r.extend_from_slice(&decoded);
+        }
+        Ok(())
+    }
+
+    /// Checks the chunk header fields that do not need the payload: `decoded_crc32c` is zero
+    /// unless the tensor sets DECODED_CRC.
+    ///
+    /// # Errors
+    /// [`ErrorCode::ReservedNonzero`], located at the tensor and chunk.
+    pub fn check_header(&self, header: &ChunkHeader) -> Result<()> {
+        let d = &self.descriptor;
+        if !d.has_decoded_crc() && header.decoded_crc != 0 {
+            return Err(Error::new(
+                ErrorCode::ReservedNonzero,
+                "decoded_crc32c must be zero when the tensor does not set DECODED_CRC",
+            )
+            .in_tensor(d.name.clone())
+            .in_chunk(header.chunk_index));
         }
         Ok(())
     }
@@ -73,12 +124,7 @@ impl TensorCodec {
     pub fn decode_chunk(&self, header: &ChunkHeader, payload: &[u8]) -> Result<Vec<f32>> {
         let d = &self.descriptor;
         let locate = |e: Error| e.in_tensor(d.name.clone()).in_chunk(header.chunk_index);
-        if !d.has_decoded_crc() && header.decoded_crc != 0 {
-            return Err(locate(Error::new(
-                ErrorCode::ReservedNonzero,
-                "decoded_crc32c must be zero when the tensor does not set DECODED_CRC",
-            )));
-        }
+        self.check_header(header)?;
         let len = d.chunk_len(header.chunk_index) as usize;
         // The payload is checked against the pipeline's bound before the output is allocated.
         let bound = self.pipeline.bounds(len).map_err(locate)?.max_payload();

@@ -7,6 +7,6 @@ mod seekable;
 mod writer;
 
 pub use chunk::{TensorCodec, values_crc};
-pub use reader::{Chunk, DecodedStream, DecodedTensor, Event, Reader, ReaderOptions};
+pub use reader::{Chunk, DecodedStream, DecodedTensor, EncodedChunk, Event, Reader, ReaderOptions};
 pub use seekable::SeekableReader;
 pub use writer::{DEFAULT_CHUNK_ELEMENTS, TensorId, TensorSpec, Writer, WriterOptions};

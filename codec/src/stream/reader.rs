@@ -37,6 +37,27 @@ pub struct Chunk {
     pub record_len: u64,
 }
 
+/// A chunk as stored, not decoded ([`ReaderOptions::decode_chunks`] set to `false`): its record
+/// checksums and ordering are verified, its payload is left to the caller (aggregation in the
+/// compressed domain, copying, inspection).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedChunk {
+    /// Tensor the chunk belongs to.
+    pub tensor_id: u32,
+    /// Index within the tensor.
+    pub chunk_index: u64,
+    /// Index of the first value within the tensor.
+    pub element_offset: u64,
+    /// Number of values the chunk holds.
+    pub len: u64,
+    /// CRC32C of the decoded values, or 0 when the tensor does not carry them.
+    pub decoded_crc: u32,
+    /// The encoded payload.
+    pub payload: Vec<u8>,
+    /// Stream offset of the CHUNK record.
+    pub offset: u64,
+}
+
 /// What the reader found next.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -47,6 +68,8 @@ pub enum Event {
     TensorBegin(Arc<TensorDescriptor>),
     /// A decoded chunk.
     Chunk(Chunk),
+    /// A chunk left encoded ([`ReaderOptions::decode_chunks`] is `false`).
+    EncodedChunk(EncodedChunk),
     /// A tensor is complete.
     TensorEnd(TensorEnd),
     /// A METADATA record.
@@ -72,11 +95,13 @@ pub struct ReaderOptions {
     pub limits: Limits,
     /// Threads used to decode chunks (1 = the calling thread only).
     pub threads: usize,
+    /// Whether chunks are decoded ([`Event::Chunk`]) or delivered as stored ([`Event::EncodedChunk`]).
+    pub decode_chunks: bool,
 }
 
 impl Default for ReaderOptions {
     fn default() -> Self {
-        ReaderOptions { limits: Limits::default(), threads: 1 }
+        ReaderOptions { limits: Limits::default(), threads: 1, decode_chunks: true }
     }
 }
 
@@ -85,6 +110,12 @@ impl ReaderOptions {
     #[must_use]
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+    /// Sets whether chunks are decoded (the default) or delivered encoded.
+    #[must_use]
+    pub fn decode_chunks(mut self, yes: bool) -> Self {
+        self.decode_chunks = yes;
         self
     }
     /// Sets the number of decoding threads.
@@ -123,6 +154,7 @@ impl TensorTrace {
 
 struct ChunkJob {
     codec: TensorCodec,
+    decode: bool,
     header: ChunkHeader,
     body: Vec<u8>,
     seq: u64,
@@ -132,13 +164,28 @@ struct ChunkJob {
 
 impl ChunkJob {
     fn decode(self) -> Result<Event> {
+        let element_offset = self.header.chunk_index * self.codec.descriptor.chunk_elements;
+        if !self.decode {
+            self.codec.check_header(&self.header).map_err(|e| e.at_record(self.seq).at_offset(self.offset))?;
+            let mut payload = self.body;
+            payload.drain(..crate::format::CHUNK_HEADER_LEN.min(payload.len()));
+            return Ok(Event::EncodedChunk(EncodedChunk {
+                tensor_id: self.header.tensor_id,
+                chunk_index: self.header.chunk_index,
+                element_offset,
+                len: self.codec.descriptor.chunk_len(self.header.chunk_index),
+                decoded_crc: self.header.decoded_crc,
+                payload,
+                offset: self.offset,
+            }));
+        }
         let payload = self.body.get(crate::format::CHUNK_HEADER_LEN..).unwrap_or_default();
         let values =
             self.codec.decode_chunk(&self.header, payload).map_err(|e| e.at_record(self.seq).at_offset(self.offset))?;
         Ok(Event::Chunk(Chunk {
             tensor_id: self.header.tensor_id,
             chunk_index: self.header.chunk_index,
-            element_offset: self.header.chunk_index * self.codec.descriptor.chunk_elements,
+            element_offset,
             values,
             payload_len: payload.len() as u64,
             record_len: self.record_len,
@@ -397,6 +444,7 @@ impl<'r, R: Read> Reader<'r, R> {
                 }
                 let job = ChunkJob {
                     codec: t.codec.clone(),
+                    decode: self.options.decode_chunks,
                     header,
                     record_len: raw.header.total_len(),
                     body: raw.body,

@@ -112,6 +112,8 @@ struct OpenTensor {
     buffered: Vec<f32>,
     next_chunk: u64,
     written: u64,
+    /// Decoded values of the chunks written so far, kept for [`Writer::write_tensor_reconstructed`].
+    reconstruction: Option<Vec<f32>>,
 }
 
 /// Writes one gradwire stream to `W`.
@@ -268,7 +270,8 @@ impl<'r, W: Write> Writer<'r, W> {
         self.index.push(IndexEntry { begin_offset: offset, chunk_offsets: Vec::new() });
         let codec =
             TensorCodec { descriptor: Arc::new(descriptor), pipeline: Arc::new(pipeline), stream_seed: self.seed };
-        self.open.insert(id, OpenTensor { codec, buffered: Vec::new(), next_chunk: 0, written: 0 });
+        self.open
+            .insert(id, OpenTensor { codec, buffered: Vec::new(), next_chunk: 0, written: 0, reconstruction: None });
         Ok(TensorId(id))
     }
 
@@ -335,6 +338,9 @@ impl<'r, W: Write> Writer<'r, W> {
         let t = &self.open[&id.0];
         let codec = t.codec.clone();
         let first = t.next_chunk;
+        if t.reconstruction.is_some() {
+            return self.write_chunks_reconstructing(id, &codec, first, chunks);
+        }
         match &self.pool {
             Some(pool) if chunks.len() > 1 => {
                 let encode = |(i, c): (usize, &&[f32])| codec.encode_chunk(first + i as u64, c);
@@ -356,6 +362,33 @@ impl<'r, W: Write> Writer<'r, W> {
         Ok(())
     }
 
+    /// As [`Writer::write_chunks`], also appending each chunk's decoded values to the tensor's
+    /// reconstruction.
+    fn write_chunks_reconstructing(
+        &mut self,
+        id: TensorId,
+        codec: &TensorCodec,
+        first: u64,
+        chunks: &[&[f32]],
+    ) -> Result<()> {
+        let encode = |(i, c): (usize, &&[f32])| {
+            let (mut body, mut decoded) = (Vec::new(), Vec::with_capacity(c.len()));
+            codec.encode_chunk_reconstructing(first + i as u64, c, &mut body, &mut decoded).map(|()| (body, decoded))
+        };
+        let results: Vec<Result<(Vec<u8>, Vec<f32>)>> = match &self.pool {
+            Some(pool) if chunks.len() > 1 => pool.install(|| chunks.par_iter().enumerate().map(encode).collect()),
+            _ => chunks.iter().enumerate().map(encode).collect(),
+        };
+        for result in results {
+            let (body, decoded) = result?;
+            self.write_chunk_record(id, &body)?;
+            if let Some(r) = self.open.get_mut(&id.0).and_then(|t| t.reconstruction.as_mut()) {
+                r.extend_from_slice(&decoded);
+            }
+        }
+        Ok(())
+    }
+
     fn write_chunk_record(&mut self, id: TensorId, body: &[u8]) -> Result<()> {
         Limits::check(body.len() as u64, self.options.limits.max_record_body, "chunk record body")
             .map_err(|e| Error::new(ErrorCode::InvalidArgument, e.detail().to_owned()))?;
@@ -372,6 +405,11 @@ impl<'r, W: Write> Writer<'r, W> {
     /// # Errors
     /// [`ErrorCode::InvalidArgument`] if the tensor is not open or is missing values; [`ErrorCode::Io`].
     pub fn end_tensor(&mut self, id: TensorId) -> Result<()> {
+        self.close_tensor(id).map(drop)
+    }
+
+    /// Ends a tensor and returns what it held.
+    fn close_tensor(&mut self, id: TensorId) -> Result<OpenTensor> {
         let t = self
             .open
             .get(&id.0)
@@ -389,7 +427,7 @@ impl<'r, W: Write> Writer<'r, W> {
         }
         let t = self.open.remove(&id.0).ok_or_else(|| Error::new(ErrorCode::InvalidArgument, "tensor closed"))?;
         self.write_record(record::TENSOR_END, &TensorEnd { tensor_id: id.0, n_chunks: t.next_chunk }.encode())?;
-        Ok(())
+        Ok(t)
     }
 
     /// Writes a whole tensor: begin, values, end.
@@ -398,17 +436,39 @@ impl<'r, W: Write> Writer<'r, W> {
     /// As [`Writer::begin_tensor`], [`Writer::write_values`] and [`Writer::end_tensor`];
     /// [`ErrorCode::InvalidArgument`] when `values` does not match the shape.
     pub fn write_tensor(&mut self, spec: TensorSpec, values: &[f32]) -> Result<TensorId> {
-        let expected = crate::format::shape_product(&spec.shape);
-        if expected != Some(values.len() as u64) {
-            return Err(Error::new(
-                ErrorCode::InvalidArgument,
-                format!("tensor {:?} has shape {:?} but {} values", spec.name, spec.shape, values.len()),
-            ));
-        }
+        check_value_count(&spec, values)?;
         let id = self.begin_tensor(spec)?;
         self.write_values(id, values)?;
         self.end_tensor(id)?;
         Ok(id)
+    }
+
+    /// Writes a whole tensor like [`Writer::write_tensor`] and returns, with its ID, the values
+    /// every reader will decode from it: the encoder's own output decoded chunk by chunk, as error
+    /// feedback needs (`crate::feedback`).
+    ///
+    /// # Errors
+    /// As [`Writer::write_tensor`].
+    ///
+    /// # Examples
+    /// ```
+    /// use gradwire_codec::{Registry, StreamHeader, TensorSpec, Writer, WriterOptions};
+    /// let registry = Registry::core();
+    /// let mut w = Writer::new(Vec::new(), &registry, &StreamHeader::default(), WriterOptions::default())?;
+    /// let spec = TensorSpec::new("g", &[2], registry.parse_pipeline("bf16")?);
+    /// let (_, decoded) = w.write_tensor_reconstructed(spec, &[1.0, 1.001])?;
+    /// assert_eq!(decoded, [1.0, 1.0]); // what bf16 keeps
+    /// # Ok::<(), gradwire_codec::Error>(())
+    /// ```
+    pub fn write_tensor_reconstructed(&mut self, spec: TensorSpec, values: &[f32]) -> Result<(TensorId, Vec<f32>)> {
+        check_value_count(&spec, values)?;
+        let id = self.begin_tensor(spec)?;
+        if let Some(t) = self.open.get_mut(&id.0) {
+            t.reconstruction = Some(Vec::with_capacity(values.len()));
+        }
+        self.write_values(id, values)?;
+        let t = self.close_tensor(id)?;
+        Ok((id, t.reconstruction.unwrap_or_default()))
     }
 
     /// Writes the INDEX (if enabled) and END records, flushes, and returns the inner writer.
@@ -440,5 +500,17 @@ impl<'r, W: Write> Writer<'r, W> {
         self.write_record(record::END, &end.encode())?;
         self.out.flush().map_err(|e| Error::from_io(&e, "flushing the stream"))?;
         Ok(self.out)
+    }
+}
+
+/// Checks that `values` fills `spec`'s shape exactly.
+fn check_value_count(spec: &TensorSpec, values: &[f32]) -> Result<()> {
+    if crate::format::shape_product(&spec.shape) == Some(values.len() as u64) {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorCode::InvalidArgument,
+            format!("tensor {:?} has shape {:?} but {} values", spec.name, spec.shape, values.len()),
+        ))
     }
 }
