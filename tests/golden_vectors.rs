@@ -713,7 +713,115 @@ fn cases() -> Vec<Case> {
             expect: "reserved_nonzero",
             build: |r| edit(&base(r), |recs| first(recs, record::CHUNK).body[4] = 1),
         },
+        // signsgd (CODECS.md §5)
+        Case {
+            id: "valid-signsgd-none",
+            description: "signsgd scale=none: 75 values in chunks of 40 and 35 (zeros, -0, NaN, tiny and huge values)",
+            expect: "ok",
+            build: |r| {
+                one_tensor(
+                    r,
+                    "signsgd:scale=none",
+                    &[3, 25],
+                    &signed_values(),
+                    WriterOptions::default().chunk_elements(40),
+                )
+            },
+        },
+        Case {
+            id: "valid-signsgd-mean",
+            description: "signsgd scale=mean: one mean |x| per chunk, chunks of 40 and 35",
+            expect: "ok",
+            build: |r| {
+                one_tensor(r, "signsgd", &[75], &finite_signed_values(), WriterOptions::default().chunk_elements(40))
+            },
+        },
+        Case {
+            id: "valid-signsgd-block",
+            description: "signsgd scale=block,block=32: 75 values in one chunk, scales over 32, 32 and 11 values",
+            expect: "ok",
+            build: |r| {
+                one_tensor(r, "signsgd:scale=block,block=32", &[75], &finite_signed_values(), WriterOptions::default())
+            },
+        },
+        Case {
+            id: "invalid-signsgd-params-reserved",
+            description: "signsgd parameter byte 1 (reserved) is 1",
+            expect: "reserved_nonzero",
+            build: |r| edit_descriptor(&signsgd_mean(r), |d| d.pipeline[0].params[1] = 1),
+        },
+        Case {
+            id: "invalid-signsgd-params-mode",
+            description: "signsgd scale mode 3",
+            expect: "invalid_params",
+            build: |r| edit_descriptor(&signsgd_mean(r), |d| d.pipeline[0].params[0] = 3),
+        },
+        Case {
+            id: "invalid-signsgd-params-block",
+            description: "signsgd scale=block with block 48 (not a multiple of 32)",
+            expect: "invalid_params",
+            build: |r| {
+                edit_descriptor(&signsgd_mean(r), |d| {
+                    d.pipeline[0].params[0] = 2;
+                    d.pipeline[0].params[4] = 48;
+                })
+            },
+        },
+        Case {
+            id: "invalid-signsgd-negative-scale",
+            description: "signsgd mean scale with its sign bit set",
+            expect: "codec_data",
+            build: |r| edit(&signsgd_mean(r), |recs| first(recs, record::CHUNK).body[24 + 3] |= 0x80),
+        },
+        Case {
+            id: "invalid-signsgd-infinite-scale",
+            description: "signsgd mean scale +inf",
+            expect: "codec_data",
+            build: |r| {
+                edit(&signsgd_mean(r), |recs| {
+                    first(recs, record::CHUNK).body[24..28].copy_from_slice(&f32::INFINITY.to_le_bytes());
+                })
+            },
+        },
+        Case {
+            id: "invalid-signsgd-padding",
+            description: "signsgd padding bit set after the 35th value",
+            expect: "reserved_nonzero",
+            build: |r| edit(&signsgd_mean(r), |recs| *first(recs, record::CHUNK).body.last_mut().unwrap() |= 0x80),
+        },
+        Case {
+            id: "invalid-signsgd-payload-size",
+            description: "signsgd payload one byte short",
+            expect: "codec_output_size",
+            build: |r| {
+                edit(&signsgd_mean(r), |recs| {
+                    first(recs, record::CHUNK).body.pop();
+                })
+            },
+        },
     ]
+}
+
+/// 75 values whose signs exercise every rule of CODECS.md §5: +0, -0 and NaN are +1.
+fn signed_values() -> Vec<f32> {
+    let mut v = finite_signed_values();
+    v[0] = 0.0;
+    v[1] = -0.0;
+    v[2] = f32::NAN;
+    v[3] = f32::from_bits(0xFFC0_0000); // NaN with the sign bit set: still +1
+    v[4] = f32::NEG_INFINITY;
+    v[5] = -f32::from_bits(1); // the smallest negative subnormal
+    v
+}
+
+/// 75 finite values of mixed signs and magnitudes, zeros included.
+fn finite_signed_values() -> Vec<f32> {
+    (0..75).map(|i| if i % 7 == 0 { 0.0 } else { ((i * 37 % 23) as f32 - 11.0) * 0.125 }).collect()
+}
+
+/// One signsgd:scale=mean tensor of 35 values in one chunk (payload: 4-byte scale, 5 sign bytes).
+fn signsgd_mean(r: &Registry) -> Vec<u8> {
+    one_tensor(r, "signsgd", &[35], &finite_signed_values()[..35], WriterOptions::default().write_index(false))
 }
 
 use gradwire::conformance::Entry;
@@ -781,7 +889,7 @@ fn valid_vectors() -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn golden_vectors_are_unchanged_and_decode_as_expected() {
-    let registry = Registry::core();
+    let registry = gradwire::registry().unwrap();
     if std::env::var_os("GRADWIRE_WRITE_VECTORS").is_some() {
         write_missing(&registry);
     }
@@ -815,7 +923,7 @@ fn golden_vectors_are_unchanged_and_decode_as_expected() {
 
 #[test]
 fn seekable_reader_agrees_with_streaming_reader_on_valid_vectors() {
-    let registry = Registry::core();
+    let registry = gradwire::registry().unwrap();
     for (id, bytes) in valid_vectors() {
         let stream = Reader::new(&bytes[..], &registry).read_all().unwrap();
         let mut seek = SeekableReader::open(std::io::Cursor::new(&bytes), &registry, Limits::default()).unwrap();
@@ -830,7 +938,7 @@ fn seekable_reader_agrees_with_streaming_reader_on_valid_vectors() {
 
 #[test]
 fn every_prefix_is_truncated_and_salvage_keeps_complete_chunks() {
-    let registry = Registry::core();
+    let registry = gradwire::registry().unwrap();
     for (id, bytes) in valid_vectors() {
         let chunk_ends: Vec<usize> = {
             let (_, recs) = split(&bytes);
@@ -869,7 +977,7 @@ fn every_prefix_is_truncated_and_salvage_keeps_complete_chunks() {
 
 #[test]
 fn every_single_bit_flip_is_an_error() {
-    let registry = Registry::core();
+    let registry = gradwire::registry().unwrap();
     for (id, bytes) in valid_vectors() {
         let mut flipped = bytes.clone();
         for i in 0..bytes.len() {
@@ -885,7 +993,7 @@ fn every_single_bit_flip_is_an_error() {
 
 #[test]
 fn errors_say_where() {
-    let registry = Registry::core();
+    let registry = gradwire::registry().unwrap();
     let mut b = base(&registry);
     let off = record_offsets(&b)[3];
     b[off + 40] ^= 1;
@@ -908,7 +1016,7 @@ fn errors_say_where() {
 
 #[test]
 fn random_access_refuses_invalid_vectors_it_can_see() {
-    let registry = Registry::core();
+    let registry = gradwire::registry().unwrap();
     // Damage a random-access reader meets when opening a file (preamble, header, END, INDEX,
     // descriptors) must be refused with the same code as streaming; damage inside chunks it has
     // not read yet is found when a chunk is read. Nothing may panic.

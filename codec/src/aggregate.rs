@@ -1,5 +1,5 @@
 //! Aggregation of several client updates into one stream, in the compressed domain where the
-//! codec allows it (`spec/FORMAT.md` §16).
+//! codec allows it (`spec/FORMAT.md` §17).
 //!
 //! The inputs are read in lockstep, chunk by chunk, with chunk decoding switched off
 //! ([`ReaderOptions::decode_chunks`]), so memory stays at a few chunks per input whatever the

@@ -1,5 +1,5 @@
 //! Error feedback: an encoder-side wrapper that makes any lossy pipeline unbiased over time
-//! (Karimireddy et al. 2019, `spec/FORMAT.md` §15).
+//! (Karimireddy et al. 2019, `spec/FORMAT.md` §16).
 //!
 //! For each tensor the sender keeps a residual `e` (zero at first). To send `g` it encodes
 //! `p = g + e`, and keeps `e <- p - decode(encode(p))`: whatever the codec dropped is added back

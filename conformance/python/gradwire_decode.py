@@ -169,6 +169,8 @@ REGISTERED_KEYS = {
     "fl.payload_kind": (1, {"gradient", "delta", "weights"}),
     "fl.base_model_digest": (0, None),
     "producer": (1, None),
+    "fl.num_updates": (2, None),
+    "gradwire.kind": (1, None),
 }
 
 KV_TYPE_NAMES = {0: "bytes", 1: "utf8", 2: "u64", 3: "i64", 4: "f64"}
@@ -337,6 +339,16 @@ class Stage:
     name: str = ""
     kind: str = ""
     level: int | None = None
+    sign_mode: int = 0
+    sign_block: int = 0
+
+    def sign_scales(self, n: int) -> int:
+        """CODECS.md §5: number of f32 scales in a signsgd chunk of n values."""
+        if self.sign_mode == 0:
+            return 0
+        if self.sign_mode == 1:
+            return 1 if n > 0 else 0
+        return -(-n // self.sign_block)
 
     # ---- size bounds ----
     def max_output(self, n: int) -> int:
@@ -347,6 +359,8 @@ class Stage:
             return 2 * n
         if self.codec_id == 0x10:
             return zstd_bound(n)
+        if self.codec_id == 0x100:
+            return 4 * self.sign_scales(n) + (n + 7) // 8
         raise AssertionError("unreachable: unknown codec in a built pipeline")
 
     # ---- decoding ----
@@ -365,7 +379,31 @@ class Stage:
             if self.codec_id == 0x03:  # bf16: h << 16, NaNs included
                 return (h << np.uint32(16)).astype(np.uint32)
             return f16_to_f32_bits(h)
+        if self.codec_id == 0x100:
+            return self.decode_signsgd(payload, n)
         raise AssertionError("unreachable")
+
+    def decode_signsgd(self, payload: bytes, n: int) -> np.ndarray:
+        """CODECS.md §5, checks in the order given there."""
+        k = self.sign_scales(n)
+        expected = 4 * k + (n + 7) // 8
+        if len(payload) != expected:
+            raise _err("codec_output_size", f"signsgd: payload of {len(payload)} bytes, expected {expected}")
+        scales = np.frombuffer(payload[: 4 * k], dtype="<u4").astype(np.uint32)
+        bad = np.nonzero(((scales >> np.uint32(31)) != 0) | ((scales & np.uint32(0x7F800000)) == 0x7F800000))[0]
+        if len(bad):
+            raise _err("codec_data", f"signsgd: scale {bad[0]} is 0x{int(scales[bad[0]]):08x}")
+        plane = np.frombuffer(payload[4 * k :], dtype=np.uint8)
+        if n % 8 and int(plane[-1]) >> (n % 8):
+            raise _err("reserved_nonzero", "signsgd: padding bits after the last value are not zero")
+        signs = np.unpackbits(plane, bitorder="little")[:n].astype(np.uint32)
+        if self.sign_mode == 0:
+            magnitudes = np.full(n, 0x3F800000, dtype=np.uint32)
+        elif self.sign_mode == 1:
+            magnitudes = np.full(n, scales[0] if n else 0, dtype=np.uint32)
+        else:
+            magnitudes = np.repeat(scales, self.sign_block)[:n]
+        return (magnitudes | (signs << np.uint32(31))).astype(np.uint32)
 
     def decode_bytes(self, payload: bytes, max_out: int) -> bytes:
         """bytes->bytes decode, producing at most max_out bytes."""
@@ -380,6 +418,10 @@ CORE_CODECS = {
     0x02: ("f16", KIND_AB, {1}),
     0x03: ("bf16", KIND_AB, {1}),
     0x10: ("zstd", KIND_BB, {1}),
+}
+# Registered extensions (REGISTRY.md) this reader implements.
+REGISTERED_CODECS = {
+    0x100: ("signsgd", KIND_AB, {1}),
 }
 # Private-range codecs registered with this reader: none.
 PRIVATE_CODECS: dict[int, tuple[str, str, set]] = {}
@@ -401,6 +443,20 @@ def check_params(stage: Stage) -> None:
         if not -7 <= level <= 22:
             raise _err("invalid_params", f"zstd: level {level} not in -7..=22")
         stage.level = level
+    elif stage.codec_id == 0x100:
+        p = stage.params
+        if len(p) != 8:
+            raise _err("invalid_params", f"signsgd: parameter block of {len(p)} bytes, expected 8")
+        if p[1:4] != b"\0\0\0":
+            raise _err("reserved_nonzero", "signsgd: reserved parameter bytes 1..4 are not zero")
+        mode, block = p[0], int.from_bytes(p[4:8], "little")
+        if mode not in (0, 1, 2):
+            raise _err("invalid_params", f"signsgd: scale mode {mode}")
+        if mode != 2 and block != 0:
+            raise _err("invalid_params", f"signsgd: block {block} with mode {mode}")
+        if mode == 2 and not (32 <= block <= 1 << 30 and block % 32 == 0):
+            raise _err("invalid_params", f"signsgd: block {block} is not a multiple of 32 in 32..=2^30")
+        stage.sign_mode, stage.sign_block = mode, block
 
 
 class Pipeline:
@@ -453,7 +509,7 @@ def build_pipeline(stages: list[Stage], n_elements: int, chunk_elements: int, li
                     f"stage {i}: private codec 0x{s.codec_id:08x} ({s.private_name!r}) is not registered",
                 )
         else:
-            reg = CORE_CODECS.get(s.codec_id)
+            reg = CORE_CODECS.get(s.codec_id) or REGISTERED_CODECS.get(s.codec_id)
             if reg is None:
                 raise _err("unsupported_codec", f"stage {i}: unknown codec ID 0x{s.codec_id:08x}")
         s.name, s.kind, versions = reg
