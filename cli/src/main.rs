@@ -1,4 +1,5 @@
-//! `gradwire`: encode, decode, inspect and verify gradwire streams; list codecs; run the demo.
+//! `gradwire`: encode, decode, inspect and verify gradwire streams; aggregate updates; list codecs;
+//! run the demo.
 //!
 //! Exit codes: 0 success; 1 I/O or input-file errors; 2 invalid arguments (unknown codec,
 //! bad parameter, usage); 3 corrupt stream; 4 truncated stream; 5 unsupported feature, codec or
@@ -66,6 +67,8 @@ enum Command {
     Codecs(commands::codecs::CodecsArgs),
     /// Encode a built-in sample of real gradients with every codec and print a table.
     Demo(commands::demo::DemoArgs),
+    /// Combine updates of one round: majority vote of signs or weighted mean.
+    Aggregate(commands::aggregate::AggregateArgs),
     /// Conformance: canonical JSON of a stream, run test vectors, generate random streams.
     Conformance(commands::conformance::ConformanceArgs),
 }
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
         Command::Verify(a) => commands::verify::run(&a, g),
         Command::Codecs(a) => commands::codecs::run(&a, g),
         Command::Demo(a) => commands::demo::run(&a, g),
+        Command::Aggregate(a) => commands::aggregate::run(&a, g),
         Command::Conformance(a) => commands::conformance::run_command(&a, g),
     };
     match result {

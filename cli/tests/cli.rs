@@ -3,6 +3,7 @@
 //! code, salvage, and the machine-readable outputs.
 
 #![allow(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
+#![allow(clippy::float_cmp, reason = "votes decode to exactly +1 and -1")]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -120,7 +121,7 @@ fn damaged_streams_are_refused_with_a_clear_message_and_exit_code() {
 
     let out = gradwire(&["encode", FIXTURE, "-o", s(&tmp("x.gw")), "--codec", "lz4"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("known codecs: bf16, f16, raw, zstd"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("known codecs: bf16, f16, raw, signsgd, zstd"));
 }
 
 #[test]
@@ -189,7 +190,7 @@ fn inspect_codecs_and_verify_report() {
     let out = ok(&["codecs", "--json"]);
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let names: Vec<&str> = j.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["raw", "f16", "bf16", "zstd"]);
+    assert_eq!(names, ["raw", "f16", "bf16", "zstd", "signsgd"]);
 
     let out = ok(&["verify", s(&gw)]);
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("OK:"));
@@ -258,4 +259,137 @@ fn output_defaults_to_the_input_path_with_a_new_extension() {
     std::fs::remove_file(&input).unwrap();
     ok(&["decode", s(&gw), "-q"]);
     assert_eq!(load(&input), load(Path::new(FIXTURE)));
+}
+
+/// Decoded values of every tensor of a stream, in order.
+fn decoded(path: &Path) -> Vec<(String, Vec<f32>)> {
+    let registry = gradwire::registry().unwrap();
+    let bytes = std::fs::read(path).unwrap();
+    let stream = gradwire::Reader::new(&bytes[..], &registry).read_all().unwrap();
+    stream.tensors.into_iter().map(|t| (t.descriptor.name.clone(), t.values)).collect()
+}
+
+#[test]
+fn signsgd_aggregate_majority_and_mean_match_references() {
+    let raw = tmp("agg-raw.gw");
+    ok(&["encode", FIXTURE, "-o", s(&raw), "-q"]);
+    let original = decoded(&raw);
+    // Three clients: the fixture, its negation on odd entries, and its square (all +1).
+    let variants: [fn(usize, f32) -> f32; 3] = [|_, x| x, |i, x| if i % 2 == 1 { -x } else { x }, |_, x| x * x];
+    let mut paths = Vec::new();
+    for (c, f) in variants.iter().enumerate() {
+        let npz = tmp(&format!("agg-in{c}.npz"));
+        write_npz(&npz, &original, *f);
+        let gw = tmp(&format!("agg-c{c}.gw"));
+        let examples = (10 * (c + 1)).to_string();
+        ok(&[
+            "encode",
+            s(&npz),
+            "-o",
+            s(&gw),
+            "--codec",
+            "signsgd:scale=none",
+            "--round",
+            "2",
+            "--num-examples",
+            &examples,
+            "-q",
+        ]);
+        let entries: usize = original.iter().map(|(_, v)| v.len()).sum();
+        let size = std::fs::metadata(&gw).unwrap().len() as usize;
+        assert!(size <= entries * 102 / 800 + 4096, "{size} bytes for {entries} signs");
+        paths.push(gw);
+    }
+    let maj = tmp("agg-maj.gw");
+    let mut args = vec!["aggregate", "--rule", "majority", "-o", s(&maj), "-q"];
+    args.extend(paths.iter().map(|p| s(p)));
+    ok(&args);
+    let mean = tmp("agg-mean.gw");
+    let mut args = vec!["aggregate", "--rule", "mean", "--codec", "raw", "-o", s(&mean), "-q"];
+    args.extend(paths.iter().map(|p| s(p)));
+    ok(&args);
+    let sign = |x: f32| if x < 0.0 { -1.0f32 } else { 1.0 };
+    for ((name, vote), ((_, avg), (_, x))) in decoded(&maj).iter().zip(decoded(&mean).iter().zip(&original)) {
+        for i in 0..x.len() {
+            let s: Vec<f32> = variants.iter().map(|f| sign(f(i, x[i]))).collect();
+            let want = if s.iter().filter(|v| **v < 0.0).count() >= 2 { -1.0 } else { 1.0 };
+            assert_eq!(vote[i], want, "{name}[{i}]");
+            let m = (10.0 * s[0] + 20.0 * s[1] + 30.0 * s[2]) / 60.0;
+            assert!((avg[i] - m).abs() < 1e-6, "{name}[{i}]: {} vs {m}", avg[i]);
+        }
+    }
+    // Updates of different rounds are refused with exit code 2 (invalid argument).
+    let other = tmp("agg-other.gw");
+    ok(&[
+        "encode",
+        FIXTURE,
+        "-o",
+        s(&other),
+        "--codec",
+        "signsgd:scale=none",
+        "--round",
+        "3",
+        "--num-examples",
+        "1",
+        "-q",
+    ]);
+    let out = gradwire(&["aggregate", s(&paths[0]), s(&other), "-o", s(&tmp("agg-bad.gw"))]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("fl.round") && err.contains("agg-other.gw"), "{err}");
+}
+
+/// Writes `tensors` (as 1-D f32 arrays) with `f(index, value)` applied to an .npz file.
+fn write_npz(path: &Path, tensors: &[(String, Vec<f32>)], f: fn(usize, f32) -> f32) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut zip = zip::ZipWriter::new(file);
+    for (name, values) in tensors {
+        zip.start_file(format!("{name}.npy"), zip::write::SimpleFileOptions::default()).unwrap();
+        let header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({},), }}", values.len());
+        let mut h = header.into_bytes();
+        while (10 + h.len() + 1) % 64 != 0 {
+            h.push(b' ');
+        }
+        h.push(b'\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(h.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(&h);
+        for (i, v) in values.iter().enumerate() {
+            bytes.extend_from_slice(&f(i, *v).to_le_bytes());
+        }
+        std::io::Write::write_all(&mut zip, &bytes).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+#[test]
+fn encode_with_error_feedback_keeps_and_uses_the_residual() {
+    let state = tmp("ef-state.gw");
+    let _ = std::fs::remove_file(&state);
+    let first = tmp("ef-1.gw");
+    ok(&["encode", FIXTURE, "-o", s(&first), "--codec", "signsgd", "--error-feedback", s(&state), "-q"]);
+    let residual = decoded(&state);
+    let raw = tmp("ef-raw.gw");
+    ok(&["encode", FIXTURE, "-o", s(&raw), "-q"]);
+    let (inputs, sent1) = (decoded(&raw), decoded(&first));
+    for (((name, e), (_, g)), (_, d)) in residual.iter().zip(&inputs).zip(&sent1) {
+        for i in 0..g.len() {
+            assert!((e[i] - (g[i] - d[i])).abs() <= 1e-6 * g[i].abs().max(1e-3), "{name}[{i}]");
+        }
+    }
+    // The second round sends the fixture plus the residual, and the state moves on.
+    let second = tmp("ef-2.gw");
+    ok(&["encode", FIXTURE, "-o", s(&second), "--codec", "signsgd", "--error-feedback", s(&state), "-q"]);
+    let sent2 = decoded(&second);
+    let residual2 = decoded(&state);
+    for ((((name, e2), (_, g)), (_, d1)), (_, d2)) in residual2.iter().zip(&inputs).zip(&sent1).zip(&sent2) {
+        for i in 0..g.len() {
+            let gap = (d1[i] + d2[i] + e2[i] - 2.0 * g[i]).abs();
+            assert!(gap <= 1e-5 * g[i].abs().max(1e-2), "{name}[{i}]: transmitted + residual - inputs = {gap}");
+        }
+    }
+    assert_ne!(sent1, sent2, "the residual changes what is sent");
+    // A stream that is not a state is refused.
+    let out = gradwire(&["encode", FIXTURE, "-o", s(&tmp("ef-x.gw")), "--error-feedback", s(&raw), "-q"]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
 }

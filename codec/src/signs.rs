@@ -71,7 +71,13 @@ pub fn pack_with_abs_sum(values: &[f32], out: &mut [u8]) -> f64 {
                 *l += x.abs();
             }
         }
-        total += lanes.iter().map(|&l| f64::from(l)).sum::<f64>();
+        let sum: f64 = lanes.iter().map(|&l| f64::from(l)).sum();
+        // Values near f32::MAX can overflow an f32 lane; such a group is summed again in f64.
+        total += if sum.is_finite() || group.as_flattened().iter().any(|x| !x.is_finite()) {
+            sum
+        } else {
+            group.as_flattened().iter().map(|&x| f64::from(x.abs())).sum()
+        };
     }
     pack_tail(tail, rest);
     total + tail.iter().map(|&x| f64::from(x.abs())).sum::<f64>()

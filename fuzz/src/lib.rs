@@ -9,10 +9,14 @@
 //! a mutated stream's framing allows, letting the fuzzer reach record and codec parsing.
 
 use std::io::{Cursor, Read};
+use std::sync::LazyLock;
 
 use gradwire::format::crc32c;
 use gradwire::testing::OneByteReader;
 use gradwire::{DType, Limits, Reader, Registry, SeekableReader, StreamHeader, TensorSpec, Writer, WriterOptions};
+
+/// Every codec linked into the build, built once (not per input: that would dominate small inputs).
+static REGISTRY: LazyLock<Registry> = LazyLock::new(|| gradwire::registry().expect("registry"));
 
 /// Small limits, so that a fuzzer finds allocation bugs instead of exhausting memory.
 #[must_use]
@@ -52,10 +56,10 @@ fn outcome(reader: Reader<'_, impl Read>) -> Outcome {
 
 /// Oracles 1 and 2 on arbitrary bytes.
 pub fn decode_whole_and_bytewise(data: &[u8]) {
-    let registry = Registry::core();
+    let registry = &*REGISTRY;
     let options = gradwire::ReaderOptions::default().limits(tight_limits());
-    let whole = outcome(Reader::with_options(data, &registry, options));
-    let bytewise = outcome(Reader::with_options(OneByteReader::new(data), &registry, options));
+    let whole = outcome(Reader::with_options(data, registry, options));
+    let bytewise = outcome(Reader::with_options(OneByteReader::new(data), registry, options));
     assert_eq!(whole, bytewise, "whole and byte-at-a-time reads differ");
 }
 
@@ -63,15 +67,15 @@ pub fn decode_whole_and_bytewise(data: &[u8]) {
 /// valid stream whose END is the last 64 bytes. (Bytes after END are allowed for a stream but not
 /// for a file, FORMAT.md §8: there random access may fail, or see a different END.)
 pub fn seekable_agrees(data: &[u8]) {
-    let registry = Registry::core();
+    let registry = &*REGISTRY;
     let limits = tight_limits();
-    let streamed = Reader::with_options(data, &registry, gradwire::ReaderOptions::default().limits(limits)).read_all();
+    let streamed = Reader::with_options(data, registry, gradwire::ReaderOptions::default().limits(limits)).read_all();
     let valid_file = streamed
         .as_ref()
         .ok()
         .and_then(|s| s.end)
         .is_some_and(|e| e.stream_len.checked_add(64) == Some(data.len() as u64));
-    let opened = SeekableReader::open(Cursor::new(data), &registry, limits);
+    let opened = SeekableReader::open(Cursor::new(data), registry, limits);
     let Ok(mut seek) = opened else {
         assert!(!valid_file, "a valid file failed to open: {:?}", opened.err());
         return;
@@ -125,14 +129,14 @@ pub fn roundtrip(data: &[u8]) {
     let spec = spec.as_str();
     let chunk = u64::from(u16::from_le_bytes([*c0, *c1])).max(1);
     let values: Vec<f32> = rest.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-    let registry = Registry::core();
-    let mut w = Writer::new(Vec::new(), &registry, &StreamHeader::default(), WriterOptions::default().chunk_elements(chunk))
+    let registry = &*REGISTRY;
+    let mut w = Writer::new(Vec::new(), registry, &StreamHeader::default(), WriterOptions::default().chunk_elements(chunk))
         .expect("header");
     let pipeline = registry.parse_pipeline(spec).expect("pipeline");
     let spec_t = TensorSpec { dtype: DType::F32, ..TensorSpec::new("x", &[values.len() as u64], pipeline) };
     w.write_tensor(spec_t, &values).expect("encode");
     let bytes = w.finish().expect("finish");
-    let decoded = Reader::new(&bytes[..], &registry).read_all().expect("decode own output");
+    let decoded = Reader::new(&bytes[..], registry).read_all().expect("decode own output");
     let got: Vec<u32> = decoded.tensors[0].values.iter().map(|v| v.to_bits()).collect();
     let want: Vec<u32> = values
         .iter()
@@ -152,7 +156,7 @@ pub fn roundtrip(data: &[u8]) {
 /// codec must return the same bits. New plugins are fuzzed here without a new target.
 pub fn stages(data: &[u8]) {
     use gradwire::{ChunkContext, Stage};
-    let registry = Registry::linked().expect("registry");
+    let registry = &*REGISTRY;
     let descriptors: Vec<_> = registry.descriptors().copied().collect();
     let [pick, p0, p1, rest @ ..] = data else { return };
     let d = descriptors[usize::from(*pick) % descriptors.len()];
@@ -201,3 +205,62 @@ pub fn stages(data: &[u8]) {
         }
     }
 }
+
+/// `signsgd` streams and their aggregation: the first byte picks the scale mode, the number of
+/// inputs (1..=5) and whether values are split into chunks of 37; the rest are f32 values, dealt
+/// round-robin to the inputs. Oracles: each decoded value is its input's sign (0 -> +1) times a
+/// non-negative scale; the compressed-domain majority vote equals a vote over decoded signs;
+/// the compressed-domain mean equals the weighted mean of decoded values.
+pub fn signsgd(data: &[u8]) {
+    use gradwire::aggregate::{AggregateOptions, Rule, aggregate};
+    let [pick, rest @ ..] = data else { return };
+    let scale = ["signsgd:scale=none", "signsgd:scale=mean", "signsgd:scale=block,block=32"][usize::from(pick % 3)];
+    let k = usize::from(pick / 3 % 5) + 1;
+    let chunk = if pick & 0x80 != 0 { 37 } else { 1 << 20 };
+    let all: Vec<f32> = rest.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let n = all.len() / k;
+    if n == 0 {
+        return;
+    }
+    let registry = &*REGISTRY;
+    let mut streams = Vec::new();
+    let mut decoded = Vec::new();
+    for i in 0..k {
+        let values: Vec<f32> = all.iter().skip(i).step_by(k).take(n).copied().collect();
+        let mut w = Writer::new(Vec::new(), registry, &StreamHeader::default(), WriterOptions::default().chunk_elements(chunk))
+            .expect("header");
+        let spec = TensorSpec::new("x", &[n as u64], registry.parse_pipeline(scale).expect("pipeline"));
+        if let Err(e) = w.write_tensor(spec, &values) {
+            // Only a scale over an infinity or NaN may be refused (the mean of finite values is finite).
+            assert!(!scale.ends_with("none") && values.iter().any(|v| !v.is_finite()), "refused: {e}");
+            return;
+        }
+        let bytes = w.finish().expect("finish");
+        let got = Reader::new(&bytes[..], registry).read_all().expect("decode own output").tensors.remove(0).values;
+        for (v, g) in values.iter().zip(&got) {
+            assert_eq!(g.is_sign_negative(), *v < 0.0, "sign of {v} decoded as {g}");
+            assert!(g.is_finite(), "scale not finite");
+        }
+        streams.push(bytes);
+        decoded.push(got);
+    }
+    let inputs: Vec<&[u8]> = streams.iter().map(Vec::as_slice).collect();
+    let mut options = AggregateOptions::new(Rule::Majority);
+    options.output = Some(registry.parse_pipeline("raw").expect("raw"));
+    let (out, _) = aggregate(inputs.clone(), registry, &options, Vec::new()).expect("majority");
+    let vote = Reader::new(&out[..], registry).read_all().expect("vote decodes").tensors.remove(0).values;
+    for (i, v) in vote.iter().enumerate() {
+        let negatives = decoded.iter().filter(|d| d[i].is_sign_negative()).count();
+        let expect = if 2 * negatives > k { -1.0 } else { 1.0 };
+        assert_eq!(v.to_bits(), f32::to_bits(expect), "vote of value {i}");
+    }
+    let mut options = AggregateOptions::new(Rule::Mean);
+    options.output = Some(registry.parse_pipeline("raw").expect("raw"));
+    let (out, report) = aggregate(inputs, registry, &options, Vec::new()).expect("mean");
+    let mean = Reader::new(&out[..], registry).read_all().expect("mean decodes").tensors.remove(0).values;
+    for (i, m) in mean.iter().enumerate() {
+        let want = decoded.iter().zip(&report.weights).fold(0f32, |acc, (d, w)| acc + *w as f32 * d[i]);
+        assert_eq!(m.to_bits(), want.to_bits(), "mean of value {i}");
+    }
+}
+

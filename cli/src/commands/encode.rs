@@ -4,7 +4,7 @@ use std::io::{BufWriter, Write};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use gradwire::{Metadata, StreamHeader, Value, Writer, WriterOptions};
+use gradwire::{ErrorFeedback, Metadata, StreamHeader, Value, Writer, WriterOptions};
 
 use crate::GlobalArgs;
 use crate::progress::values_bar;
@@ -42,6 +42,10 @@ pub struct EncodeArgs {
     /// What the tensors are: gradient, delta or weights (metadata fl.payload_kind).
     #[arg(long)]
     pub payload_kind: Option<String>,
+    /// Error feedback: add the residuals kept in STATE (created when missing) before encoding,
+    /// and store the new residuals there once the output is complete.
+    #[arg(long, value_name = "STATE")]
+    pub error_feedback: Option<String>,
 }
 
 /// Runs `gradwire encode`.
@@ -80,8 +84,14 @@ pub fn run(args: &EncodeArgs, g: GlobalArgs) -> Result<()> {
     let total: u64 = tensors.iter().map(|t| t.values.len() as u64).sum();
     let bar = values_bar(total, g.quiet, "encoding");
     let mut writer = Writer::new(BufWriter::with_capacity(1 << 20, sink), &registry, &header, options)?;
+    let mut feedback = args.error_feedback.as_deref().map(load_feedback).transpose()?;
     for t in &tensors {
         let spec = t.spec(&pipeline);
+        if let Some(feedback) = &mut feedback {
+            feedback.write_tensor(&mut writer, spec, &t.values).with_context(|| format!("tensor {:?}", t.name))?;
+            bar.inc(t.values.len() as u64 * 4);
+            continue;
+        }
         let id = writer.begin_tensor(spec).with_context(|| format!("tensor {:?}", t.name))?;
         for piece in t.values.chunks(step) {
             writer.write_values(id, piece)?;
@@ -91,6 +101,9 @@ pub fn run(args: &EncodeArgs, g: GlobalArgs) -> Result<()> {
     }
     writer.finish()?.flush().context("flushing the output")?;
     bar.finish_and_clear();
+    if let (Some(path), Some(feedback)) = (&args.error_feedback, &feedback) {
+        save_feedback(path, feedback)?;
+    }
     if !g.quiet && output != "-" {
         let written = std::fs::metadata(&output).map_or(0, |m| m.len());
         let bpe = written as f64 * 8.0 / total.max(1) as f64;
@@ -101,4 +114,27 @@ pub fn run(args: &EncodeArgs, g: GlobalArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The error-feedback state in `path`, or a fresh one when the file does not exist.
+fn load_feedback(path: &str) -> Result<ErrorFeedback> {
+    match std::fs::File::open(path) {
+        Ok(f) => ErrorFeedback::load(std::io::BufReader::new(f)).with_context(|| format!("reading the state {path}")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ErrorFeedback::new()),
+        Err(e) => Err(e).with_context(|| format!("opening the state {path}")),
+    }
+}
+
+/// Replaces the state file atomically: written beside it, then renamed over it, so a crash
+/// leaves either the old state or the new one.
+fn save_feedback(path: &str, feedback: &ErrorFeedback) -> Result<()> {
+    let tmp = format!("{path}.tmp");
+    let file = std::fs::File::create(&tmp).with_context(|| format!("creating {tmp}"))?;
+    let mut out = feedback.save(BufWriter::new(file))?;
+    out.flush().with_context(|| format!("writing {tmp}"))?;
+    out.into_inner()
+        .map_err(std::io::IntoInnerError::into_error)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("syncing {tmp}"))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("replacing {path}"))
 }

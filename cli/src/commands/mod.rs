@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod aggregate;
 pub mod codecs;
 pub mod conformance;
 pub mod decode;

@@ -147,3 +147,14 @@ fn non_finite_input_is_refused_where_a_scale_needs_it() {
     stage(SignParams { scale: Scale::None }).encode(&[f32::NAN, f32::NEG_INFINITY], &CTX, &mut bytes).unwrap();
     assert_eq!(bytes, [0b10]);
 }
+
+#[test]
+fn huge_finite_values_have_a_finite_scale() {
+    let values = vec![f32::MAX; 300];
+    let s = stage(SignParams { scale: Scale::Mean });
+    let mut bytes = Vec::new();
+    s.encode(&values, &CTX, &mut bytes).unwrap();
+    let mut out = vec![0f32; 300];
+    s.decode(&bytes, &CTX, &mut out).unwrap();
+    assert!(out.iter().all(|&x| x == f32::MAX));
+}

@@ -1,0 +1,90 @@
+//! `gradwire aggregate`: combine client updates of one round into one stream (majority vote of
+//! signs or weighted mean), in the compressed domain where the codec allows it
+//! (`spec/FORMAT.md` §17).
+
+use std::io::{BufReader, BufWriter, Write};
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use gradwire::WriterOptions;
+use gradwire::aggregate::{AggregateOptions, Rule, aggregate};
+
+use crate::GlobalArgs;
+
+/// The aggregation rule on the command line.
+#[derive(ValueEnum, Debug, Clone, Copy)]
+pub enum RuleArg {
+    /// Sign of the sum of signs, ties +1, every input counted once.
+    Majority,
+    /// Mean weighted by fl.num_examples (or --weights, or equal weights).
+    Mean,
+}
+
+/// Arguments of `gradwire aggregate`.
+#[derive(Args, Debug)]
+pub struct AggregateArgs {
+    /// Input streams: updates of the same round with the same tensors, shapes and codecs.
+    #[arg(required = true, num_args = 1..)]
+    pub inputs: Vec<String>,
+    /// Output stream.
+    #[arg(short, long)]
+    pub output: String,
+    /// How to combine the inputs.
+    #[arg(long, value_enum, default_value = "mean")]
+    pub rule: RuleArg,
+    /// Output pipeline; default signsgd:scale=none for majority, the inputs' pipeline for mean.
+    #[arg(long)]
+    pub codec: Option<String>,
+    /// Comma-separated weights, one per input (mean only); default fl.num_examples.
+    #[arg(long, value_delimiter = ',')]
+    pub weights: Option<Vec<f64>>,
+}
+
+/// Runs `gradwire aggregate`.
+pub fn run(args: &AggregateArgs, g: GlobalArgs) -> Result<()> {
+    let registry = gradwire::registry()?;
+    let rule = match args.rule {
+        RuleArg::Majority => Rule::Majority,
+        RuleArg::Mean => Rule::Mean,
+    };
+    let mut options = AggregateOptions::new(rule);
+    options.output = args.codec.as_deref().map(|c| registry.parse_pipeline(c)).transpose()?;
+    options.weights.clone_from(&args.weights);
+    options.writer = WriterOptions::default().threads(g.threads_or_all());
+    let inputs = args
+        .inputs
+        .iter()
+        .map(|p| {
+            std::fs::File::open(p).map(|f| BufReader::with_capacity(1 << 20, f)).with_context(|| format!("opening {p}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let file = std::fs::File::create(&args.output).with_context(|| format!("creating {}", args.output))?;
+    let (out, report) = aggregate(inputs, &registry, &options, BufWriter::with_capacity(1 << 20, file))
+        .map_err(|e| anyhow::Error::new(e.clone()).context(input_named(&e, &args.inputs)))?;
+    out.into_inner()
+        .map_err(std::io::IntoInnerError::into_error)
+        .and_then(|mut f| f.flush())
+        .context("writing the output")?;
+    if !g.quiet {
+        let weights: Vec<String> = report.weights.iter().map(|w| format!("{w:.4}")).collect();
+        eprintln!(
+            "aggregated {} updates ({}, weights {}) into {}: {} tensors, {} values",
+            args.inputs.len(),
+            rule.as_str(),
+            weights.join(", "),
+            args.output,
+            report.tensors,
+            report.values
+        );
+    }
+    Ok(())
+}
+
+/// Names the file behind "input K" in an aggregation error.
+fn input_named(e: &gradwire::Error, paths: &[String]) -> String {
+    let k = e.detail().strip_prefix("input ").and_then(|rest| rest.split([':', ' ']).next()?.parse::<usize>().ok());
+    match k.and_then(|k| paths.get(k)) {
+        Some(path) => format!("aggregating (input {} is {path})", k.unwrap_or(0)),
+        None => "aggregating".to_owned(),
+    }
+}
