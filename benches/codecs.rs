@@ -10,6 +10,8 @@
 //! Like the `gradwire` binary, this bench uses mimalloc: with the system allocator, multi-megabyte
 //! chunk buffers are returned to the OS and faulted back in on every chunk.
 //!
+//! - `aggregate/*`: four updates combined by majority vote or weighted mean.
+//!
 //! Run: `cargo bench --bench codecs` (one thread; `GRADWIRE_BENCH_FILTER` is criterion's filter).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -103,5 +105,39 @@ fn stream_level(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, chunk_level, stream_level);
+/// Aggregation of 4 updates of 2^22 values each (throughput counts the f32 input of all four):
+/// signsgd in the compressed domain (sign planes for the vote, `±w·scale` for the mean) against
+/// bf16, which must be decoded first.
+fn aggregate_level(c: &mut Criterion) {
+    use gradwire::aggregate::{AggregateOptions, Rule, aggregate};
+    let registry = gradwire::registry().unwrap();
+    let n = 1 << 22;
+    let mut group = c.benchmark_group("aggregate");
+    group.sample_size(10);
+    group.throughput(Throughput::Bytes((4 * n * 4) as u64));
+    for codec in ["signsgd", "bf16"] {
+        let streams: Vec<Vec<u8>> = (0..4)
+            .map(|k| {
+                let mut out = Vec::new();
+                write_stream(&registry, codec, &laplace(n, 10 + k), &mut out);
+                out
+            })
+            .collect();
+        for rule in [Rule::Majority, Rule::Mean] {
+            let mut options = AggregateOptions::new(rule);
+            options.output = Some(registry.parse_pipeline("raw").unwrap());
+            group.bench_function(BenchmarkId::new(rule.as_str(), codec), |b| {
+                let mut out = Vec::with_capacity(n * 4 + (1 << 20));
+                b.iter(|| {
+                    out.clear();
+                    let inputs: Vec<&[u8]> = streams.iter().map(Vec::as_slice).collect();
+                    aggregate(inputs, &registry, &options, &mut out).unwrap();
+                });
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, chunk_level, stream_level, aggregate_level);
 criterion_main!(benches);
