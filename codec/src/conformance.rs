@@ -154,15 +154,26 @@ pub fn run(dir: &Path, registry: &Registry) -> Result<Vec<VectorResult>> {
         .collect())
 }
 
-/// Generates `count` random valid streams from `seed` with the registry's core codecs: random
-/// tensor counts, shapes (empty and scalar included), chunk sizes, pipelines, interleaved writes,
-/// metadata, METADATA and private skippable records, with or without INDEX and decoded CRCs.
-/// Returns (name, bytes, canonical JSON) triples.
+/// Generates `count` random valid streams from `seed`: random tensor counts, shapes (empty and
+/// scalar included), chunk sizes, pipelines, interleaved writes, metadata, METADATA and private
+/// skippable records, with or without INDEX and decoded CRCs. Pipelines are drawn from a fixed
+/// list over the core codecs plus, for every other registered array->bytes codec, the codec with
+/// its default parameters alone and followed by zstd; tensors through those get finite values
+/// only (NaN and infinity patterns are the core codecs' edge cases). Returns (name, bytes,
+/// canonical JSON) triples.
 ///
 /// # Errors
 /// Only if the writer fails, which would be a bug.
 pub fn generate(registry: &Registry, seed: u64, count: usize) -> Result<Vec<(String, Vec<u8>, Json)>> {
     const PIPELINES: &[&str] = &["raw", "f16", "bf16", "raw+zstd:level=1", "f16+zstd:level=-3", "bf16+zstd:level=9"];
+    let mut pipelines: Vec<String> = PIPELINES.iter().map(|p| (*p).to_owned()).collect();
+    let n_core = pipelines.len();
+    for d in registry.descriptors() {
+        if d.kind == crate::stage::StageKind::ArrayToBytes && d.id > crate::ids::codec::CORE_LAST {
+            pipelines.push(d.name.to_owned());
+            pipelines.push(format!("{}+zstd:level=1", d.name));
+        }
+    }
     let mut rng = SeededRng::new(seed);
     let mut out = Vec::with_capacity(count);
     for n in 0..count {
@@ -186,16 +197,18 @@ pub fn generate(registry: &Registry, seed: u64, count: usize) -> Result<Vec<(Str
             let rank = rng.next_below(4) as usize;
             let shape: Vec<u64> = (0..rank).map(|_| rng.next_below(9)).collect();
             let len = crate::format::shape_product(&shape).unwrap_or(0) as usize;
+            let pick = rng.next_below(pipelines.len() as u64) as usize;
             let values: Vec<f32> = (0..len)
                 .map(|_| {
-                    if rng.next_below(8) == 0 {
+                    let v = if rng.next_below(8) == 0 {
                         f32::from_bits(rng.next_u32())
                     } else {
                         (rng.next_unit_f32() - 0.5) * 1e-2
-                    }
+                    };
+                    if pick >= n_core && !v.is_finite() { 0.25 } else { v }
                 })
                 .collect();
-            let spec = registry.parse_pipeline(PIPELINES[rng.next_below(PIPELINES.len() as u64) as usize])?;
+            let spec = registry.parse_pipeline(&pipelines[pick])?;
             let dtype = [DType::F32, DType::F16, DType::BF16, DType::F64][rng.next_below(4) as usize];
             let id =
                 w.begin_tensor(TensorSpec { dtype, ..TensorSpec::new(format!("layer{t}.weight"), &shape, spec) })?;
