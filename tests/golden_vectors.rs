@@ -799,6 +799,104 @@ fn cases() -> Vec<Case> {
                 })
             },
         },
+        Case {
+            id: "valid-signsgd-huge-block",
+            description: "signsgd scale=block,block=1073741824 (the largest block) over 5 values: one scale",
+            expect: "ok",
+            build: |r| {
+                one_tensor(
+                    r,
+                    "signsgd:scale=block,block=1073741824",
+                    &[5],
+                    &[1.0, -2.0, 0.0, -0.5, 4.0],
+                    WriterOptions::default(),
+                )
+            },
+        },
+        Case {
+            id: "valid-signsgd-zero-scale",
+            description: "signsgd mean scale 0 with sign bits set: valid, decodes to -0.0 and +0.0",
+            expect: "ok",
+            build: |r| edit(&signsgd_mean(r), |recs| first(recs, record::CHUNK).body[24..28].copy_from_slice(&[0; 4])),
+        },
+        Case {
+            id: "invalid-signsgd-nan-scale",
+            description: "signsgd mean scale is a quiet NaN",
+            expect: "codec_data",
+            build: |r| {
+                edit(&signsgd_mean(r), |recs| {
+                    first(recs, record::CHUNK).body[24..28].copy_from_slice(&0x7FC0_0000u32.to_le_bytes());
+                })
+            },
+        },
+        Case {
+            id: "invalid-signsgd-params-length",
+            description: "signsgd parameter block of 7 bytes",
+            expect: "invalid_params",
+            build: |r| {
+                edit_descriptor(&signsgd_mean(r), |d| {
+                    d.pipeline[0].params.pop();
+                })
+            },
+        },
+        Case {
+            id: "invalid-signsgd-params-block-zero",
+            description: "signsgd scale mode 2 with block 0",
+            expect: "invalid_params",
+            build: |r| edit_descriptor(&signsgd_mean(r), |d| d.pipeline[0].params[0] = 2),
+        },
+        Case {
+            id: "invalid-signsgd-params-block-too-large",
+            description: "signsgd scale mode 2 with block 2^30 + 32",
+            expect: "invalid_params",
+            build: |r| {
+                edit_descriptor(&signsgd_mean(r), |d| {
+                    d.pipeline[0].params[0] = 2;
+                    d.pipeline[0].params[4..8].copy_from_slice(&((1u32 << 30) + 32).to_le_bytes());
+                })
+            },
+        },
+        Case {
+            id: "invalid-signsgd-params-mean-with-block",
+            description: "signsgd scale mode 1 (mean) with block 32",
+            expect: "invalid_params",
+            build: |r| edit_descriptor(&signsgd_mean(r), |d| d.pipeline[0].params[4] = 32),
+        },
+        Case {
+            id: "invalid-signsgd-order-reserved-before-mode",
+            description: "signsgd reserved parameter byte set and mode 3: the reserved bytes are checked first",
+            expect: "reserved_nonzero",
+            build: |r| {
+                edit_descriptor(&signsgd_mean(r), |d| {
+                    d.pipeline[0].params[0] = 3;
+                    d.pipeline[0].params[2] = 1;
+                })
+            },
+        },
+        Case {
+            id: "invalid-signsgd-order-size-before-scale",
+            description: "signsgd payload one byte short and its scale negative: the size is checked first",
+            expect: "codec_output_size",
+            build: |r| {
+                edit(&signsgd_mean(r), |recs| {
+                    let c = first(recs, record::CHUNK);
+                    c.body[24 + 3] |= 0x80;
+                    c.body.pop();
+                })
+            },
+        },
+        Case {
+            id: "invalid-signsgd-order-scale-before-padding",
+            description: "signsgd scale negative and a padding bit set: the scale is checked first",
+            expect: "codec_data",
+            build: |r| {
+                edit(&signsgd_mean(r), |recs| {
+                    let c = first(recs, record::CHUNK);
+                    c.body[24 + 3] |= 0x80;
+                    *c.body.last_mut().unwrap() |= 0x80;
+                })
+            },
+        },
     ]
 }
 

@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+mod atomic;
 mod commands;
 mod progress;
 mod tensor_io;

@@ -337,6 +337,11 @@ fn signsgd_aggregate_majority_and_mean_match_references() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("fl.round") && err.contains("agg-other.gw"), "{err}");
+    // Writing over an input is refused before anything is touched.
+    let before = std::fs::read(&paths[0]).unwrap();
+    let out = gradwire(&["aggregate", s(&paths[0]), s(&paths[1]), "-o", s(&paths[0])]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(&paths[0]).unwrap(), before);
 }
 
 /// Writes `tensors` (as 1-D f32 arrays) with `f(index, value)` applied to an .npz file.

@@ -19,15 +19,15 @@
 //! shapes, chunking and pipelines, and the same `fl.round` when present; anything else is refused
 //! with [`ErrorCode::InvalidArgument`] naming the input and what differs.
 //!
-//! Payloads are checked by their record CRC32C; a tensor's optional decoded-value checksums are
-//! not re-verified on the compressed-domain paths (that would mean decoding).
+//! Payloads are checked by their record CRC32C. A tensor that carries decoded-value checksums is
+//! decoded and checked chunk by chunk instead of combined in the compressed domain.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::sync::Arc;
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::format::{Metadata, StageDescriptor, StreamHeader, TensorDescriptor, Value};
+use crate::format::{ChunkHeader, Metadata, StageDescriptor, StreamHeader, TensorDescriptor, Value};
 use crate::limits::Limits;
 use crate::registry::Registry;
 use crate::signs;
@@ -220,7 +220,13 @@ pub fn aggregate<R: Read, W: Write>(
                 report.values += values.len() as u64;
             }
             Event::TensorEnd(end) => {
-                same_kind(&events, |e| matches!(e, Event::TensorEnd(_)).then_some(()))?;
+                let ends = same_kind(&events, |e| match e {
+                    Event::TensorEnd(e) => Some(e.tensor_id),
+                    _ => None,
+                })?;
+                if let Some(k) = ends.iter().position(|id| *id != end.tensor_id) {
+                    return Err(mismatch(k, format!("the end of tensor {}", ends[k])));
+                }
                 let t = open
                     .remove(&end.tensor_id)
                     .ok_or_else(|| Error::new(ErrorCode::Malformed, "end of no open tensor"))?;
@@ -279,6 +285,12 @@ fn check_descriptors(descriptors: &[Arc<TensorDescriptor>]) -> Result<()> {
         if d.shape != d0.shape {
             return Err(mismatch(k, format!("tensor {:?} with shape {:?}, not {:?}", d.name, d.shape, d0.shape)));
         }
+        if d.dtype != d0.dtype {
+            return Err(mismatch(
+                k,
+                format!("tensor {:?} of dtype {}, not {}", d.name, d.dtype.name(), d0.dtype.name()),
+            ));
+        }
         if d.chunk_elements != d0.chunk_elements {
             return Err(mismatch(
                 k,
@@ -292,7 +304,8 @@ fn check_descriptors(descriptors: &[Arc<TensorDescriptor>]) -> Result<()> {
     Ok(())
 }
 
-/// Combines one chunk of every input.
+/// Combines one chunk of every input. A tensor with decoded-value checksums is decoded and
+/// checked first (FORMAT.md §17); otherwise the codec's aggregation capabilities are used.
 fn combine(rule: Rule, codecs: &[TensorCodec], chunks: &[&EncodedChunk], weights: &[f64]) -> Result<Vec<f32>> {
     let n = chunks[0].len as usize;
     let index = chunks[0].chunk_index;
@@ -302,11 +315,20 @@ fn combine(rule: Rule, codecs: &[TensorCodec], chunks: &[&EncodedChunk], weights
             .at_offset(chunks[k].offset)
             .context(&format!("input {k}"))
     };
+    let checked = |k: usize| -> Result<Vec<f32>> {
+        let c = chunks[k];
+        let header = ChunkHeader { tensor_id: c.tensor_id, chunk_index: c.chunk_index, decoded_crc: c.decoded_crc };
+        codecs[k].decode_chunk(&header, &c.payload).map_err(|e| locate(k, e))
+    };
     let mut values = vec![0f32; n];
     match rule {
         Rule::Majority => {
             let mut planes = vec![vec![0u8; signs::packed_len(n)]; chunks.len()];
             for (k, (codec, chunk)) in codecs.iter().zip(chunks).enumerate() {
+                if codec.descriptor.has_decoded_crc() {
+                    signs::pack(&checked(k)?, &mut planes[k]);
+                    continue;
+                }
                 codec
                     .pipeline
                     .sign_plane_chunk(&chunk.payload, &codec.context(index), n, &mut planes[k])
@@ -319,9 +341,16 @@ fn combine(rule: Rule, codecs: &[TensorCodec], chunks: &[&EncodedChunk], weights
         }
         Rule::Mean => {
             for (k, (codec, chunk)) in codecs.iter().zip(chunks).enumerate() {
+                let w = weights[k] as f32;
+                if codec.descriptor.has_decoded_crc() {
+                    for (v, d) in values.iter_mut().zip(checked(k)?) {
+                        *v += w * d;
+                    }
+                    continue;
+                }
                 codec
                     .pipeline
-                    .accumulate_chunk(&chunk.payload, weights[k] as f32, &codec.context(index), &mut values)
+                    .accumulate_chunk(&chunk.payload, w, &codec.context(index), &mut values)
                     .map_err(|e| locate(k, e))?;
             }
         }
@@ -340,6 +369,12 @@ fn u64_key(header: &StreamHeader, key: &str) -> Option<u64> {
 fn resolve_weights(headers: &[StreamHeader], options: &AggregateOptions) -> Result<Vec<f64>> {
     let n = headers.len();
     let raw: Vec<f64> = if options.rule == Rule::Majority {
+        if options.weights.is_some() {
+            return Err(Error::new(
+                ErrorCode::InvalidArgument,
+                "a majority vote counts every input once; weights apply to the mean",
+            ));
+        }
         vec![1.0; n]
     } else if let Some(w) = &options.weights {
         if w.len() != n {
@@ -449,6 +484,41 @@ mod tests {
         // Without signsgd registered, the default majority output is refused clearly.
         let err = aggregate(vec![&a[..], &b[..]], &registry, &AggregateOptions::new(Rule::Majority), Vec::new());
         assert_eq!(err.unwrap_err().code(), ErrorCode::UnsupportedCodec);
+    }
+
+    #[test]
+    fn decoded_checksums_are_verified_and_majority_takes_no_weights() {
+        let registry = Registry::core();
+        let write = |v: &[f32]| {
+            let options = WriterOptions::default().decoded_checksums(true);
+            let mut w = Writer::new(Vec::new(), &registry, &StreamHeader::default(), options).unwrap();
+            w.write_tensor(TensorSpec::new("w", &[2], registry.parse_pipeline("bf16").unwrap()), v).unwrap();
+            w.finish().unwrap()
+        };
+        let (a, mut b) = (write(&[1.0, -2.0]), write(&[3.0, 4.0]));
+        let mut raw = AggregateOptions::new(Rule::Mean);
+        raw.output = Some(registry.parse_pipeline("raw").unwrap());
+        let (out, _) = aggregate(vec![&a[..], &b[..]], &registry, &raw, Vec::new()).unwrap();
+        assert_eq!(Reader::new(&out[..], &registry).read_all().unwrap().tensors[0].values, [2.0, 1.0]);
+        // Damage the decoded CRC of b's chunk and repair the record's CRCs: the mean refuses it.
+        let mut pos = crate::format::PREAMBLE_LEN;
+        while u16::from_le_bytes([b[pos + 4], b[pos + 5]]) != crate::ids::record::CHUNK {
+            let len = u64::from_le_bytes(b[pos + 8..pos + 16].try_into().unwrap()) as usize;
+            pos += 32 + len.div_ceil(8) * 8;
+        }
+        let len = u64::from_le_bytes(b[pos + 8..pos + 16].try_into().unwrap()) as usize;
+        b[pos + 32 + 16] ^= 1;
+        let body_crc = crate::format::crc32c(&b[pos + 32..pos + 32 + len]);
+        b[pos + 20..pos + 24].copy_from_slice(&body_crc.to_le_bytes());
+        let header_crc = crate::format::crc32c(&b[pos..pos + 28]);
+        b[pos + 28..pos + 32].copy_from_slice(&header_crc.to_le_bytes());
+        let err = aggregate(vec![&a[..], &b[..]], &registry, &raw, Vec::new()).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::ChecksumDecoded, "{err}");
+        let mut majority = AggregateOptions::new(Rule::Majority);
+        majority.output = raw.output.clone();
+        majority.weights = Some(vec![1.0, 2.0]);
+        let err = aggregate(vec![&a[..], &a[..]], &registry, &majority, Vec::new()).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidArgument);
     }
 
     #[test]

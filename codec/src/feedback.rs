@@ -158,11 +158,18 @@ impl ErrorFeedback {
                 ));
             }
         }
-        let residuals = stream
-            .tensors
-            .into_iter()
-            .map(|t| (t.descriptor.name.clone(), Residual { shape: t.descriptor.shape.clone(), values: t.values }))
-            .collect();
+        let raw = registry.parse_pipeline("raw")?;
+        let mut residuals = BTreeMap::new();
+        for t in stream.tensors {
+            let d = &t.descriptor;
+            if d.pipeline != raw || d.dtype != crate::format::DType::F32 {
+                return Err(Error::new(
+                    ErrorCode::InvalidArgument,
+                    format!("error-feedback residual {:?} must be f32 through raw (FORMAT.md §16)", d.name),
+                ));
+            }
+            residuals.insert(d.name.clone(), Residual { shape: d.shape.clone(), values: t.values });
+        }
         Ok(ErrorFeedback { residuals })
     }
 }

@@ -132,22 +132,23 @@ pub fn unpack_scaled(bits: &[u8], magnitude: f32, out: &mut [f32]) {
     }
 }
 
-/// Adds `magnitude` with the sign of each bit to `acc` (`acc[i] += ±magnitude`).
+/// Adds `magnitude`, negated where the bit is 1, to `acc` (`acc[i] += ±magnitude`); a negative
+/// `magnitude` (a negative weight) flips every term.
 ///
 /// # Panics
 /// If `bits` is shorter than [`packed_len`] of `acc.len()`.
 pub fn accumulate_scaled(bits: &[u8], magnitude: f32, acc: &mut [f32]) {
-    let m = magnitude.abs().to_bits();
+    let m = magnitude.to_bits();
     let (blocks, tail) = acc.as_chunks_mut::<32>();
     let (words, rest) = bits.split_at(blocks.len() * 4);
     for (block, w) in blocks.iter_mut().zip(words.chunks_exact(4)) {
         let w = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
         for (i, v) in block.iter_mut().enumerate() {
-            *v += f32::from_bits(m | ((w >> i) & 1) << 31);
+            *v += f32::from_bits(m ^ ((w >> i) & 1) << 31);
         }
     }
     for (i, v) in tail.iter_mut().enumerate() {
-        *v += f32::from_bits(m | u32::from(bit(rest, i)) << 31);
+        *v += f32::from_bits(m ^ u32::from(bit(rest, i)) << 31);
     }
 }
 
@@ -260,17 +261,21 @@ mod tests {
         }
 
         #[test]
-        fn unpack_inverts_pack(values in proptest::collection::vec(-10.0f32..10.0, 0..300), m in 0.0f32..5.0) {
+        fn unpack_inverts_pack(
+            values in proptest::collection::vec(-10.0f32..10.0, 0..300),
+            m in 0.0f32..5.0,
+            w in -2.0f32..2.0,
+        ) {
             let mut bits = vec![0u8; packed_len(values.len())];
             pack(&values, &mut bits);
             let mut out = vec![f32::NAN; values.len()];
             unpack_scaled(&bits, m, &mut out);
             let mut acc = vec![1.0f32; values.len()];
-            accumulate_scaled(&bits, m, &mut acc);
+            accumulate_scaled(&bits, w * m, &mut acc);
             for ((x, y), a) in values.iter().zip(&out).zip(&acc) {
                 let expected = if *x < 0.0 { -m } else { m };
                 prop_assert_eq!(y.to_bits(), expected.to_bits());
-                prop_assert_eq!(*a, 1.0 + expected);
+                prop_assert_eq!(*a, 1.0 + w * expected);
             }
         }
 
@@ -291,6 +296,21 @@ mod tests {
                 prop_assert_eq!(bit(&out, i), 2 * negatives > k, "value {}", i);
             }
             prop_assert!(padding_is_zero(&out, n));
+        }
+    }
+
+    #[test]
+    fn abs_sum_spans_many_groups_and_survives_huge_values() {
+        let mut rng = crate::rng::SeededRng::new(3);
+        for n in [4095, 4096, 4097, 20_000, 70_001] {
+            let mut values: Vec<f32> = (0..n).map(|_| rng.next_unit_f32() - 0.5).collect();
+            values[n / 2] = f32::MAX;
+            values[n / 3] = -f32::MAX;
+            let mut bits = vec![0u8; packed_len(n)];
+            let sum = pack_with_abs_sum(&values, &mut bits);
+            let expected: f64 = values.iter().map(|x| f64::from(x.abs())).sum();
+            assert!((sum - expected).abs() <= 1e-6 * expected, "n={n}: {sum} vs {expected}");
+            assert_eq!(bits, reference_pack(&values), "n={n}");
         }
     }
 

@@ -402,7 +402,7 @@ class Stage:
         elif self.sign_mode == 1:
             magnitudes = np.full(n, scales[0] if n else 0, dtype=np.uint32)
         else:
-            magnitudes = np.repeat(scales, self.sign_block)[:n]
+            magnitudes = scales[np.arange(n) // self.sign_block]  # never more than n entries
         return (magnitudes | (signs << np.uint32(31))).astype(np.uint32)
 
     def decode_bytes(self, payload: bytes, max_out: int) -> bytes:

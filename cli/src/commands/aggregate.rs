@@ -2,7 +2,7 @@
 //! signs or weighted mean), in the compressed domain where the codec allows it
 //! (`spec/FORMAT.md` §17).
 
-use std::io::{BufReader, BufWriter, Write};
+use std::io::BufReader;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
@@ -26,7 +26,7 @@ pub struct AggregateArgs {
     /// Input streams: updates of the same round with the same tensors, shapes and codecs.
     #[arg(required = true, num_args = 1..)]
     pub inputs: Vec<String>,
-    /// Output stream.
+    /// Output stream (replaced only once the aggregate is complete; never one of the inputs).
     #[arg(short, long)]
     pub output: String,
     /// How to combine the inputs.
@@ -51,6 +51,12 @@ pub fn run(args: &AggregateArgs, g: GlobalArgs) -> Result<()> {
     options.output = args.codec.as_deref().map(|c| registry.parse_pipeline(c)).transpose()?;
     options.weights.clone_from(&args.weights);
     options.writer = WriterOptions::default().threads(g.threads_or_all());
+    if let Some(input) = args.inputs.iter().find(|i| crate::atomic::same_file(i, &args.output)) {
+        anyhow::bail!(gradwire::Error::new(
+            gradwire::ErrorCode::InvalidArgument,
+            format!("the output {} is also an input ({input}); write the aggregate elsewhere", args.output)
+        ));
+    }
     let inputs = args
         .inputs
         .iter()
@@ -58,13 +64,14 @@ pub fn run(args: &AggregateArgs, g: GlobalArgs) -> Result<()> {
             std::fs::File::open(p).map(|f| BufReader::with_capacity(1 << 20, f)).with_context(|| format!("opening {p}"))
         })
         .collect::<Result<Vec<_>>>()?;
-    let file = std::fs::File::create(&args.output).with_context(|| format!("creating {}", args.output))?;
-    let (out, report) = aggregate(inputs, &registry, &options, BufWriter::with_capacity(1 << 20, file))
-        .map_err(|e| anyhow::Error::new(e.clone()).context(input_named(&e, &args.inputs)))?;
-    out.into_inner()
-        .map_err(std::io::IntoInnerError::into_error)
-        .and_then(|mut f| f.flush())
-        .context("writing the output")?;
+    let mut report = None;
+    crate::atomic::replace_file(&args.output, |out| {
+        let (_, r) = aggregate(inputs, &registry, &options, out)
+            .map_err(|e| anyhow::Error::new(e.clone()).context(input_named(&e, &args.inputs)))?;
+        report = Some(r);
+        Ok(())
+    })?;
+    let report = report.context("aggregation produced no report")?;
     if !g.quiet {
         let weights: Vec<String> = report.weights.iter().map(|w| format!("{w:.4}")).collect();
         eprintln!(

@@ -43,7 +43,8 @@ pub struct EncodeArgs {
     #[arg(long)]
     pub payload_kind: Option<String>,
     /// Error feedback: add the residuals kept in STATE (created when missing) before encoding,
-    /// and store the new residuals there once the output is complete.
+    /// and store the new residuals there once the output is complete. If the command fails,
+    /// discard its output: the state was not advanced.
     #[arg(long, value_name = "STATE")]
     pub error_feedback: Option<String>,
 }
@@ -53,6 +54,8 @@ pub fn run(args: &EncodeArgs, g: GlobalArgs) -> Result<()> {
     let registry = gradwire::registry()?;
     let pipeline = registry.parse_pipeline(&args.codec)?;
     let tensors = read_tensors(&args.input)?;
+    // Loaded before the output is created, so a bad state file leaves an existing output alone.
+    let mut feedback = args.error_feedback.as_deref().map(load_feedback).transpose()?;
     let output = crate::tensor_io::default_output(&args.input, args.output.as_deref(), "gw");
     let mut metadata = Metadata::new();
     metadata.insert("producer", Value::Utf8(format!("gradwire-cli/{}", env!("CARGO_PKG_VERSION"))))?;
@@ -84,7 +87,6 @@ pub fn run(args: &EncodeArgs, g: GlobalArgs) -> Result<()> {
     let total: u64 = tensors.iter().map(|t| t.values.len() as u64).sum();
     let bar = values_bar(total, g.quiet, "encoding");
     let mut writer = Writer::new(BufWriter::with_capacity(1 << 20, sink), &registry, &header, options)?;
-    let mut feedback = args.error_feedback.as_deref().map(load_feedback).transpose()?;
     for t in &tensors {
         let spec = t.spec(&pipeline);
         if let Some(feedback) = &mut feedback {
@@ -125,16 +127,10 @@ fn load_feedback(path: &str) -> Result<ErrorFeedback> {
     }
 }
 
-/// Replaces the state file atomically: written beside it, then renamed over it, so a crash
-/// leaves either the old state or the new one.
+/// Replaces the state file atomically (`crate::atomic`): a crash leaves the old state or the new.
 fn save_feedback(path: &str, feedback: &ErrorFeedback) -> Result<()> {
-    let tmp = format!("{path}.tmp");
-    let file = std::fs::File::create(&tmp).with_context(|| format!("creating {tmp}"))?;
-    let mut out = feedback.save(BufWriter::new(file))?;
-    out.flush().with_context(|| format!("writing {tmp}"))?;
-    out.into_inner()
-        .map_err(std::io::IntoInnerError::into_error)
-        .and_then(|f| f.sync_all())
-        .with_context(|| format!("syncing {tmp}"))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("replacing {path}"))
+    crate::atomic::replace_file(path, |out| {
+        feedback.save(out)?;
+        Ok(())
+    })
 }

@@ -141,6 +141,7 @@ impl SignSgdStage {
             |i: usize| f32::from_le_bytes([scales[4 * i], scales[4 * i + 1], scales[4 * i + 2], scales[4 * i + 3]]);
         match self.params.scale {
             Scale::None => apply(bits, 1.0, 0..n),
+            Scale::Mean if n == 0 => {}
             Scale::Mean => apply(bits, scale_at(0), 0..n),
             Scale::Block(block) => {
                 let block = block as usize;
@@ -153,9 +154,13 @@ impl SignSgdStage {
     }
 }
 
+/// The mean |x| of a run as f32. A positive mean that rounds to zero becomes the smallest
+/// subnormal, so a negative value never decodes as `-0.0` (which is not `< 0`, CODECS.md §5).
 fn scale_of(sum: f64, len: usize) -> Result<f32> {
     let scale = (sum / len as f64) as f32;
-    if scale.is_finite() {
+    if scale == 0.0 && sum > 0.0 {
+        Ok(f32::from_bits(1))
+    } else if scale.is_finite() {
         Ok(scale)
     } else {
         Err(Error::new(
@@ -212,8 +217,15 @@ impl ArrayToBytes for SignSgdStage {
     }
 
     fn sign_plane(&self, bytes: &[u8], _ctx: &ChunkContext<'_>, n: usize, out: &mut [u8]) -> Result<bool> {
-        let (_, bits) = self.split(bytes, n)?;
+        let (scales, bits) = self.split(bytes, n)?;
         out.copy_from_slice(bits);
+        // A run with a zero scale decodes to ±0, and neither is `< 0`: its plane counts as +1.
+        // (Conforming encoders never write such a run with a set bit, but it is valid.)
+        self.for_each_run(scales, bits, n, |_, s, range| {
+            if s == 0.0 {
+                out[range.start / 8..signs::packed_len(range.end)].fill(0);
+            }
+        });
         Ok(true)
     }
 }

@@ -37,8 +37,9 @@ fn reference(values: &[f32], scale: Scale) -> Vec<f32> {
 proptest! {
     #[test]
     fn round_trip_matches_reference(
-        values in proptest::collection::vec(prop_oneof![-1e3f32..1e3, Just(0.0), Just(-0.0)], 1..700),
+        values in proptest::collection::vec(prop_oneof![-1e3f32..1e3, Just(0.0), Just(-0.0)], 0..700),
         scale in scale(),
+        weight in -2.0f32..2.0,
     ) {
         let params = SignParams { scale };
         let s = stage(params);
@@ -55,9 +56,9 @@ proptest! {
         }
         // Aggregation capabilities agree with decoding.
         let mut acc = vec![1.0f32; values.len()];
-        s.accumulate(&bytes, 0.5, &CTX, &mut acc).unwrap();
+        s.accumulate(&bytes, weight, &CTX, &mut acc).unwrap();
         for (a, x) in acc.iter().zip(&out) {
-            prop_assert_eq!(*a, 1.0 + 0.5 * x);
+            prop_assert_eq!(*a, 1.0 + weight * x);
         }
         let mut plane = vec![0u8; values.len().div_ceil(8)];
         prop_assert!(s.sign_plane(&bytes, &CTX, values.len(), &mut plane).unwrap());
@@ -82,12 +83,31 @@ proptest! {
         let mut long = bytes.clone();
         long.push(0);
         prop_assert_eq!(s.decode(&long, &CTX, &mut out).unwrap_err().code(), ErrorCode::CodecOutputSize);
-        // Any single bit flip either decodes (a sign or a scale changed) or is one of the codes.
+        // A flipped bit is refused (a scale made negative or non-finite, a padding bit) or
+        // changes exactly what it encodes: one value's sign, or the magnitude of one run.
+        let mut original = vec![0f32; values.len()];
+        s.decode(&bytes, &CTX, &mut original).unwrap();
+        let params = SignParams { scale };
+        let scale_bits = 32 * params.n_scales(values.len());
         let mut flipped = bytes.clone();
         let bit = flip % (flipped.len() * 8);
         flipped[bit / 8] ^= 1 << (bit % 8);
-        if let Err(e) = s.decode(&flipped, &CTX, &mut out) {
-            prop_assert!(matches!(e.code(), ErrorCode::CodecData | ErrorCode::ReservedNonzero), "{}", e);
+        match s.decode(&flipped, &CTX, &mut out) {
+            Err(e) => prop_assert!(matches!(e.code(), ErrorCode::CodecData | ErrorCode::ReservedNonzero), "{}", e),
+            Ok(()) if bit >= scale_bits => {
+                let i = bit - scale_bits;
+                for (j, (a, b)) in original.iter().zip(&out).enumerate() {
+                    let want = if j == i { -a } else { *a };
+                    prop_assert_eq!(b.to_bits(), want.to_bits(), "value {} after flipping sign bit {}", j, i);
+                }
+            }
+            Ok(()) => {
+                let run = match scale { Scale::Block(b) => b as usize, _ => values.len() };
+                let k = bit / 32;
+                for (j, (a, b)) in original.iter().zip(&out).enumerate() {
+                    prop_assert_eq!(a.to_bits() == b.to_bits(), j / run != k, "value {} after flipping scale {}", j, k);
+                }
+            }
         }
     }
 
@@ -118,6 +138,38 @@ fn bad_payload_fields_have_their_codes() {
     let good = [0, 0, 0x80, 0x3F, 0b0000_0010];
     s.decode(&good, &CTX, &mut out).unwrap();
     assert_eq!(out, [1.0, -1.0, 1.0]);
+}
+
+#[test]
+fn empty_chunks_round_trip_in_every_mode() {
+    for scale in [Scale::None, Scale::Mean, Scale::Block(32)] {
+        let s = stage(SignParams { scale });
+        let mut bytes = Vec::new();
+        s.encode(&[], &CTX, &mut bytes).unwrap();
+        assert!(bytes.is_empty());
+        s.decode(&bytes, &CTX, &mut []).unwrap();
+        s.accumulate(&bytes, 1.0, &CTX, &mut []).unwrap();
+        assert!(s.sign_plane(&bytes, &CTX, 0, &mut []).unwrap());
+    }
+}
+
+#[test]
+fn a_zero_scale_counts_as_positive_and_tiny_means_are_not_zero() {
+    // Valid but never written by a conforming encoder: scale 0 with sign bits set decodes to -0.0,
+    // which is not < 0, so the sign plane handed to a majority vote is cleared.
+    let s = stage(SignParams { scale: Scale::Mean });
+    let mut out = [1f32; 3];
+    s.decode(&[0, 0, 0, 0, 0b101], &CTX, &mut out).unwrap();
+    assert_eq!(out.map(f32::to_bits), [0x8000_0000, 0, 0x8000_0000]);
+    let mut plane = [0xFFu8];
+    assert!(s.sign_plane(&[0, 0, 0, 0, 0b101], &CTX, 3, &mut plane).unwrap());
+    assert_eq!(plane, [0]);
+    // An encoder whose mean rounds to zero writes the smallest subnormal instead.
+    let mut bytes = Vec::new();
+    s.encode(&[-f32::from_bits(1), 0.0, 0.0, 0.0], &CTX, &mut bytes).unwrap();
+    let mut out = [0f32; 4];
+    s.decode(&bytes, &CTX, &mut out).unwrap();
+    assert!(out[0] < 0.0 && out[1] > 0.0, "{out:?}");
 }
 
 #[test]
