@@ -30,6 +30,7 @@ pub mod aggregate;
 pub mod codecs;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod entropy;
 pub mod error;
 pub mod feedback;
 pub mod format;
