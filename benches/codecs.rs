@@ -30,6 +30,10 @@ const PIPELINES: &[&str] = &[
     "signsgd:scale=none",
     "signsgd:scale=mean",
     "signsgd:scale=block,block=4096",
+    "m22:bits=1",
+    "m22:bits=2",
+    "m22:bits=3,m=2",
+    "m22:bits=4",
 ];
 
 fn laplace(n: usize, seed: u64) -> Vec<f32> {

@@ -25,6 +25,9 @@ pub use gradwire_codec::*;
 /// `signsgd`: packed sign bits plus scales (`spec/CODECS.md` §5).
 pub use gradwire_signsgd as signsgd;
 
+/// `m22`: fitted-model, magnitude-weighted Lloyd-Max quantizer with Huffman labels (`spec/CODECS.md` §6).
+pub use gradwire_m22 as m22;
+
 /// Every codec this build knows: the core codecs plus all linked plugins.
 ///
 /// # Errors

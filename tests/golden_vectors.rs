@@ -897,7 +897,145 @@ fn cases() -> Vec<Case> {
                 })
             },
         },
+        // m22 (CODECS.md §6)
+        Case {
+            id: "valid-m22-huffman",
+            description: "m22:bits=3 on 600 Laplace-like values with 20 % exact zeros (zero symbol, Huffman labels)",
+            expect: "ok",
+            build: |r| one_tensor(r, "m22:bits=3", &[600], &m22_values(600, 5), WriterOptions::default()),
+        },
+        Case {
+            id: "valid-m22-weibull-fixed",
+            description: "m22:bits=1,m=2,family=weibull on 301 values in chunks of 150 (fixed-width labels) and a last chunk of 1",
+            expect: "ok",
+            build: |r| {
+                one_tensor(
+                    r,
+                    "m22:bits=1,m=2,family=weibull",
+                    &[301],
+                    &m22_values(301, 0),
+                    WriterOptions::default().chunk_elements(150),
+                )
+            },
+        },
+        Case {
+            id: "valid-m22-pairs",
+            description: "m22:bits=2 on 4001 values without zeros (labels Huffman-coded in pairs, odd last pair)",
+            expect: "ok",
+            build: |r| one_tensor(r, "m22:bits=2", &[4001], &m22_values(4001, 0), WriterOptions::default()),
+        },
+        Case {
+            id: "valid-m22-fixed-and-constant",
+            description: "m22:bits=2: a chunk of 3 distinct values and a chunk of one constant value",
+            expect: "ok",
+            build: |r| {
+                let mut v = vec![0.5f32, -0.25, 0.125, 0.5];
+                v.extend([0.75f32; 4]);
+                one_tensor(r, "m22:bits=2", &[8], &v, WriterOptions::default().chunk_elements(4))
+            },
+        },
+        Case {
+            id: "valid-m22-bits8",
+            description: "m22:bits=8,m=1 on 2000 values (256 points, no zero symbol)",
+            expect: "ok",
+            build: |r| one_tensor(r, "m22:bits=8,m=1", &[2000], &m22_values(2000, 0), WriterOptions::default()),
+        },
+        Case {
+            id: "invalid-m22-params-reserved",
+            description: "m22 reserved parameter byte set",
+            expect: "reserved_nonzero",
+            build: |r| edit_descriptor(&m22_small(r), |d| d.pipeline[0].params[3] = 1),
+        },
+        Case {
+            id: "invalid-m22-params-bits",
+            description: "m22 bits 9",
+            expect: "invalid_params",
+            build: |r| edit_descriptor(&m22_small(r), |d| d.pipeline[0].params[0] = 9),
+        },
+        Case {
+            id: "invalid-m22-coding",
+            description: "m22 label coding 4",
+            expect: "codec_data",
+            build: |r| edit(&m22_small(r), |recs| first(recs, record::CHUNK).body[24] = 4),
+        },
+        Case {
+            id: "invalid-m22-flags",
+            description: "m22 reserved flag bit 1 set",
+            expect: "reserved_nonzero",
+            build: |r| edit(&m22_small(r), |recs| first(recs, record::CHUNK).body[25] |= 2),
+        },
+        Case {
+            id: "invalid-m22-too-many-points",
+            description: "m22:bits=3 chunk declaring 9 points",
+            expect: "codec_data",
+            build: |r| edit(&m22_small(r), |recs| first(recs, record::CHUNK).body[26] = 9),
+        },
+        Case {
+            id: "invalid-m22-points-order",
+            description: "m22 points not ascending (the first two swapped)",
+            expect: "codec_data",
+            build: |r| {
+                edit(&m22_small(r), |recs| {
+                    let b = &mut first(recs, record::CHUNK).body;
+                    let (p0, p1) = (24 + 16, 24 + 20);
+                    for i in 0..4 {
+                        b.swap(p0 + i, p1 + i);
+                    }
+                })
+            },
+        },
+        Case {
+            id: "invalid-m22-nan-point",
+            description: "m22 point 0 is NaN",
+            expect: "codec_data",
+            build: |r| {
+                edit(&m22_small(r), |recs| {
+                    first(recs, record::CHUNK).body[24 + 16..24 + 20].copy_from_slice(&f32::NAN.to_le_bytes());
+                })
+            },
+        },
+        Case {
+            id: "invalid-m22-huffman-lengths",
+            description: "m22 Huffman code lengths that are not a complete code",
+            expect: "codec_data",
+            build: |r| {
+                edit(&m22_small(r), |recs| {
+                    let b = &mut first(recs, record::CHUNK).body;
+                    assert_eq!(b[24], 1, "the chunk must use Huffman coding");
+                    let points = usize::from(u16::from_le_bytes([b[26], b[27]]));
+                    b[24 + 16 + 4 * points] = 0x11; // two codes of length 1 for symbols 0 and 1
+                    b[24 + 16 + 4 * points + 1] = 0x11;
+                })
+            },
+        },
+        Case {
+            id: "invalid-m22-truncated-labels",
+            description: "m22 Huffman labels one byte short",
+            expect: "codec_data",
+            build: |r| {
+                edit(&m22_small(r), |recs| {
+                    first(recs, record::CHUNK).body.pop();
+                })
+            },
+        },
     ]
+}
+
+/// Laplace-like values from the specified generator, every fifth exactly zero when `zero_every` is 5.
+fn m22_values(n: usize, zero_every: usize) -> Vec<f32> {
+    let mut rng = gradwire::rng::SeededRng::new(22);
+    (0..n)
+        .map(|i| {
+            let u = f64::from(rng.next_unit_f32()).max(1e-9);
+            let s = if rng.next_u32() & 1 == 0 { 1.0 } else { -1.0 };
+            if zero_every > 0 && i % zero_every == 0 { 0.0 } else { (s * -u.ln() * 1e-3) as f32 }
+        })
+        .collect()
+}
+
+/// One m22:bits=3 tensor of 600 values in one chunk, Huffman-coded labels.
+fn m22_small(r: &Registry) -> Vec<u8> {
+    one_tensor(r, "m22:bits=3", &[600], &m22_values(600, 5), WriterOptions::default().write_index(false))
 }
 
 /// 75 values whose signs exercise every rule of CODECS.md §5: +0, -0 and NaN are +1.

@@ -341,6 +341,7 @@ class Stage:
     level: int | None = None
     sign_mode: int = 0
     sign_block: int = 0
+    m22_bits: int = 0
 
     def sign_scales(self, n: int) -> int:
         """CODECS.md §5: number of f32 scales in a signsgd chunk of n values."""
@@ -361,6 +362,8 @@ class Stage:
             return zstd_bound(n)
         if self.codec_id == 0x100:
             return 4 * self.sign_scales(n) + (n + 7) // 8
+        if self.codec_id == 0x101:
+            return 16 + 4 * (1 << self.m22_bits) + n + 1
         raise AssertionError("unreachable: unknown codec in a built pipeline")
 
     # ---- decoding ----
@@ -381,6 +384,8 @@ class Stage:
             return f16_to_f32_bits(h)
         if self.codec_id == 0x100:
             return self.decode_signsgd(payload, n)
+        if self.codec_id == 0x101:
+            return decode_m22(payload, n, 1 << self.m22_bits)
         raise AssertionError("unreachable")
 
     def decode_signsgd(self, payload: bytes, n: int) -> np.ndarray:
@@ -422,6 +427,7 @@ CORE_CODECS = {
 # Registered extensions (REGISTRY.md) this reader implements.
 REGISTERED_CODECS = {
     0x100: ("signsgd", KIND_AB, {1}),
+    0x101: ("m22", KIND_AB, {1}),
 }
 # Private-range codecs registered with this reader: none.
 PRIVATE_CODECS: dict[int, tuple[str, str, set]] = {}
@@ -457,6 +463,19 @@ def check_params(stage: Stage) -> None:
         if mode == 2 and not (32 <= block <= 1 << 30 and block % 32 == 0):
             raise _err("invalid_params", f"signsgd: block {block} is not a multiple of 32 in 32..=2^30")
         stage.sign_mode, stage.sign_block = mode, block
+    elif stage.codec_id == 0x101:
+        p = stage.params
+        if len(p) != 4:
+            raise _err("invalid_params", f"m22: parameter block of {len(p)} bytes, expected 4")
+        if p[3] != 0:
+            raise _err("reserved_nonzero", "m22: reserved parameter byte is not zero")
+        if not 1 <= p[0] <= 8:
+            raise _err("invalid_params", f"m22: bits {p[0]} not in 1..=8")
+        if p[1] > 4:
+            raise _err("invalid_params", f"m22: m {p[1]} not in 0..=4")
+        if p[2] > 1:
+            raise _err("invalid_params", f"m22: family {p[2]}")
+        stage.m22_bits = p[0]
 
 
 class Pipeline:
@@ -531,6 +550,136 @@ def build_pipeline(stages: list[Stage], n_elements: int, chunk_elements: int, li
     if n_elements > 0:
         p.check_bounds(min(chunk_elements, n_elements), limits)
     return p
+
+
+# --------------------------------------------------------------------------------------------
+# Shared building blocks (CODECS.md §E) and m22 (CODECS.md §6)
+# --------------------------------------------------------------------------------------------
+
+
+def unpack_fixed(data: bytes, width: int, n: int) -> np.ndarray:
+    """§E.2: n labels of `width` bits, LSB first; exact length, zero padding."""
+    expected = (n * width + 7) // 8
+    if len(data) != expected:
+        raise _err("codec_output_size", f"{n} labels of {width} bits take {expected} bytes, found {len(data)}")
+    used = n * width
+    if used % 8 and data[-1] >> (used % 8):
+        raise _err("reserved_nonzero", "label padding bits are not zero")
+    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8), bitorder="little")[:used]
+    weights = (1 << np.arange(width, dtype=np.uint32)).astype(np.uint32)
+    return (bits.reshape(n, width).astype(np.uint32) * weights).sum(axis=1).astype(np.uint32) if n else np.zeros(0, np.uint32)
+
+
+def huffman_code(lengths: list[int]) -> dict[tuple[int, int], int]:
+    """§E.1: validate lengths and map (length, code value read MSB-first) -> symbol."""
+    if not 2 <= len(lengths) <= 256 or any(l > 12 for l in lengths):
+        raise _err("codec_data", "Huffman lengths out of range")
+    used = [s for s, l in enumerate(lengths) if l > 0]
+    if len(used) < 2 or sum(1 << (12 - lengths[s]) for s in used) != 1 << 12:
+        raise _err("codec_data", "Huffman lengths do not form a complete code")
+    table = {}
+    code = 0
+    prev = 0
+    for s in sorted(used, key=lambda s: (lengths[s], s)):
+        code <<= lengths[s] - prev
+        prev = lengths[s]
+        table[(lengths[s], code)] = s
+        code += 1
+    return table
+
+
+def huffman_decode(data: bytes, table: dict[tuple[int, int], int], n: int) -> list[int]:
+    """§E.1: n symbols, bits LSB first (a code's first bit is the lowest unused bit)."""
+    total = len(data) * 8
+    out = []
+    pos = 0
+    for _ in range(n):
+        code = 0
+        length = 0
+        while True:
+            if pos >= total:
+                raise _err("codec_data", "Huffman data ends inside a symbol")
+            bit = (data[pos >> 3] >> (pos & 7)) & 1
+            pos += 1
+            code = (code << 1) | bit
+            length += 1
+            sym = table.get((length, code))
+            if sym is not None:
+                out.append(sym)
+                break
+            if length >= 12:
+                raise AssertionError("unreachable: a complete code always matches within 12 bits")
+    if (pos + 7) // 8 != len(data):
+        raise _err("codec_data", f"Huffman data holds {len(data)} bytes but its symbols use {pos} bits")
+    if pos % 8 and data[-1] >> (pos % 8):
+        raise _err("reserved_nonzero", "Huffman padding bits are not zero")
+    return out
+
+
+def read_lengths(data: bytes, symbols: int) -> tuple[dict, bytes]:
+    size = (symbols + 1) // 2
+    if len(data) < size:
+        raise _err("codec_output_size", "m22: payload ends inside the code lengths")
+    lengths = [(data[i // 2] >> (4 * (i % 2))) & 0xF for i in range(symbols)]
+    if symbols % 2 and data[size - 1] >> 4:
+        raise _err("reserved_nonzero", "m22: padding nibble of the code lengths is not zero")
+    return huffman_code(lengths), data[size:]
+
+
+def decode_m22(payload: bytes, n: int, max_points: int) -> np.ndarray:
+    """CODECS.md §6, checks in the order given there; returns f32 bit patterns."""
+    if len(payload) < 16:
+        raise _err("codec_output_size", "m22: payload has no header")
+    coding, flags = payload[0], payload[1]
+    if coding > 3:
+        raise _err("codec_data", f"m22: coding {coding}")
+    if flags & 0xFE:
+        raise _err("reserved_nonzero", "m22: reserved flag bits")
+    points = int.from_bytes(payload[2:4], "little")
+    if not 1 <= points <= max_points:
+        raise _err("codec_data", f"m22: {points} points")
+    fitted = np.frombuffer(payload[4:16], dtype="<f4")
+    if not np.isfinite(fitted).all():
+        raise _err("codec_data", "m22: fitted fields not finite")
+    end = 16 + 4 * points
+    if len(payload) < end:
+        raise _err("codec_output_size", "m22: payload cannot hold its points")
+    zero = flags & 1
+    if zero and points == 256:
+        raise _err("codec_data", "m22: zero symbol with 256 points")
+    pts = np.frombuffer(payload[16:end], dtype="<f4")
+    for i in range(points):
+        if not np.isfinite(pts[i]) or (i > 0 and not pts[i] > pts[i - 1]):
+            raise _err("codec_data", f"m22: point {i} not finite or not ascending")
+    table = np.concatenate([np.zeros(zero, dtype="<f4"), pts]).view(np.uint32)
+    s = len(table)
+    labels = payload[end:]
+    if coding == 0:
+        width = max(1, (s - 1).bit_length())
+        sym = unpack_fixed(labels, width, n)
+        if len(sym) and sym.max() >= s:
+            raise _err("codec_data", "m22: label out of range")
+    elif coding == 3:
+        if len(labels) != 1:
+            raise _err("codec_output_size", "m22: constant labels take 1 byte")
+        if labels[0] >= s:
+            raise _err("codec_data", "m22: constant symbol out of range")
+        sym = np.full(n, labels[0], dtype=np.uint32)
+    elif coding == 1:
+        code, rest = read_lengths(labels, s)
+        sym = np.array(huffman_decode(rest, code, n), dtype=np.uint32)
+    else:
+        if s > 16:
+            raise _err("codec_data", "m22: pair coding needs at most 16 symbols")
+        code, rest = read_lengths(labels, s * s)
+        pairs = huffman_decode(rest, code, (n + 1) // 2)
+        flat = []
+        for p in pairs:
+            flat.extend((p // s, p % s))
+        if n % 2 and flat[-1] != 0:
+            raise _err("reserved_nonzero", "m22: padding label of the last pair is not 0")
+        sym = np.array(flat[:n], dtype=np.uint32)
+    return table[sym.astype(np.int64)].astype(np.uint32) if n else np.zeros(0, np.uint32)
 
 
 # --------------------------------------------------------------------------------------------

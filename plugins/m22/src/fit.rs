@@ -123,7 +123,7 @@ fn golden_max(f: impl Fn(f64) -> f64, mut lo: f64, mut hi: f64) -> f64 {
             fa = f(a.exp());
         }
     }
-    ((lo + hi) / 2.0).exp()
+    f64::midpoint(lo, hi).exp()
 }
 
 #[cfg(test)]
@@ -148,6 +148,7 @@ mod tests {
     }
 
     /// Marsaglia-Tsang Gamma(k, 1), boosted for k < 1.
+    #[allow(clippy::many_single_char_names, reason = "the names of the published algorithm")]
     fn gamma_sample(k: f64, rng: &mut SeededRng) -> f64 {
         if k < 1.0 {
             let u = unit(rng).max(1e-300);
@@ -191,6 +192,25 @@ mod tests {
             assert!((f.shape / c - 1.0).abs() < 0.05, "c {c}: {f:?}");
             assert!((f.scale / 2e-3 - 1.0).abs() < 0.05, "c {c}: {f:?}");
         }
+    }
+
+    /// Real gradient values against scipy's maximum-likelihood fits of the same values
+    /// (`fixtures/make_fit_fixture.py`, run once).
+    #[test]
+    fn fits_agree_with_scipy_on_real_gradients() {
+        let bytes = include_bytes!("../fixtures/fit_data.f32");
+        let values: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let reference: serde_json::Value =
+            serde_json::from_str(include_str!("../fixtures/fit_reference.json")).expect("fixture parses");
+        let sample = sample_nonzero(&values);
+        assert_eq!(sample.len(), 4096, "the fixture is one whole sample");
+        let g = fit(Family::GenNorm, &sample).expect("fits");
+        let w = fit(Family::Weibull, &sample).expect("fits");
+        let close = |a: f64, b: &serde_json::Value| (a / b.as_f64().expect("number") - 1.0).abs() < 0.01;
+        assert!(close(g.shape, &reference["gennorm"]["beta"]), "{g:?} vs {reference}");
+        assert!(close(g.scale, &reference["gennorm"]["scale"]), "{g:?} vs {reference}");
+        assert!(close(w.shape, &reference["dweibull"]["c"]), "{w:?} vs {reference}");
+        assert!(close(w.scale, &reference["dweibull"]["scale"]), "{w:?} vs {reference}");
     }
 
     #[test]

@@ -1,5 +1,211 @@
-//! # gradwire-m22 (in progress)
+//! # gradwire-m22
+//!
+//! The `m22` codec (ID `0x00000101`, `spec/CODECS.md` §6), after M22 (Liu, Rini, Salehkalaibar,
+//! Chen, 2023): per chunk, the nonzero entries are fitted with a generalized normal or a double
+//! Weibull model ([`fit`]), a `2^bits`-point quantizer minimizing the M-magnitude-weighted
+//! distortion `E[|g|^M (g - q(g))^2]` is designed on the fitted model ([`design`], cached), and
+//! the labels are entropy coded with the core's canonical Huffman coder, or packed at fixed width
+//! when that is smaller. Exact zeros get their own symbol when that fits the budget of `bits`
+//! bits per entry.
+//!
+//! The chunk carries the reconstruction points as f32, so the decoder does table look-ups only
+//! and never repeats the design.
+//!
+//! ```
+//! use gradwire_codec::{Reader, StreamHeader, TensorSpec, Writer, WriterOptions};
+//! let registry = gradwire_m22::registry_with_m22();
+//! let values: Vec<f32> = (0..4096).map(|i| ((i * 7919 % 997) as f32 - 498.0) * 1e-5).collect();
+//! let mut w = Writer::new(Vec::new(), &registry, &StreamHeader::default(), WriterOptions::default())?;
+//! w.write_tensor(TensorSpec::new("g", &[4096], registry.parse_pipeline("m22:bits=3")?), &values)?;
+//! let bytes = w.finish()?;
+//! let decoded = Reader::new(&bytes[..], &registry).read_all()?.tensors.remove(0).values;
+//! let mut distinct = decoded.clone();
+//! distinct.sort_by(f32::total_cmp);
+//! distinct.dedup();
+//! assert!(distinct.len() <= 9); // 2^3 reconstruction points, plus exact zero
+//! # Ok::<(), gradwire_codec::Error>(())
+//! ```
+
 #![forbid(unsafe_code)]
 
+pub mod chunk;
 pub mod design;
 pub mod fit;
+mod params;
+
+use gradwire_codec::{
+    ArrayToBytes, ChunkContext, CodecDescriptor, CodecFactory, Error, ErrorCode, ParamInfo, Registry, Result, Stage,
+    StageKind, TextParams,
+};
+
+pub use params::M22Params;
+
+/// Wire ID of `m22` (`spec/REGISTRY.md`).
+pub const M22_ID: u32 = 0x0000_0101;
+
+/// Factory of the `m22` codec.
+#[derive(Debug)]
+pub struct M22Codec;
+
+/// The registered `m22` codec.
+pub static M22_CODEC: M22Codec = M22Codec;
+
+gradwire_codec::inventory::submit! { gradwire_codec::CodecPlugin::new(&M22_CODEC) }
+
+const DESCRIPTOR: CodecDescriptor = CodecDescriptor {
+    id: M22_ID,
+    name: "m22",
+    kind: StageKind::ArrayToBytes,
+    version: 1,
+    min_version: 1,
+    lossless: false,
+    summary: "fitted GenNorm/Weibull model, |g|^M-weighted Lloyd-Max quantizer, Huffman-coded labels",
+    params: &[
+        ParamInfo { name: "bits", default: "2", help: "2^bits reconstruction points, 1..=8" },
+        ParamInfo { name: "m", default: "0", help: "weight |g|^m of the distortion, 0..=4 (0 = MSE)" },
+        ParamInfo { name: "family", default: "gennorm", help: "gradient model: gennorm or weibull" },
+    ],
+};
+
+/// The core registry plus `m22` (for tests and examples that do not link the facade).
+#[must_use]
+pub fn registry_with_m22() -> Registry {
+    let mut registry = Registry::core();
+    if registry.get(M22_ID).is_none() {
+        // Cannot fail: the ID and name are free in the core registry.
+        let _ = registry.register_static(&M22_CODEC);
+    }
+    registry
+}
+
+impl CodecFactory for M22Codec {
+    fn descriptor(&self) -> &CodecDescriptor {
+        &DESCRIPTOR
+    }
+    fn params_from_text(&self, text: &TextParams) -> Result<Vec<u8>> {
+        Ok(M22Params::from_text(text)?.encode().to_vec())
+    }
+    fn params_to_text(&self, _version: u16, params: &[u8]) -> Result<String> {
+        Ok(M22Params::decode(params)?.to_text())
+    }
+    fn build(&self, _version: u16, params: &[u8]) -> Result<Stage> {
+        Ok(Stage::ArrayToBytes(Box::new(M22Stage { params: M22Params::decode(params)? })))
+    }
+}
+
+/// The built stage.
+struct M22Stage {
+    params: M22Params,
+}
+
+/// The quantizer of one chunk: points ascending and the thresholds between them.
+struct Quantizer {
+    points: Vec<f32>,
+    /// `thresholds[i]` separates points `i` and `i + 1`; a value `>=` it is above.
+    thresholds: Vec<f32>,
+    fit: [f32; 3],
+}
+
+impl Quantizer {
+    /// Label of `x` (index of its point): the cell it falls in.
+    #[inline]
+    fn label(&self, x: f32) -> usize {
+        self.thresholds.partition_point(|&t| x >= t)
+    }
+
+    fn new(mut points: Vec<f32>, fit: [f32; 3]) -> Quantizer {
+        points.sort_by(f32::total_cmp);
+        points.dedup();
+        let thresholds = points.windows(2).map(|w| f64::midpoint(f64::from(w[0]), f64::from(w[1])) as f32).collect();
+        Quantizer { points, thresholds, fit }
+    }
+}
+
+impl M22Stage {
+    /// Fits, designs (through the cache) and scales the quantizer of a chunk.
+    fn quantizer(&self, values: &[f32]) -> Quantizer {
+        let levels = self.params.levels();
+        let sample = fit::sample_nonzero(values);
+        // Few distinct nonzero values: send them exactly.
+        let mut distinct: Vec<f32> = values.iter().copied().filter(|x| *x != 0.0).collect();
+        distinct.sort_by(f32::total_cmp);
+        distinct.dedup();
+        if distinct.len() <= levels.min(4) || sample.len() < 8 {
+            return Quantizer::new(spread(&distinct, levels), [0.0; 3]);
+        }
+        let Some(f) = fit::fit(self.params.family, &sample) else {
+            return Quantizer::new(spread(&distinct, levels), [0.0; 3]);
+        };
+        let d = design::cached_design(self.params.family, f.shape, self.params.m, levels);
+        let mut points = Vec::with_capacity(levels);
+        for &p in &d.positive {
+            points.push((f.loc - f.scale * p) as f32);
+            points.push((f.loc + f.scale * p) as f32);
+        }
+        points.retain(|p| p.is_finite());
+        Quantizer::new(points, [f.shape as f32, f.scale as f32, f.loc as f32])
+    }
+}
+
+/// At most `levels` of the sorted distinct values, evenly spread (all of them when they fit; a
+/// single 0 when there are none).
+fn spread(distinct: &[f32], levels: usize) -> Vec<f32> {
+    if distinct.is_empty() {
+        return vec![0.0];
+    }
+    if distinct.len() <= levels {
+        return distinct.to_vec();
+    }
+    (0..levels).map(|j| distinct[(2 * j + 1) * distinct.len() / (2 * levels)]).collect()
+}
+
+impl ArrayToBytes for M22Stage {
+    fn max_encoded_len(&self, len: usize) -> Option<usize> {
+        chunk::max_len(len, self.params.levels())
+    }
+
+    fn encode(&self, input: &[f32], _ctx: &ChunkContext<'_>, out: &mut Vec<u8>) -> Result<()> {
+        if let Some(i) = input.iter().position(|x| !x.is_finite()) {
+            return Err(Error::new(
+                ErrorCode::InvalidArgument,
+                format!("m22 cannot quantize {} (value {i})", input[i]),
+            ));
+        }
+        let q = self.quantizer(input);
+        let labels: Vec<u8> = input.iter().map(|&x| q.label(x) as u8).collect();
+        // Exact zeros as their own symbol (0), when that stays within the budget of `bits` bits
+        // a value or costs no more than folding them into the nearest point.
+        let zeros = input.iter().filter(|x| **x == 0.0).count();
+        if zeros > 0 && q.points.len() < 256 && q.points.iter().all(|p| *p != 0.0) {
+            let with_zero: Vec<u8> =
+                input.iter().zip(&labels).map(|(&x, &l)| if x == 0.0 { 0 } else { l + 1 }).collect();
+            let mut a = Vec::new();
+            chunk::encode(q.fit, &q.points, true, &with_zero, &mut a);
+            let mut b = Vec::new();
+            chunk::encode(q.fit, &q.points, false, &labels, &mut b);
+            let budget =
+                chunk::HEADER_LEN + 4 * q.points.len() + (input.len() * usize::from(self.params.bits)).div_ceil(8);
+            if a.len() <= budget.max(b.len()) {
+                out.extend_from_slice(&a);
+            } else {
+                out.extend_from_slice(&b);
+            }
+            return Ok(());
+        }
+        chunk::encode(q.fit, &q.points, false, &labels, out);
+        Ok(())
+    }
+
+    fn decode(&self, bytes: &[u8], _ctx: &ChunkContext<'_>, out: &mut [f32]) -> Result<()> {
+        let parsed = chunk::parse(bytes, self.params.levels())?;
+        let mut symbols = vec![0u8; out.len()];
+        chunk::decode_symbols(&parsed, &mut symbols)?;
+        for (o, &s) in out.iter_mut().zip(&symbols) {
+            *o = parsed.table[usize::from(s)];
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

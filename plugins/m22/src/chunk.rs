@@ -1,0 +1,266 @@
+//! The `m22` chunk payload (`spec/CODECS.md` §6.2): a 16-byte header, the reconstruction points,
+//! and the labels (fixed width, Huffman, Huffman over pairs, or one constant symbol).
+//!
+//! ```text
+//! 0   u8  coding      0 fixed-width labels, 1 Huffman, 2 Huffman over label pairs, 3 constant
+//! 1   u8  flags       bit 0: symbol 0 is an exact zero; bits 1..7 reserved (zero)
+//! 2   u16 points      number of reconstruction points P, 1..=256
+//! 4   f32 shape       fitted model (informational: never used to decode), finite
+//! 8   f32 scale         "
+//! 12  f32 loc           "
+//! 16  f32 x P         reconstruction points, finite, strictly ascending
+//! ..  labels          S = P (+1 with the zero flag) symbols, see CODECS.md §6.2
+//! ```
+//!
+//! Decoding is table look-ups only: labels to symbols, symbols to values; nothing of the design
+//! is recomputed.
+
+use gradwire_codec::entropy::{HuffmanCode, MAX_CODE_LEN, code_lengths, pack_fixed, packed_fixed_len, unpack_fixed};
+use gradwire_codec::{Error, ErrorCode, Result};
+
+/// Bytes before the points.
+pub const HEADER_LEN: usize = 16;
+
+/// How the labels are coded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coding {
+    /// `ceil(log2 S)` bits per label.
+    Fixed = 0,
+    /// Canonical Huffman over the `S` symbols.
+    Huffman = 1,
+    /// Canonical Huffman over pairs `a*S + b` (`S <= 16`).
+    Pairs = 2,
+    /// One symbol for every value.
+    Constant = 3,
+}
+
+fn data_error(detail: impl Into<String>) -> Error {
+    Error::new(ErrorCode::CodecData, detail)
+}
+
+/// Bits of a fixed-width label for `symbols` symbols.
+fn width(symbols: usize) -> u8 {
+    (usize::BITS - (symbols - 1).leading_zeros()).max(1) as u8
+}
+
+/// What an encoded chunk says, ready to decode labels.
+pub struct Parsed<'a> {
+    /// Value of each symbol.
+    pub table: Vec<f32>,
+    /// Coding of the labels.
+    pub coding: Coding,
+    /// The bytes after the points.
+    pub labels: &'a [u8],
+}
+
+/// Parses and checks the header and points of an untrusted payload.
+///
+/// # Errors
+/// [`ErrorCode::CodecOutputSize`] for a payload shorter than its header and points;
+/// [`ErrorCode::CodecData`] for an unknown coding, a point count out of range, a non-finite
+/// field, or points out of order; [`ErrorCode::ReservedNonzero`] for reserved flag bits.
+pub fn parse(bytes: &[u8], max_points: usize) -> Result<Parsed<'_>> {
+    if bytes.len() < HEADER_LEN {
+        return Err(Error::new(
+            ErrorCode::CodecOutputSize,
+            format!("m22 payload of {} bytes has no header", bytes.len()),
+        ));
+    }
+    let coding = match bytes[0] {
+        0 => Coding::Fixed,
+        1 => Coding::Huffman,
+        2 => Coding::Pairs,
+        3 => Coding::Constant,
+        c => return Err(data_error(format!("m22 label coding {c} is not 0..=3"))),
+    };
+    let flags = bytes[1];
+    if flags & !1 != 0 {
+        return Err(Error::new(ErrorCode::ReservedNonzero, format!("m22 flags 0x{flags:02x} set reserved bits")));
+    }
+    let points = usize::from(u16::from_le_bytes([bytes[2], bytes[3]]));
+    if !(1..=max_points).contains(&points) {
+        return Err(data_error(format!("m22 chunk has {points} points, the stage allows 1..={max_points}")));
+    }
+    let f32_at = |o: usize| f32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
+    if (4..HEADER_LEN).step_by(4).any(|o| !f32_at(o).is_finite()) {
+        return Err(data_error("m22 fitted model fields must be finite"));
+    }
+    let end = HEADER_LEN + 4 * points;
+    if bytes.len() < end {
+        return Err(Error::new(
+            ErrorCode::CodecOutputSize,
+            format!("m22 payload of {} bytes cannot hold {points} points", bytes.len()),
+        ));
+    }
+    let mut table = Vec::with_capacity(points + 1);
+    let zero = flags & 1 == 1;
+    if zero {
+        if points == 256 {
+            return Err(data_error("m22 zero symbol with 256 points would need 257 symbols"));
+        }
+        table.push(0.0);
+    }
+    for i in 0..points {
+        let p = f32_at(HEADER_LEN + 4 * i);
+        if !p.is_finite() {
+            return Err(data_error(format!("m22 point {i} is not finite")));
+        }
+        if i > 0 && p <= f32_at(HEADER_LEN + 4 * (i - 1)) {
+            return Err(data_error(format!("m22 points must be strictly ascending (point {i})")));
+        }
+        table.push(p);
+    }
+    Ok(Parsed { table, coding, labels: &bytes[end..] })
+}
+
+/// Decodes the `n = out.len()` symbols of a parsed chunk.
+///
+/// # Errors
+/// As [`HuffmanCode::from_lengths`], [`HuffmanCode::decode`] and
+/// [`gradwire_codec::entropy::unpack_fixed`]; [`ErrorCode::CodecData`] for a symbol out of range.
+pub fn decode_symbols(parsed: &Parsed<'_>, out: &mut [u8]) -> Result<()> {
+    let s = parsed.table.len();
+    let bytes = parsed.labels;
+    match parsed.coding {
+        Coding::Fixed => {
+            unpack_fixed(bytes, width(s), out)?;
+            if let Some(i) = out.iter().position(|&l| usize::from(l) >= s) {
+                return Err(data_error(format!("m22 label {} of value {i} is not below {s}", out[i])));
+            }
+        }
+        Coding::Constant => {
+            let [symbol] = bytes else {
+                return Err(Error::new(
+                    ErrorCode::CodecOutputSize,
+                    format!("m22 constant labels take 1 byte, found {}", bytes.len()),
+                ));
+            };
+            if usize::from(*symbol) >= s {
+                return Err(data_error(format!("m22 constant symbol {symbol} is not below {s}")));
+            }
+            out.fill(*symbol);
+        }
+        Coding::Huffman => {
+            let (code, rest) = read_code(bytes, s)?;
+            code.decode(rest, out)?;
+        }
+        Coding::Pairs => {
+            if s > 16 {
+                return Err(data_error(format!("m22 pair coding needs at most 16 symbols, found {s}")));
+            }
+            let (code, rest) = read_code(bytes, s * s)?;
+            let mut pairs = vec![0u8; out.len().div_ceil(2)];
+            code.decode(rest, &mut pairs)?;
+            for (i, &p) in pairs.iter().enumerate() {
+                let (a, b) = (p / s as u8, p % s as u8);
+                out[2 * i] = a;
+                match out.get_mut(2 * i + 1) {
+                    Some(o) => *o = b,
+                    None if b != 0 => {
+                        return Err(Error::new(
+                            ErrorCode::ReservedNonzero,
+                            "m22 padding label of the last pair is not 0",
+                        ));
+                    }
+                    None => {}
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads `symbols` code lengths (4 bits each, low nibble first) and builds the code.
+fn read_code(bytes: &[u8], symbols: usize) -> Result<(HuffmanCode, &[u8])> {
+    let len = symbols.div_ceil(2);
+    if bytes.len() < len {
+        return Err(Error::new(ErrorCode::CodecOutputSize, "m22 payload ends inside the code lengths"));
+    }
+    let lengths: Vec<u8> = (0..symbols).map(|i| (bytes[i / 2] >> (4 * (i % 2))) & 0xF).collect();
+    if symbols % 2 == 1 && bytes[len - 1] >> 4 != 0 {
+        return Err(Error::new(ErrorCode::ReservedNonzero, "m22 padding nibble of the code lengths is not 0"));
+    }
+    Ok((HuffmanCode::from_lengths(&lengths)?, &bytes[len..]))
+}
+
+fn write_lengths(lengths: &[u8], out: &mut Vec<u8>) {
+    for pair in lengths.chunks(2) {
+        out.push(pair[0] | pair.get(1).map_or(0, |&l| l << 4));
+    }
+}
+
+/// Appends the header, the points and the cheapest coding of `symbols` (each below `s`).
+pub fn encode(fit: [f32; 3], points: &[f32], zero: bool, symbols: &[u8], out: &mut Vec<u8>) {
+    let s = points.len() + usize::from(zero);
+    let mut counts = vec![0u64; s.max(2)];
+    for &x in symbols {
+        counts[usize::from(x)] += 1;
+    }
+    let used = counts.iter().filter(|&&c| c > 0).count();
+    let start = out.len();
+    out.push(0);
+    out.push(u8::from(zero));
+    out.extend_from_slice(&(points.len() as u16).to_le_bytes());
+    for f in fit {
+        out.extend_from_slice(&f.to_le_bytes());
+    }
+    for p in points {
+        out.extend_from_slice(&p.to_le_bytes());
+    }
+    if used <= 1 && !symbols.is_empty() {
+        out[start] = Coding::Constant as u8;
+        out.push(symbols[0]);
+        return;
+    }
+    let fixed = packed_fixed_len(symbols.len(), width(s));
+    let mut best = (Coding::Fixed, fixed, Vec::new());
+    if s >= 2 {
+        let lengths = code_lengths(&counts, MAX_CODE_LEN);
+        let code = HuffmanCode::from_lengths(&lengths).ok();
+        if let Some(code) = code {
+            let bytes = s.div_ceil(2) + code.encoded_bits(&counts).div_ceil(8) as usize;
+            if bytes < best.1 {
+                best = (Coding::Huffman, bytes, lengths);
+            }
+        }
+    }
+    let pairs: Option<Vec<u8>> = (2..=16)
+        .contains(&s)
+        .then(|| symbols.chunks(2).map(|p| p[0] * s as u8 + p.get(1).copied().unwrap_or(0)).collect());
+    if let Some(pairs) = &pairs {
+        let mut pc = vec![0u64; s * s];
+        for &p in pairs {
+            pc[usize::from(p)] += 1;
+        }
+        let lengths = code_lengths(&pc, MAX_CODE_LEN.min(16));
+        if let Ok(code) = HuffmanCode::from_lengths(&lengths) {
+            let bytes = (s * s).div_ceil(2) + code.encoded_bits(&pc).div_ceil(8) as usize;
+            if bytes < best.1 {
+                best = (Coding::Pairs, bytes, lengths);
+            }
+        }
+    }
+    out[start] = best.0 as u8;
+    match best.0 {
+        Coding::Fixed | Coding::Constant => pack_fixed(symbols, width(s), out),
+        Coding::Huffman => {
+            write_lengths(&best.2, out);
+            if let Ok(code) = HuffmanCode::from_lengths(&best.2) {
+                let _ = code.encode(symbols, out);
+            }
+        }
+        Coding::Pairs => {
+            write_lengths(&best.2, out);
+            if let (Ok(code), Some(pairs)) = (HuffmanCode::from_lengths(&best.2), &pairs) {
+                let _ = code.encode(pairs, out);
+            }
+        }
+    }
+}
+
+/// Upper bound on the payload of `n` values with at most `points` points.
+#[must_use]
+pub fn max_len(n: usize, points: usize) -> Option<usize> {
+    // The encoder never chooses a coding larger than fixed width, at most 8 bits a label.
+    HEADER_LEN.checked_add(points.checked_mul(4)?)?.checked_add(packed_fixed_len(n, 8))?.checked_add(1)
+}

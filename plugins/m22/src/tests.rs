@@ -1,0 +1,146 @@
+#![allow(clippy::float_cmp, reason = "decoding is table look-up, exact by contract")]
+
+use super::*;
+use gradwire_codec::rng::SeededRng;
+use proptest::prelude::*;
+
+const CTX: ChunkContext<'static> =
+    ChunkContext { tensor_name: "t", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 0 };
+
+fn stage(params: M22Params) -> Box<dyn ArrayToBytes> {
+    match M22_CODEC.build(1, &params.encode()).unwrap() {
+        Stage::ArrayToBytes(s) => s,
+        _ => unreachable!("m22 is array->bytes"),
+    }
+}
+
+fn laplace(n: usize, zero_fraction: f64, seed: u64) -> Vec<f32> {
+    let mut rng = SeededRng::new(seed);
+    (0..n)
+        .map(|_| {
+            if f64::from(rng.next_unit_f32()) < zero_fraction {
+                return 0.0;
+            }
+            let u = f64::from(rng.next_unit_f32()).max(1e-9);
+            let s = if rng.next_u32() & 1 == 0 { 1.0 } else { -1.0 };
+            (s * -u.ln() * 1e-3) as f32
+        })
+        .collect()
+}
+
+fn gaussian(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = SeededRng::new(seed);
+    (0..n)
+        .map(|_| {
+            let (u, v) = (f64::from(rng.next_unit_f32()).max(1e-12), f64::from(rng.next_unit_f32()));
+            ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos() * 0.01) as f32
+        })
+        .collect()
+}
+
+/// The plain reference quantizer: the cell of `x` among `points` (split at midpoints, a value on
+/// a midpoint going up), or exact zero when the chunk has a zero symbol.
+fn reference(x: f32, points: &[f32], zero: bool) -> f32 {
+    if zero && x == 0.0 {
+        return 0.0;
+    }
+    let mut cell = 0;
+    for i in 1..points.len() {
+        if x >= f64::midpoint(f64::from(points[i - 1]), f64::from(points[i])) as f32 {
+            cell = i;
+        }
+    }
+    points[cell]
+}
+
+fn params() -> impl Strategy<Value = M22Params> {
+    (1u8..=8, 0u8..=4, prop_oneof![Just(fit::Family::GenNorm), Just(fit::Family::Weibull)])
+        .prop_map(|(bits, m, family)| M22Params { bits, m, family })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn every_value_decodes_to_the_point_of_its_cell(
+        p in params(),
+        n in 0usize..3000,
+        zeros in 0.0f64..0.5,
+        seed in any::<u64>(),
+    ) {
+        let values = laplace(n, zeros, seed);
+        let s = stage(p);
+        let mut bytes = Vec::new();
+        s.encode(&values, &CTX, &mut bytes).unwrap();
+        prop_assert!(bytes.len() <= s.max_encoded_len(n).unwrap());
+        let mut out = vec![f32::NAN; n];
+        s.decode(&bytes, &CTX, &mut out).unwrap();
+        let parsed = chunk::parse(&bytes, p.levels()).unwrap();
+        let zero = bytes[1] & 1 == 1;
+        let points = &parsed.table[usize::from(zero)..];
+        prop_assert!(points.len() <= p.levels());
+        for (i, (&x, &y)) in values.iter().zip(&out).enumerate() {
+            prop_assert_eq!(y, reference(x, points, zero), "value {} = {}", i, x);
+        }
+        // Quantizing the output again changes nothing (every point lies in its own cell).
+        let requantized: Vec<f32> = out.iter().map(|&y| reference(y, points, zero)).collect();
+        prop_assert_eq!(&requantized, &out);
+    }
+
+    #[test]
+    fn damaged_payloads_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200), n in 0usize..100, p in params()) {
+        let mut out = vec![0f32; n];
+        let _ = stage(p).decode(&bytes, &CTX, &mut out);
+    }
+}
+
+/// Fit plus design on Gaussian data reproduces the Lloyd-Max MSE (Max 1960) within a few percent
+/// (the fit and the sample add a little).
+#[test]
+fn gaussian_data_reaches_lloyd_max_mse() {
+    let values = gaussian(1 << 18, 5);
+    let var = values.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / values.len() as f64;
+    for (bits, expected) in [(1u8, 0.3634), (2, 0.1175), (3, 0.03455), (4, 0.0095)] {
+        let s = stage(M22Params { bits, m: 0, family: fit::Family::GenNorm });
+        let mut bytes = Vec::new();
+        s.encode(&values, &CTX, &mut bytes).unwrap();
+        let mut out = vec![0f32; values.len()];
+        s.decode(&bytes, &CTX, &mut out).unwrap();
+        let mse = values.iter().zip(&out).map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2)).sum::<f64>()
+            / values.len() as f64;
+        let relative = mse / var;
+        assert!((relative / expected - 1.0).abs() < 0.03, "{bits} bits: {relative} vs {expected}");
+        let bpe = bytes.len() as f64 * 8.0 / values.len() as f64;
+        assert!(bpe <= f64::from(bits) + 0.01, "{bits} bits: {bpe} bits per entry");
+    }
+}
+
+#[test]
+fn params_round_trip_and_refuse_bad_values() {
+    let registry = registry_with_m22();
+    let stages = registry.parse_pipeline("m22:bits=3,m=2,family=weibull").unwrap();
+    assert_eq!(registry.pipeline_to_text(&stages).unwrap(), "m22:bits=3,m=2,family=weibull");
+    for bad in ["m22:bits=0", "m22:bits=9", "m22:m=5", "m22:family=cauchy"] {
+        assert_eq!(registry.parse_pipeline(bad).unwrap_err().code(), ErrorCode::InvalidArgument, "{bad}");
+    }
+    let code = |b: &[u8]| M22Params::decode(b).unwrap_err().code();
+    assert_eq!(code(&[2, 0, 0]), ErrorCode::InvalidParams);
+    assert_eq!(code(&[2, 0, 0, 1]), ErrorCode::ReservedNonzero);
+    assert_eq!(code(&[9, 0, 0, 0]), ErrorCode::InvalidParams);
+    assert_eq!(code(&[2, 5, 0, 0]), ErrorCode::InvalidParams);
+    assert_eq!(code(&[2, 0, 2, 0]), ErrorCode::InvalidParams);
+}
+
+#[test]
+fn constant_and_tiny_chunks() {
+    let s = stage(M22Params { bits: 2, m: 0, family: fit::Family::GenNorm });
+    for values in [vec![], vec![0.0; 10], vec![0.5; 7], vec![1.0, -1.0, 1.0], vec![0.0, 3.0]] {
+        let mut bytes = Vec::new();
+        s.encode(&values, &CTX, &mut bytes).unwrap();
+        let mut out = vec![f32::NAN; values.len()];
+        s.decode(&bytes, &CTX, &mut out).unwrap();
+        assert_eq!(out, values, "few distinct values are sent exactly");
+    }
+    let mut bytes = Vec::new();
+    assert_eq!(s.encode(&[1.0, f32::NAN], &CTX, &mut bytes).unwrap_err().code(), ErrorCode::InvalidArgument);
+}
