@@ -189,16 +189,67 @@ fn write_lengths(lengths: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-/// Appends the header, the points and the cheapest coding of `symbols` (each below `s`).
-pub fn encode(fit: [f32; 3], points: &[f32], zero: bool, symbols: &[u8], out: &mut Vec<u8>) {
-    let s = points.len() + usize::from(zero);
+/// The cheapest coding of a chunk's symbols and its size, decided from histograms alone.
+pub struct Plan {
+    coding: Coding,
+    /// Code lengths for Huffman codings.
+    lengths: Vec<u8>,
+    /// Bytes of the labels section.
+    label_bytes: usize,
+    /// Number of symbols.
+    symbols: usize,
+}
+
+impl Plan {
+    /// Size of the whole payload with `points` points.
+    #[must_use]
+    pub fn total_len(&self, points: usize) -> usize {
+        HEADER_LEN + 4 * points + self.label_bytes
+    }
+}
+
+/// Chooses the smallest of the four codings for `symbols` (each below `s`).
+#[must_use]
+pub fn plan(s: usize, symbols: &[u8]) -> Plan {
     let mut counts = vec![0u64; s.max(2)];
     for &x in symbols {
         counts[usize::from(x)] += 1;
     }
-    let used = counts.iter().filter(|&&c| c > 0).count();
-    let start = out.len();
-    out.push(0);
+    if counts.iter().filter(|&&c| c > 0).count() <= 1 && !symbols.is_empty() {
+        return Plan { coding: Coding::Constant, lengths: Vec::new(), label_bytes: 1, symbols: s };
+    }
+    let fixed = packed_fixed_len(symbols.len(), width(s));
+    let mut best = Plan { coding: Coding::Fixed, lengths: Vec::new(), label_bytes: fixed, symbols: s };
+    if s >= 2 {
+        let lengths = code_lengths(&counts, MAX_CODE_LEN);
+        if let Ok(code) = HuffmanCode::from_lengths(&lengths) {
+            let bytes = s.div_ceil(2) + code.encoded_bits(&counts).div_ceil(8) as usize;
+            if bytes < best.label_bytes {
+                best = Plan { coding: Coding::Huffman, lengths, label_bytes: bytes, symbols: s };
+            }
+        }
+    }
+    if (2..=16).contains(&s) {
+        let mut pc = vec![0u64; s * s];
+        for p in symbols.chunks(2) {
+            pc[usize::from(p[0]) * s + usize::from(p.get(1).copied().unwrap_or(0))] += 1;
+        }
+        let lengths = code_lengths(&pc, MAX_CODE_LEN);
+        if let Ok(code) = HuffmanCode::from_lengths(&lengths) {
+            let bytes = (s * s).div_ceil(2) + code.encoded_bits(&pc).div_ceil(8) as usize;
+            if bytes < best.label_bytes {
+                best = Plan { coding: Coding::Pairs, lengths, label_bytes: bytes, symbols: s };
+            }
+        }
+    }
+    best
+}
+
+/// Appends the header, the points and the labels coded as `plan` says.
+pub fn write(fit: [f32; 3], points: &[f32], zero: bool, symbols: &[u8], plan: &Plan, out: &mut Vec<u8>) {
+    let s = plan.symbols;
+    out.reserve(plan.total_len(points.len()));
+    out.push(plan.coding as u8);
     out.push(u8::from(zero));
     out.extend_from_slice(&(points.len() as u16).to_le_bytes());
     for f in fit {
@@ -207,52 +258,21 @@ pub fn encode(fit: [f32; 3], points: &[f32], zero: bool, symbols: &[u8], out: &m
     for p in points {
         out.extend_from_slice(&p.to_le_bytes());
     }
-    if used <= 1 && !symbols.is_empty() {
-        out[start] = Coding::Constant as u8;
-        out.push(symbols[0]);
-        return;
-    }
-    let fixed = packed_fixed_len(symbols.len(), width(s));
-    let mut best = (Coding::Fixed, fixed, Vec::new());
-    if s >= 2 {
-        let lengths = code_lengths(&counts, MAX_CODE_LEN);
-        let code = HuffmanCode::from_lengths(&lengths).ok();
-        if let Some(code) = code {
-            let bytes = s.div_ceil(2) + code.encoded_bits(&counts).div_ceil(8) as usize;
-            if bytes < best.1 {
-                best = (Coding::Huffman, bytes, lengths);
-            }
-        }
-    }
-    let pairs: Option<Vec<u8>> = (2..=16)
-        .contains(&s)
-        .then(|| symbols.chunks(2).map(|p| p[0] * s as u8 + p.get(1).copied().unwrap_or(0)).collect());
-    if let Some(pairs) = &pairs {
-        let mut pc = vec![0u64; s * s];
-        for &p in pairs {
-            pc[usize::from(p)] += 1;
-        }
-        let lengths = code_lengths(&pc, MAX_CODE_LEN.min(16));
-        if let Ok(code) = HuffmanCode::from_lengths(&lengths) {
-            let bytes = (s * s).div_ceil(2) + code.encoded_bits(&pc).div_ceil(8) as usize;
-            if bytes < best.1 {
-                best = (Coding::Pairs, bytes, lengths);
-            }
-        }
-    }
-    out[start] = best.0 as u8;
-    match best.0 {
-        Coding::Fixed | Coding::Constant => pack_fixed(symbols, width(s), out),
+    match plan.coding {
+        Coding::Constant => out.push(symbols[0]),
+        Coding::Fixed => pack_fixed(symbols, width(s), out),
         Coding::Huffman => {
-            write_lengths(&best.2, out);
-            if let Ok(code) = HuffmanCode::from_lengths(&best.2) {
+            write_lengths(&plan.lengths, out);
+            if let Ok(code) = HuffmanCode::from_lengths(&plan.lengths) {
+                // Cannot fail: every symbol that occurs has a code.
                 let _ = code.encode(symbols, out);
             }
         }
         Coding::Pairs => {
-            write_lengths(&best.2, out);
-            if let (Ok(code), Some(pairs)) = (HuffmanCode::from_lengths(&best.2), &pairs) {
-                let _ = code.encode(pairs, out);
+            write_lengths(&plan.lengths, out);
+            let pairs: Vec<u8> = symbols.chunks(2).map(|p| p[0] * s as u8 + p.get(1).copied().unwrap_or(0)).collect();
+            if let Ok(code) = HuffmanCode::from_lengths(&plan.lengths) {
+                let _ = code.encode(&pairs, out);
             }
         }
     }

@@ -103,12 +103,12 @@ pub fn fit(family: Family, sample: &[f64]) -> Option<Fit> {
 }
 
 /// The maximum of `f(exp(t))` over `t` in `[lo, hi]` by golden-section search (to a relative
-/// shape tolerance of about 1e-7), returned as `exp(t)`. Profile likelihoods here are unimodal.
+/// shape tolerance of about 1e-4: designs round the shape to 1/256 anyway), returned as `exp(t)`. Profile likelihoods here are unimodal.
 fn golden_max(f: impl Fn(f64) -> f64, mut lo: f64, mut hi: f64) -> f64 {
     let g = (5f64.sqrt() - 1.0) / 2.0;
     let (mut a, mut b) = (hi - g * (hi - lo), lo + g * (hi - lo));
     let (mut fa, mut fb) = (f(a.exp()), f(b.exp()));
-    while hi - lo > 1e-7 {
+    while hi - lo > 1e-4 {
         if fa < fb {
             lo = a;
             a = b;

@@ -113,6 +113,29 @@ impl Quantizer {
         self.thresholds.partition_point(|&t| x >= t)
     }
 
+    /// The labels of `values` (`labels[i]` = number of thresholds at or below `values[i]`).
+    ///
+    /// Up to 15 thresholds (4 bits and less): for each block of 1024 values, one branch-free
+    /// pass per threshold adds `x >= t` to every label, a loop the compiler vectorizes. More
+    /// thresholds: a binary search per value.
+    fn labels(&self, values: &[f32], labels: &mut Vec<u8>) {
+        labels.clear();
+        labels.resize(values.len(), 0);
+        if self.thresholds.len() <= 15 {
+            for (block, out) in values.chunks(1024).zip(labels.chunks_mut(1024)) {
+                for &t in &self.thresholds {
+                    for (l, &x) in out.iter_mut().zip(block) {
+                        *l += u8::from(x >= t);
+                    }
+                }
+            }
+        } else {
+            for (l, &x) in labels.iter_mut().zip(values) {
+                *l = self.label(x) as u8;
+            }
+        }
+    }
+
     fn new(mut points: Vec<f32>, fit: [f32; 3]) -> Quantizer {
         points.sort_by(f32::total_cmp);
         points.dedup();
@@ -127,13 +150,14 @@ impl M22Stage {
         let levels = self.params.levels();
         let sample = fit::sample_nonzero(values);
         // Few distinct nonzero values: send them exactly.
-        let mut distinct: Vec<f32> = values.iter().copied().filter(|x| *x != 0.0).collect();
-        distinct.sort_by(f32::total_cmp);
-        distinct.dedup();
-        if distinct.len() <= levels.min(4) || sample.len() < 8 {
-            return Quantizer::new(spread(&distinct, levels), [0.0; 3]);
+        if let Some(few) = few_distinct_nonzero(values, levels.min(4)) {
+            return Quantizer::new(spread(&few, levels), [0.0; 3]);
         }
-        let Some(f) = fit::fit(self.params.family, &sample) else {
+        let fitted = if sample.len() < 8 { None } else { fit::fit(self.params.family, &sample) };
+        let Some(f) = fitted else {
+            let mut distinct: Vec<f32> = values.iter().copied().filter(|x| *x != 0.0).collect();
+            distinct.sort_by(f32::total_cmp);
+            distinct.dedup();
             return Quantizer::new(spread(&distinct, levels), [0.0; 3]);
         };
         let d = design::cached_design(self.params.family, f.shape, self.params.m, levels);
@@ -145,6 +169,22 @@ impl M22Stage {
         points.retain(|p| p.is_finite());
         Quantizer::new(points, [f.shape as f32, f.scale as f32, f.loc as f32])
     }
+}
+
+/// The distinct nonzero values of `values` when there are at most `limit` of them (one pass,
+/// stopping at the first value beyond the limit).
+fn few_distinct_nonzero(values: &[f32], limit: usize) -> Option<Vec<f32>> {
+    let mut seen: Vec<f32> = Vec::with_capacity(limit + 1);
+    for &x in values {
+        if x != 0.0 && !seen.contains(&x) {
+            if seen.len() == limit {
+                return None;
+            }
+            seen.push(x);
+        }
+    }
+    seen.sort_by(f32::total_cmp);
+    Some(seen)
 }
 
 /// At most `levels` of the sorted distinct values, evenly spread (all of them when they fit; a
@@ -172,27 +212,27 @@ impl ArrayToBytes for M22Stage {
             ));
         }
         let q = self.quantizer(input);
-        let labels: Vec<u8> = input.iter().map(|&x| q.label(x) as u8).collect();
+        let mut labels = Vec::new();
+        q.labels(input, &mut labels);
         // Exact zeros as their own symbol (0), when that stays within the budget of `bits` bits
         // a value or costs no more than folding them into the nearest point.
         let zeros = input.iter().filter(|x| **x == 0.0).count();
         if zeros > 0 && q.points.len() < 256 && q.points.iter().all(|p| *p != 0.0) {
             let with_zero: Vec<u8> =
                 input.iter().zip(&labels).map(|(&x, &l)| if x == 0.0 { 0 } else { l + 1 }).collect();
-            let mut a = Vec::new();
-            chunk::encode(q.fit, &q.points, true, &with_zero, &mut a);
-            let mut b = Vec::new();
-            chunk::encode(q.fit, &q.points, false, &labels, &mut b);
+            let a = chunk::plan(q.points.len() + 1, &with_zero);
+            let b = chunk::plan(q.points.len(), &labels);
             let budget =
                 chunk::HEADER_LEN + 4 * q.points.len() + (input.len() * usize::from(self.params.bits)).div_ceil(8);
-            if a.len() <= budget.max(b.len()) {
-                out.extend_from_slice(&a);
+            if a.total_len(q.points.len()) <= budget.max(b.total_len(q.points.len())) {
+                chunk::write(q.fit, &q.points, true, &with_zero, &a, out);
             } else {
-                out.extend_from_slice(&b);
+                chunk::write(q.fit, &q.points, false, &labels, &b, out);
             }
             return Ok(());
         }
-        chunk::encode(q.fit, &q.points, false, &labels, out);
+        let plan = chunk::plan(q.points.len(), &labels);
+        chunk::write(q.fit, &q.points, false, &labels, &plan, out);
         Ok(())
     }
 
