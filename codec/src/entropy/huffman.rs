@@ -226,11 +226,19 @@ impl HuffmanCode {
     /// # Errors
     /// [`ErrorCode::InvalidArgument`] for a symbol without a code.
     pub fn encode(&self, symbols: &[u8], out: &mut Vec<u8>) -> Result<u64> {
+        self.encode_iter(symbols.iter().copied(), symbols.len(), out)
+    }
+
+    /// As [`HuffmanCode::encode`], for symbols produced on the fly (`count` is a capacity hint).
+    ///
+    /// # Errors
+    /// [`ErrorCode::InvalidArgument`] for a symbol without a code.
+    pub fn encode_iter(&self, symbols: impl Iterator<Item = u8>, count: usize, out: &mut Vec<u8>) -> Result<u64> {
         let mut acc = 0u64;
         let mut filled = 0u32;
         let mut total = 0u64;
-        out.reserve(symbols.len() * usize::from(MAX_CODE_LEN) / 8 / 4 + 8);
-        for &s in symbols {
+        out.reserve(count * usize::from(MAX_CODE_LEN) / 8 / 4 + 8);
+        for s in symbols {
             let l = self.lengths.get(usize::from(s)).copied().unwrap_or(0);
             if l == 0 {
                 return Err(Error::new(ErrorCode::InvalidArgument, format!("symbol {s} has no Huffman code")));

@@ -211,9 +211,27 @@ impl Plan {
 /// Chooses the smallest of the four codings for `symbols` (each below `s`).
 #[must_use]
 pub fn plan(s: usize, symbols: &[u8]) -> Plan {
+    // Pair counts first (one pass); the single counts follow from them.
+    let pair_alphabet = if (2..=16).contains(&s) { s * s } else { 0 };
+    let mut pc = vec![0u64; pair_alphabet];
     let mut counts = vec![0u64; s.max(2)];
-    for &x in symbols {
-        counts[usize::from(x)] += 1;
+    if pair_alphabet > 0 {
+        let (pairs, last) = symbols.as_chunks::<2>();
+        for p in pairs {
+            pc[usize::from(p[0]) * s + usize::from(p[1])] += 1;
+        }
+        for (i, &c) in pc.iter().enumerate() {
+            counts[i / s] += c;
+            counts[i % s] += c;
+        }
+        if let [a] = last {
+            pc[usize::from(*a) * s] += 1;
+            counts[usize::from(*a)] += 1;
+        }
+    } else {
+        for &x in symbols {
+            counts[usize::from(x)] += 1;
+        }
     }
     if counts.iter().filter(|&&c| c > 0).count() <= 1 && !symbols.is_empty() {
         return Plan { coding: Coding::Constant, lengths: Vec::new(), label_bytes: 1, symbols: s };
@@ -229,11 +247,7 @@ pub fn plan(s: usize, symbols: &[u8]) -> Plan {
             }
         }
     }
-    if (2..=16).contains(&s) {
-        let mut pc = vec![0u64; s * s];
-        for p in symbols.chunks(2) {
-            pc[usize::from(p[0]) * s + usize::from(p.get(1).copied().unwrap_or(0))] += 1;
-        }
+    if pair_alphabet > 0 {
         let lengths = code_lengths(&pc, MAX_CODE_LEN);
         if let Ok(code) = HuffmanCode::from_lengths(&lengths) {
             let bytes = (s * s).div_ceil(2) + code.encoded_bits(&pc).div_ceil(8) as usize;
@@ -270,9 +284,9 @@ pub fn write(fit: [f32; 3], points: &[f32], zero: bool, symbols: &[u8], plan: &P
         }
         Coding::Pairs => {
             write_lengths(&plan.lengths, out);
-            let pairs: Vec<u8> = symbols.chunks(2).map(|p| p[0] * s as u8 + p.get(1).copied().unwrap_or(0)).collect();
+            let pairs = symbols.chunks(2).map(|p| p[0] * s as u8 + p.get(1).copied().unwrap_or(0));
             if let Ok(code) = HuffmanCode::from_lengths(&plan.lengths) {
-                let _ = code.encode(&pairs, out);
+                let _ = code.encode_iter(pairs, symbols.len().div_ceil(2), out);
             }
         }
     }
