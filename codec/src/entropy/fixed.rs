@@ -52,7 +52,20 @@ pub fn unpack_fixed(bytes: &[u8], width: u8, out: &mut [u8]) -> Result<()> {
         return Err(Error::new(ErrorCode::ReservedNonzero, "label padding bits are not zero"));
     }
     let mask = (1u64 << width) - 1;
-    for (i, o) in out.iter_mut().enumerate() {
+    // Eight labels take exactly `width` bytes: one little-endian word per group.
+    let w = usize::from(width);
+    let (groups, tail) = out.as_chunks_mut::<8>();
+    for (g, src) in groups.iter_mut().zip(bytes.chunks_exact(w)) {
+        let mut word = [0u8; 8];
+        word[..w].copy_from_slice(src);
+        let word = u64::from_le_bytes(word);
+        for (j, o) in g.iter_mut().enumerate() {
+            *o = ((word >> (j * w)) & mask) as u8;
+        }
+    }
+    let done = groups.len() * 8;
+    for (k, o) in tail.iter_mut().enumerate() {
+        let i = done + k;
         let bit = i as u64 * u64::from(width);
         let at = (bit / 8) as usize;
         let mut buf = [0u8; 2];
