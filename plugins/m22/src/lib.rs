@@ -205,7 +205,15 @@ impl ArrayToBytes for M22Stage {
     }
 
     fn encode(&self, input: &[f32], _ctx: &ChunkContext<'_>, out: &mut Vec<u8>) -> Result<()> {
-        if let Some(i) = input.iter().position(|x| !x.is_finite()) {
+        // One branch-free pass (it vectorizes) counts non-finite values and zeros; the position
+        // of a bad value is looked up only when there is one.
+        let (mut bad, mut zeros) = (0usize, 0usize);
+        for block in input.chunks(4096) {
+            bad += block.iter().map(|x| usize::from(!x.is_finite())).sum::<usize>();
+            zeros += block.iter().map(|x| usize::from(*x == 0.0)).sum::<usize>();
+        }
+        if bad > 0 {
+            let i = input.iter().position(|x| !x.is_finite()).unwrap_or(0);
             return Err(Error::new(
                 ErrorCode::InvalidArgument,
                 format!("m22 cannot quantize {} (value {i})", input[i]),
@@ -216,7 +224,6 @@ impl ArrayToBytes for M22Stage {
         q.labels(input, &mut labels);
         // Exact zeros as their own symbol (0), when that stays within the budget of `bits` bits
         // a value or costs no more than folding them into the nearest point.
-        let zeros = input.iter().filter(|x| **x == 0.0).count();
         if zeros > 0 && q.points.len() < 256 && q.points.iter().all(|p| *p != 0.0) {
             let with_zero: Vec<u8> =
                 input.iter().zip(&labels).map(|(&x, &l)| if x == 0.0 { 0 } else { l + 1 }).collect();
