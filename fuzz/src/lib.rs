@@ -264,3 +264,52 @@ pub fn signsgd(data: &[u8]) {
     }
 }
 
+/// `m22` round trip: the first byte picks bits (1..=8), M and the family, the second how many
+/// values are exactly zero (every k-th), the rest are f32 values (non-finite ones replaced).
+/// Oracles: the stream decodes; every value decodes to the point of the cell it fell in (the
+/// midpoints of the chunk's own points, from the payload) or to an exact zero; quantizing the
+/// decoded values again changes nothing.
+pub fn m22(data: &[u8]) {
+    use gradwire::m22::chunk;
+    let [pick, zero_every, rest @ ..] = data else { return };
+    let bits = pick % 8 + 1;
+    let spec = format!("m22:bits={bits},m={},family={}", (pick / 8) % 5, if pick & 0x80 != 0 { "weibull" } else { "gennorm" });
+    let values: Vec<f32> = rest
+        .chunks_exact(4)
+        .enumerate()
+        .map(|(i, b)| {
+            let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            if *zero_every > 0 && i % usize::from(*zero_every) == 0 { 0.0 } else if v.is_finite() { v } else { 1.0 }
+        })
+        .collect();
+    let registry = &*REGISTRY;
+    let factory = registry.get_by_name("m22").expect("m22 is linked");
+    let params = registry.parse_pipeline(&spec).expect("pipeline").remove(0).params;
+    let Ok(gradwire::Stage::ArrayToBytes(stage)) = factory.build(1, &params) else { panic!("m22 builds") };
+    let ctx = gradwire::ChunkContext { tensor_name: "t", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 0 };
+    let mut bytes = Vec::new();
+    stage.encode(&values, &ctx, &mut bytes).expect("finite values encode");
+    assert!(bytes.len() <= stage.max_encoded_len(values.len()).expect("bound"), "encoder exceeds its bound");
+    let mut out = vec![0f32; values.len()];
+    stage.decode(&bytes, &ctx, &mut out).expect("a codec decodes its own output");
+    let parsed = chunk::parse(&bytes, 1 << bits).expect("parses");
+    let zero = bytes[1] & 1 == 1;
+    let points = &parsed.table[usize::from(zero)..];
+    let cell = |x: f32| {
+        if zero && x == 0.0 {
+            return 0.0;
+        }
+        let mut c = 0;
+        for i in 1..points.len() {
+            if x >= f64::midpoint(f64::from(points[i - 1]), f64::from(points[i])) as f32 {
+                c = i;
+            }
+        }
+        points[c]
+    };
+    for (i, (&x, &y)) in values.iter().zip(&out).enumerate() {
+        assert_eq!(y.to_bits(), cell(x).to_bits(), "value {i} = {x} decoded as {y}");
+        assert_eq!(cell(y).to_bits(), y.to_bits(), "point {y} is not in its own cell");
+    }
+}
+

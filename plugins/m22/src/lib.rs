@@ -162,11 +162,16 @@ impl M22Stage {
         };
         let d = design::cached_design(self.params.family, f.shape, self.params.m, levels);
         let mut points = Vec::with_capacity(levels);
+        // Points beyond the f32 range (huge inputs) are clamped to it, so every point is finite.
+        let to_f32 = |v: f64| v.clamp(-f64::from(f32::MAX), f64::from(f32::MAX)) as f32;
         for &p in &d.positive {
-            points.push((f.loc - f.scale * p) as f32);
-            points.push((f.loc + f.scale * p) as f32);
+            points.push(to_f32(f.loc - f.scale * p));
+            points.push(to_f32(f.loc + f.scale * p));
         }
         points.retain(|p| p.is_finite());
+        if points.is_empty() {
+            points.push(to_f32(f.loc));
+        }
         Quantizer::new(points, [f.shape as f32, f.scale as f32, f.loc as f32])
     }
 }

@@ -144,3 +144,16 @@ fn constant_and_tiny_chunks() {
     let mut bytes = Vec::new();
     assert_eq!(s.encode(&[1.0, f32::NAN], &CTX, &mut bytes).unwrap_err().code(), ErrorCode::InvalidArgument);
 }
+
+/// Found by the m22 fuzz target: values near f32::MAX put the scaled points outside the f32
+/// range, and the encoder wrote a chunk with no points.
+#[test]
+fn huge_values_keep_finite_points() {
+    let s = stage(M22Params { bits: 3, m: 4, family: fit::Family::GenNorm });
+    let values: Vec<f32> = (0..64).map(|i| if i % 2 == 0 { f32::MAX } else { -f32::MAX / (1.0 + i as f32) }).collect();
+    let mut bytes = Vec::new();
+    s.encode(&values, &CTX, &mut bytes).unwrap();
+    let mut out = vec![0f32; values.len()];
+    s.decode(&bytes, &CTX, &mut out).unwrap();
+    assert!(out.iter().all(|x| x.is_finite()));
+}
