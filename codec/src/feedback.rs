@@ -9,6 +9,12 @@
 //! (a gradwire stream of raw tensors marked `gradwire.kind = "error-feedback-state"`).
 //!
 //! Apply any learning rate before handing `g` over (EF-signSGD compresses `eta * g`).
+//!
+//! Design decision: error feedback is not an `array->array` stage, although the architecture
+//! proposal listed it as one. A stage is named on the wire and is stateless across chunks and
+//! rounds; error feedback changes nothing a reader sees and needs state that outlives a stream.
+//! So it wraps the writer ([`Writer::write_tensor_reconstructed`] returns exactly what readers
+//! decode) and works with every lossy pipeline, present and future, without a codec ID.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
