@@ -188,6 +188,21 @@ impl Registry {
         r
     }
 
+    /// The core codecs plus `plugin`: what a plugin crate's own tests and examples use, without
+    /// depending on which other plugins happen to be linked.
+    ///
+    /// # Panics
+    /// If `plugin` claims a core codec's ID or name (a plugin bug, caught by its first test).
+    #[must_use]
+    #[allow(clippy::panic, reason = "a collision with the fixed core set is a plugin bug, found by its first test")]
+    pub fn core_with(plugin: &'static dyn CodecFactory) -> Self {
+        let mut r = Registry::core();
+        if let Err(e) = r.register_static(plugin) {
+            panic!("plugin {:?} collides with a core codec: {e}", plugin.descriptor().name);
+        }
+        r
+    }
+
     /// The core codecs plus every plugin linked into this binary with `inventory::submit!`.
     ///
     /// # Errors

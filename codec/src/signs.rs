@@ -112,24 +112,31 @@ pub fn bit(bits: &[u8], i: usize) -> bool {
     bits[i / 8] >> (i % 8) & 1 == 1
 }
 
-/// Writes `magnitude` with the sign of each bit: `out[i]` is `magnitude` with bit 31 set when bit
-/// `i` is 1. `magnitude` must have its sign bit clear.
-///
-/// # Panics
-/// If `bits` is shorter than [`packed_len`] of `out.len()`.
-pub fn unpack_scaled(bits: &[u8], magnitude: f32, out: &mut [f32]) {
+/// Calls `apply(slot, ±magnitude)` for each value: `magnitude` with its sign bit flipped where
+/// the bit is 1. One loop for unpacking and accumulating; `apply` inlines, so both vectorize.
+#[inline]
+fn for_each_signed(bits: &[u8], magnitude: f32, out: &mut [f32], apply: impl Fn(&mut f32, f32)) {
     let m = magnitude.to_bits();
     let (blocks, tail) = out.as_chunks_mut::<32>();
     let (words, rest) = bits.split_at(blocks.len() * 4);
     for (block, w) in blocks.iter_mut().zip(words.chunks_exact(4)) {
         let w = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
         for (i, v) in block.iter_mut().enumerate() {
-            *v = f32::from_bits(m | ((w >> i) & 1) << 31);
+            apply(v, f32::from_bits(m ^ ((w >> i) & 1) << 31));
         }
     }
     for (i, v) in tail.iter_mut().enumerate() {
-        *v = f32::from_bits(m | u32::from(bit(rest, i)) << 31);
+        apply(v, f32::from_bits(m ^ u32::from(bit(rest, i)) << 31));
     }
+}
+
+/// Writes `magnitude` with the sign of each bit: `out[i]` is `magnitude` with bit 31 set when bit
+/// `i` is 1. `magnitude` must have its sign bit clear.
+///
+/// # Panics
+/// If `bits` is shorter than [`packed_len`] of `out.len()`.
+pub fn unpack_scaled(bits: &[u8], magnitude: f32, out: &mut [f32]) {
+    for_each_signed(bits, magnitude, out, |v, x| *v = x);
 }
 
 /// Adds `magnitude`, negated where the bit is 1, to `acc` (`acc[i] += ±magnitude`); a negative
@@ -138,18 +145,7 @@ pub fn unpack_scaled(bits: &[u8], magnitude: f32, out: &mut [f32]) {
 /// # Panics
 /// If `bits` is shorter than [`packed_len`] of `acc.len()`.
 pub fn accumulate_scaled(bits: &[u8], magnitude: f32, acc: &mut [f32]) {
-    let m = magnitude.to_bits();
-    let (blocks, tail) = acc.as_chunks_mut::<32>();
-    let (words, rest) = bits.split_at(blocks.len() * 4);
-    for (block, w) in blocks.iter_mut().zip(words.chunks_exact(4)) {
-        let w = u32::from_le_bytes([w[0], w[1], w[2], w[3]]);
-        for (i, v) in block.iter_mut().enumerate() {
-            *v += f32::from_bits(m ^ ((w >> i) & 1) << 31);
-        }
-    }
-    for (i, v) in tail.iter_mut().enumerate() {
-        *v += f32::from_bits(m ^ u32::from(bit(rest, i)) << 31);
-    }
+    for_each_signed(bits, magnitude, acc, |v, x| *v += x);
 }
 
 /// Whether the padding bits after `n` values in the last byte are all zero.

@@ -1,7 +1,29 @@
-//! Helpers for conformance tests and fuzzers of gradwire readers (this crate's tests, the fuzz
-//! targets, other implementations' test harnesses). Not needed to read or write streams.
+//! Helpers for conformance tests and fuzzers of gradwire readers and codecs (this crate's tests,
+//! plugin tests, the fuzz targets, other implementations' test harnesses). Not needed to read or
+//! write streams.
 
 use std::io::Read;
+
+use crate::registry::CodecFactory;
+use crate::stage::{ArrayToBytes, ChunkContext, Stage};
+
+/// A chunk context for calling a stage directly: tensor "t", chunk 0, seed 0.
+pub const CONTEXT: ChunkContext<'static> =
+    ChunkContext { tensor_name: "t", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 0 };
+
+/// Builds the array->bytes stage of `factory` (current version) from wire `params`.
+///
+/// # Panics
+/// If the parameters are refused or the codec is not array->bytes (a test bug).
+#[must_use]
+#[allow(clippy::panic, reason = "a test helper: a refused parameter is a bug in the test")]
+pub fn array_to_bytes(factory: &dyn CodecFactory, params: &[u8]) -> Box<dyn ArrayToBytes> {
+    match factory.build(factory.descriptor().version, params) {
+        Ok(Stage::ArrayToBytes(s)) => s,
+        Ok(other) => panic!("{} is {:?}, not array->bytes", factory.descriptor().name, other.kind()),
+        Err(e) => panic!("{} refused its parameters: {e}", factory.descriptor().name),
+    }
+}
 
 /// A reader that returns at most one byte per `read` call: a stream read through it must give
 /// exactly the same result as the stream read whole.

@@ -295,18 +295,7 @@ pub fn m22(data: &[u8]) {
     let parsed = chunk::parse(&bytes, 1 << bits).expect("parses");
     let zero = bytes[1] & 1 == 1;
     let points = &parsed.table[usize::from(zero)..];
-    let cell = |x: f32| {
-        if zero && x == 0.0 {
-            return 0.0;
-        }
-        let mut c = 0;
-        for i in 1..points.len() {
-            if x >= f64::midpoint(f64::from(points[i - 1]), f64::from(points[i])) as f32 {
-                c = i;
-            }
-        }
-        points[c]
-    };
+    let cell = |x: f32| gradwire::m22::reference_quantize(x, points, zero);
     for (i, (&x, &y)) in values.iter().zip(&out).enumerate() {
         assert_eq!(y.to_bits(), cell(x).to_bits(), "value {i} = {x} decoded as {y}");
         assert_eq!(cell(y).to_bits(), y.to_bits(), "point {y} is not in its own cell");

@@ -70,12 +70,7 @@ const DESCRIPTOR: CodecDescriptor = CodecDescriptor {
 /// The core registry plus `m22` (for tests and examples that do not link the facade).
 #[must_use]
 pub fn registry_with_m22() -> Registry {
-    let mut registry = Registry::core();
-    if registry.get(M22_ID).is_none() {
-        // Cannot fail: the ID and name are free in the core registry.
-        let _ = registry.register_static(&M22_CODEC);
-    }
-    registry
+    Registry::core_with(&M22_CODEC)
 }
 
 impl CodecFactory for M22Codec {
@@ -174,6 +169,24 @@ impl M22Stage {
         }
         Quantizer::new(points, [f.shape as f32, f.scale as f32, f.loc as f32])
     }
+}
+
+/// The reference encoder's cell rule (`spec/CODECS.md` §6, encode step 4), written plainly for
+/// tests and fuzzers to check the fast encoder against: the point of the cell `x` falls in, the
+/// cells split at the midpoints of consecutive `points` (a value on a midpoint goes up), or an
+/// exact zero when the chunk has a zero symbol.
+#[must_use]
+pub fn reference_quantize(x: f32, points: &[f32], zero: bool) -> f32 {
+    if zero && x == 0.0 {
+        return 0.0;
+    }
+    let mut cell = 0;
+    for i in 1..points.len() {
+        if x >= f64::midpoint(f64::from(points[i - 1]), f64::from(points[i])) as f32 {
+            cell = i;
+        }
+    }
+    points[cell]
 }
 
 /// The distinct nonzero values of `values` when there are at most `limit` of them (one pass,

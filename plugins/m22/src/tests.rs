@@ -4,14 +4,10 @@ use super::*;
 use gradwire_codec::rng::SeededRng;
 use proptest::prelude::*;
 
-const CTX: ChunkContext<'static> =
-    ChunkContext { tensor_name: "t", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 0 };
+use gradwire_codec::testing::CONTEXT as CTX;
 
 fn stage(params: M22Params) -> Box<dyn ArrayToBytes> {
-    match M22_CODEC.build(1, &params.encode()).unwrap() {
-        Stage::ArrayToBytes(s) => s,
-        _ => unreachable!("m22 is array->bytes"),
-    }
+    gradwire_codec::testing::array_to_bytes(&M22_CODEC, &params.encode())
 }
 
 fn laplace(n: usize, zero_fraction: f64, seed: u64) -> Vec<f32> {
@@ -38,20 +34,7 @@ fn gaussian(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-/// The plain reference quantizer: the cell of `x` among `points` (split at midpoints, a value on
-/// a midpoint going up), or exact zero when the chunk has a zero symbol.
-fn reference(x: f32, points: &[f32], zero: bool) -> f32 {
-    if zero && x == 0.0 {
-        return 0.0;
-    }
-    let mut cell = 0;
-    for i in 1..points.len() {
-        if x >= f64::midpoint(f64::from(points[i - 1]), f64::from(points[i])) as f32 {
-            cell = i;
-        }
-    }
-    points[cell]
-}
+use crate::reference_quantize as reference;
 
 fn params() -> impl Strategy<Value = M22Params> {
     (1u8..=8, 0u8..=4, prop_oneof![Just(fit::Family::GenNorm), Just(fit::Family::Weibull)])

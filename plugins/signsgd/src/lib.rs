@@ -68,12 +68,7 @@ const DESCRIPTOR: CodecDescriptor = CodecDescriptor {
 /// The core registry plus `signsgd` (for tests and examples that do not link the facade).
 #[must_use]
 pub fn registry_with_signsgd() -> Registry {
-    let mut registry = Registry::core();
-    if registry.get(SIGNSGD_ID).is_none() {
-        // Cannot fail: the ID and name are free in the core registry.
-        let _ = registry.register_static(&SIGNSGD_CODEC);
-    }
-    registry
+    Registry::core_with(&SIGNSGD_CODEC)
 }
 
 impl CodecFactory for SignSgdCodec {

@@ -3,14 +3,10 @@
 use super::*;
 use proptest::prelude::*;
 
-const CTX: ChunkContext<'static> =
-    ChunkContext { tensor_name: "t", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 0 };
+use gradwire_codec::testing::CONTEXT as CTX;
 
 fn stage(params: SignParams) -> Box<dyn ArrayToBytes> {
-    match SIGNSGD_CODEC.build(1, &params.encode()).unwrap() {
-        Stage::ArrayToBytes(s) => s,
-        _ => unreachable!("signsgd is array->bytes"),
-    }
+    gradwire_codec::testing::array_to_bytes(&SIGNSGD_CODEC, &params.encode())
 }
 
 fn scale() -> impl Strategy<Value = Scale> {
