@@ -8,7 +8,8 @@
 //! is its cell's weighted centroid `int z^(M+1) f / int z^M f`.
 //!
 //! Start (deterministic): the quantiles of the high-resolution optimal point density. Convergence rule: stop when no
-//! point moves by more than `1e-7 * p_max` in one iteration, or after 2 000 iterations.
+//! point moves by more than `1e-5 * p_max` in one iteration, or after 2 000 iterations
+//! (the weighted distortion is then within 0.02 % of a 1e-7 stop; 256 points take about 20 ms).
 //!
 //! Designs depend only on (family, shape, M, L) and are cached, with the shape rounded to a
 //! multiple of 1/256 first (the encoder designs for the rounded shape), so chunks and tensors with
@@ -104,7 +105,7 @@ pub fn design(family: Family, shape: f64, m: u8, levels: usize) -> Design {
             *p = next;
         }
         let largest = points.last().copied().unwrap_or(1.0);
-        if moved <= 1e-7 * largest {
+        if moved <= 1e-5 * largest {
             break;
         }
     }
@@ -263,7 +264,7 @@ mod timing {
         for levels in [2usize, 4, 16, 64, 256] {
             let t = std::time::Instant::now();
             let d = super::design(super::Family::GenNorm, 0.5, 2, levels);
-            eprintln!("L={levels}: {:?}, {} iterations", t.elapsed(), d.iterations);
+            eprintln!("L={levels}: {:?}, {} iterations, D_M {:.6e}", t.elapsed(), d.iterations, d.weighted_distortion);
         }
     }
 }
