@@ -941,6 +941,28 @@ fn cases() -> Vec<Case> {
             build: |r| one_tensor(r, "m22:bits=8,m=1", &[2000], &m22_values(2000, 0), WriterOptions::default()),
         },
         Case {
+            id: "valid-m22-error-target",
+            description: "m22:mse=2e-7 (8-byte parameters): chunks of 500 Laplace-like values, each with the fewest bits that meet the target",
+            expect: "ok",
+            build: |r| {
+                one_tensor(
+                    r,
+                    "m22:mse=2e-7",
+                    &[1500],
+                    &m22_values(1500, 5),
+                    WriterOptions::default().chunk_elements(500),
+                )
+            },
+        },
+        Case {
+            id: "invalid-m22-params-target",
+            description: "m22 8-byte parameters with a NaN error target",
+            expect: "invalid_params",
+            build: |r| {
+                edit_descriptor(&m22_small(r), |d| d.pipeline[0].params.extend_from_slice(&f32::NAN.to_le_bytes()))
+            },
+        },
+        Case {
             id: "invalid-m22-params-reserved",
             description: "m22 reserved parameter byte set",
             expect: "reserved_nonzero",

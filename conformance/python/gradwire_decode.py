@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import re
+import math
 import struct
 import sys
 from dataclasses import dataclass, field
@@ -465,8 +466,8 @@ def check_params(stage: Stage) -> None:
         stage.sign_mode, stage.sign_block = mode, block
     elif stage.codec_id == 0x101:
         p = stage.params
-        if len(p) != 4:
-            raise _err("invalid_params", f"m22: parameter block of {len(p)} bytes, expected 4")
+        if len(p) not in (4, 8):
+            raise _err("invalid_params", f"m22: parameter block of {len(p)} bytes, expected 4 or 8")
         if p[3] != 0:
             raise _err("reserved_nonzero", "m22: reserved parameter byte is not zero")
         if not 1 <= p[0] <= 8:
@@ -475,6 +476,10 @@ def check_params(stage: Stage) -> None:
             raise _err("invalid_params", f"m22: m {p[1]} not in 0..=4")
         if p[2] > 1:
             raise _err("invalid_params", f"m22: family {p[2]}")
+        if len(p) == 8:
+            (target,) = struct.unpack("<f", p[4:8])
+            if not (math.isfinite(target) and target > 0):
+                raise _err("invalid_params", f"m22: error target {target}")
         stage.m22_bits = p[0]
 
 

@@ -64,6 +64,11 @@ const DESCRIPTOR: CodecDescriptor = CodecDescriptor {
         ParamInfo { name: "bits", default: "2", help: "2^bits reconstruction points, 1..=8" },
         ParamInfo { name: "m", default: "0", help: "weight |g|^m of the distortion, 0..=4 (0 = MSE)" },
         ParamInfo { name: "family", default: "gennorm", help: "gradient model: gennorm or weibull" },
+        ParamInfo {
+            name: "mse",
+            default: "none",
+            help: "error target per entry: each chunk takes the fewest bits (up to bits, default 8 then) that meet it",
+        },
     ],
 };
 
@@ -78,7 +83,7 @@ impl CodecFactory for M22Codec {
         &DESCRIPTOR
     }
     fn params_from_text(&self, text: &TextParams) -> Result<Vec<u8>> {
-        Ok(M22Params::from_text(text)?.encode().to_vec())
+        Ok(M22Params::from_text(text)?.encode())
     }
     fn params_to_text(&self, _version: u16, params: &[u8]) -> Result<String> {
         Ok(M22Params::decode(params)?.to_text())
@@ -95,6 +100,8 @@ struct M22Stage {
 
 /// The quantizer of one chunk: points ascending and the thresholds between them.
 struct Quantizer {
+    /// Bits of the design (its budget per entry).
+    bits: u8,
     points: Vec<f32>,
     /// `thresholds[i]` separates points `i` and `i + 1`; a value `>=` it is above.
     thresholds: Vec<f32>,
@@ -131,31 +138,34 @@ impl Quantizer {
         }
     }
 
-    fn new(mut points: Vec<f32>, fit: [f32; 3]) -> Quantizer {
+    fn new(bits: u8, mut points: Vec<f32>, fit: [f32; 3]) -> Quantizer {
         points.sort_by(f32::total_cmp);
         points.dedup();
         let thresholds = points.windows(2).map(|w| f64::midpoint(f64::from(w[0]), f64::from(w[1])) as f32).collect();
-        Quantizer { points, thresholds, fit }
+        Quantizer { bits, points, thresholds, fit }
     }
 }
 
 impl M22Stage {
-    /// Fits, designs (through the cache) and scales the quantizer of a chunk.
-    fn quantizer(&self, values: &[f32]) -> Quantizer {
+    /// Fits, designs (through the cache) and scales the quantizer of a chunk holding `zeros`
+    /// exact zeros.
+    fn quantizer(&self, values: &[f32], zeros: usize) -> Quantizer {
         let levels = self.params.levels();
+        let bits = self.params.bits;
         let sample = fit::sample_nonzero(values);
         // Few distinct nonzero values: send them exactly.
         if let Some(few) = few_distinct_nonzero(values, levels.min(4)) {
-            return Quantizer::new(spread(&few, levels), [0.0; 3]);
+            return Quantizer::new(bits, spread(&few, levels), [0.0; 3]);
         }
         let fitted = if sample.len() < 8 { None } else { fit::fit(self.params.family, &sample) };
         let Some(f) = fitted else {
             let mut distinct: Vec<f32> = values.iter().copied().filter(|x| *x != 0.0).collect();
             distinct.sort_by(f32::total_cmp);
             distinct.dedup();
-            return Quantizer::new(spread(&distinct, levels), [0.0; 3]);
+            return Quantizer::new(bits, spread(&distinct, levels), [0.0; 3]);
         };
-        let d = design::cached_design(self.params.family, f.shape, self.params.m, levels);
+        let bits = self.bits_for(&f, zeros as f64 / values.len().max(1) as f64);
+        let d = design::cached_design(self.params.family, f.shape, self.params.m, 1 << bits);
         let mut points = Vec::with_capacity(levels);
         // Points beyond the f32 range (huge inputs) are clamped to it, so every point is finite.
         let to_f32 = |v: f64| v.clamp(-f64::from(f32::MAX), f64::from(f32::MAX)) as f32;
@@ -167,7 +177,21 @@ impl M22Stage {
         if points.is_empty() {
             points.push(to_f32(f.loc));
         }
-        Quantizer::new(points, [f.shape as f32, f.scale as f32, f.loc as f32])
+        Quantizer::new(bits, points, [f.shape as f32, f.scale as f32, f.loc as f32])
+    }
+
+    /// Bits of the chunk's design: `bits`, or with an error target the fewest whose design
+    /// predicts at most the target per entry (weighted distortion on the unit-scale model times
+    /// `scale^(M+2)`, times the share of nonzero entries: exact zeros cost no error).
+    fn bits_for(&self, f: &fit::Fit, zero_share: f64) -> u8 {
+        let Some(target) = self.params.target else { return self.params.bits };
+        let factor = f.scale.powi(i32::from(self.params.m) + 2) * (1.0 - zero_share);
+        (1..self.params.bits)
+            .find(|&b| {
+                let d = design::cached_design(self.params.family, f.shape, self.params.m, 1 << b);
+                d.weighted_distortion * factor <= f64::from(target)
+            })
+            .unwrap_or(self.params.bits)
     }
 }
 
@@ -237,7 +261,7 @@ impl ArrayToBytes for M22Stage {
                 format!("m22 cannot quantize {} (value {i})", input[i]),
             ));
         }
-        let q = self.quantizer(input);
+        let q = self.quantizer(input, zeros);
         let mut labels = Vec::new();
         q.labels(input, &mut labels);
         // Exact zeros as their own symbol (0), when that stays within the budget of `bits` bits
@@ -247,8 +271,7 @@ impl ArrayToBytes for M22Stage {
                 input.iter().zip(&labels).map(|(&x, &l)| if x == 0.0 { 0 } else { l + 1 }).collect();
             let a = chunk::plan(q.points.len() + 1, &with_zero);
             let b = chunk::plan(q.points.len(), &labels);
-            let budget =
-                chunk::HEADER_LEN + 4 * q.points.len() + (input.len() * usize::from(self.params.bits)).div_ceil(8);
+            let budget = chunk::HEADER_LEN + 4 * q.points.len() + (input.len() * usize::from(q.bits)).div_ceil(8);
             if a.total_len(q.points.len()) <= budget.max(b.total_len(q.points.len())) {
                 chunk::write(q.fit, &q.points, true, &with_zero, &a, out);
             } else {

@@ -38,7 +38,7 @@ use crate::reference_quantize as reference;
 
 fn params() -> impl Strategy<Value = M22Params> {
     (1u8..=8, 0u8..=4, prop_oneof![Just(fit::Family::GenNorm), Just(fit::Family::Weibull)])
-        .prop_map(|(bits, m, family)| M22Params { bits, m, family })
+        .prop_map(|(bits, m, family)| M22Params { bits, m, family, target: None })
 }
 
 proptest! {
@@ -84,7 +84,7 @@ fn gaussian_data_reaches_lloyd_max_mse() {
     let values = gaussian(1 << 18, 5);
     let var = values.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>() / values.len() as f64;
     for (bits, expected) in [(1u8, 0.3634), (2, 0.1175), (3, 0.03455), (4, 0.0095)] {
-        let s = stage(M22Params { bits, m: 0, family: fit::Family::GenNorm });
+        let s = stage(M22Params { bits, m: 0, family: fit::Family::GenNorm, target: None });
         let mut bytes = Vec::new();
         s.encode(&values, &CTX, &mut bytes).unwrap();
         let mut out = vec![0f32; values.len()];
@@ -116,7 +116,7 @@ fn params_round_trip_and_refuse_bad_values() {
 
 #[test]
 fn constant_and_tiny_chunks() {
-    let s = stage(M22Params { bits: 2, m: 0, family: fit::Family::GenNorm });
+    let s = stage(M22Params { bits: 2, m: 0, family: fit::Family::GenNorm, target: None });
     for values in [vec![], vec![0.0; 10], vec![0.5; 7], vec![1.0, -1.0, 1.0], vec![0.0, 3.0]] {
         let mut bytes = Vec::new();
         s.encode(&values, &CTX, &mut bytes).unwrap();
@@ -132,11 +132,46 @@ fn constant_and_tiny_chunks() {
 /// range, and the encoder wrote a chunk with no points.
 #[test]
 fn huge_values_keep_finite_points() {
-    let s = stage(M22Params { bits: 3, m: 4, family: fit::Family::GenNorm });
+    let s = stage(M22Params { bits: 3, m: 4, family: fit::Family::GenNorm, target: None });
     let values: Vec<f32> = (0..64).map(|i| if i % 2 == 0 { f32::MAX } else { -f32::MAX / (1.0 + i as f32) }).collect();
     let mut bytes = Vec::new();
     s.encode(&values, &CTX, &mut bytes).unwrap();
     let mut out = vec![0f32; values.len()];
     s.decode(&bytes, &CTX, &mut out).unwrap();
     assert!(out.iter().all(|x| x.is_finite()));
+}
+
+/// With an error target, each chunk takes the fewest bits whose design predicts the target, and
+/// the error measured on data from the model meets it.
+#[test]
+fn error_target_picks_the_fewest_bits_that_meet_it() {
+    let values = gaussian(1 << 16, 8); // sigma = 0.01
+    let var = 1e-4;
+    // Lloyd-Max Gaussian MSE/sigma^2: 0.3634, 0.1175, 0.03455, 0.0095, about 0.0025 and 0.0007 (1..6 bits).
+    for (target, expected_bits) in
+        [(0.5 * var, 1u8), (0.1 * var, 3), (0.03 * var, 4), (0.005 * var, 5), (0.001 * var, 6)]
+    {
+        let p = M22Params { bits: 8, m: 0, family: fit::Family::GenNorm, target: Some(target as f32) };
+        let s = stage(p);
+        let mut bytes = Vec::new();
+        s.encode(&values, &CTX, &mut bytes).unwrap();
+        let mut out = vec![0f32; values.len()];
+        s.decode(&bytes, &CTX, &mut out).unwrap();
+        let mse = values.iter().zip(&out).map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2)).sum::<f64>()
+            / values.len() as f64;
+        let points = usize::from(u16::from_le_bytes([bytes[2], bytes[3]]));
+        assert_eq!(points, 1 << expected_bits, "target {target:e}: {points} points, MSE {mse:e}");
+        assert!(mse <= target * 1.05, "target {target:e}: MSE {mse:e}");
+    }
+    let registry = registry_with_m22();
+    let stages = registry.parse_pipeline("m22:mse=1e-6").unwrap();
+    assert_eq!(registry.pipeline_to_text(&stages).unwrap(), "m22:bits=8,m=0,family=gennorm,mse=1e-6");
+    assert_eq!(stages[0].params.len(), 8);
+    for bad in ["m22:mse=0", "m22:mse=-1", "m22:mse=inf", "m22:mse=x"] {
+        assert_eq!(registry.parse_pipeline(bad).unwrap_err().code(), ErrorCode::InvalidArgument, "{bad}");
+    }
+    let code = |b: &[u8]| M22Params::decode(b).unwrap_err().code();
+    assert_eq!(code(&[8, 0, 0, 0, 0, 0, 0, 0]), ErrorCode::InvalidParams); // target 0
+    assert_eq!(code(&[8, 0, 0, 0, 0, 0, 0x80, 0x7F]), ErrorCode::InvalidParams); // +inf
+    assert_eq!(code(&[8, 0, 0, 0, 0]), ErrorCode::InvalidParams); // 5 bytes
 }
