@@ -52,8 +52,13 @@ pub struct EncodeArgs {
 /// Runs `gradwire encode`.
 pub fn run(args: &EncodeArgs, g: GlobalArgs) -> Result<()> {
     let registry = gradwire::registry()?;
-    let pipeline = registry.parse_pipeline(&args.codec)?;
+    if !args.codec.contains("rate=") {
+        registry.parse_pipeline(&args.codec)?; // refuse a bad pipeline before reading the input
+    }
     let tensors = read_tensors(&args.input)?;
+    let chunk_elements = args.chunk_size.unwrap_or(gradwire::stream::DEFAULT_CHUNK_ELEMENTS);
+    let codec = crate::commands::allocate::resolve_rate(&args.codec, &registry, &tensors, chunk_elements)?;
+    let pipeline = registry.parse_pipeline(&codec)?;
     // Loaded before the output is created, so a bad state file leaves an existing output alone.
     let mut feedback = args.error_feedback.as_deref().map(load_feedback).transpose()?;
     let output = crate::tensor_io::default_output(&args.input, args.output.as_deref(), "gw");

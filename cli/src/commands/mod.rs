@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod aggregate;
+pub mod allocate;
 pub mod codecs;
 pub mod conformance;
 pub mod decode;

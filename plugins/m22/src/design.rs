@@ -37,6 +37,9 @@ pub struct Design {
     pub mse: f64,
     /// Variance of the unit-scale density.
     pub variance: f64,
+    /// Entropy in bits of the cell labels on the unit-scale density (what an ideal entropy coder
+    /// spends per entry).
+    pub label_entropy: f64,
     /// Iterations the Lloyd loop ran.
     pub iterations: usize,
 }
@@ -121,10 +124,17 @@ pub fn design(family: Family, shape: f64, m: u8, levels: usize) -> Design {
             })
             .sum::<f64>()
     };
+    // Each positive cell and its mirror have mass m_j, and the masses sum to 1.
+    let label_entropy = (0..points.len())
+        .map(|j| density.moment(0.0, edges[j], edges[j + 1]))
+        .filter(|m| *m > 0.0)
+        .map(|m| -2.0 * m * m.log2())
+        .sum();
     Design {
         weighted_distortion: distortion(k),
         mse: distortion(0.0),
         variance: density.variance(),
+        label_entropy,
         positive: points,
         iterations,
     }

@@ -28,6 +28,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod allocate;
 pub mod chunk;
 pub mod design;
 pub mod fit;
@@ -68,6 +69,11 @@ const DESCRIPTOR: CodecDescriptor = CodecDescriptor {
             name: "mse",
             default: "none",
             help: "error target per entry: each chunk takes the fewest bits (up to bits, default 8 then) that meet it",
+        },
+        ParamInfo {
+            name: "rate",
+            default: "none",
+            help: "bits per entry for the whole stream: `gradwire encode` turns it into one mse target",
         },
     ],
 };

@@ -33,6 +33,13 @@ impl M22Params {
     /// # Errors
     /// [`ErrorCode::InvalidArgument`] for values out of range or an unknown family.
     pub fn from_text(text: &TextParams) -> Result<M22Params> {
+        if text.get("rate").is_some() {
+            return Err(Error::new(
+                ErrorCode::InvalidArgument,
+                "m22:rate=B allocates over a whole stream before it is written: `gradwire encode` resolves it \
+                 into mse=D (library: gradwire_m22::allocate::allocate)",
+            ));
+        }
         let target = match text.get("mse") {
             None => None,
             Some(t) => match t.parse::<f32>() {

@@ -175,3 +175,38 @@ fn error_target_picks_the_fewest_bits_that_meet_it() {
     assert_eq!(code(&[8, 0, 0, 0, 0, 0, 0x80, 0x7F]), ErrorCode::InvalidParams); // +inf
     assert_eq!(code(&[8, 0, 0, 0, 0]), ErrorCode::InvalidParams); // 5 bytes
 }
+
+/// Tensors of very different energy: one error target for all (rate=2) spends the bits where the
+/// energy is and beats two bits everywhere in total squared error, at no more bits.
+#[test]
+fn one_error_target_beats_equal_bits_per_tensor() {
+    let tensors: Vec<Vec<f32>> = [(1.0f32, 20_000usize, 11u64), (0.05, 60_000, 12), (0.002, 60_000, 13)]
+        .iter()
+        .map(|&(scale, n, seed)| gaussian(n, seed).iter().map(|x| x * 100.0 * scale).collect())
+        .collect();
+    let refs: Vec<&[f32]> = tensors.iter().map(Vec::as_slice).collect();
+    let total_n: usize = tensors.iter().map(Vec::len).sum();
+    let run = |p: M22Params| {
+        let (mut bits, mut err) = (0usize, 0f64);
+        for t in &tensors {
+            let s = stage(p);
+            let mut bytes = Vec::new();
+            s.encode(t, &CTX, &mut bytes).unwrap();
+            let mut out = vec![0f32; t.len()];
+            s.decode(&bytes, &CTX, &mut out).unwrap();
+            bits += bytes.len() * 8;
+            err += t.iter().zip(&out).map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2)).sum::<f64>();
+        }
+        (bits as f64 / total_n as f64, err)
+    };
+    let base = M22Params { bits: 8, m: 0, family: fit::Family::GenNorm, target: None };
+    let d = allocate::allocate(&refs, 1 << 20, &base, 2.0).unwrap();
+    let (alloc_bpe, alloc_err) = run(M22Params { target: Some(d), ..base });
+    let (equal_bpe, equal_err) = run(M22Params { bits: 2, ..base });
+    eprintln!(
+        "rate=2: allocated {alloc_bpe:.3} bpe, error {alloc_err:.3e}; bits=2: {equal_bpe:.3} bpe, error {equal_err:.3e}"
+    );
+    assert!(alloc_bpe <= 2.0 * 1.05, "allocated rate {alloc_bpe}");
+    assert!(equal_bpe <= 2.0, "{equal_bpe}");
+    assert!(alloc_err < 0.5 * equal_err, "allocated {alloc_err:e} vs equal bits {equal_err:e}");
+}
