@@ -963,6 +963,63 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            id: "invalid-m22-huffman-trailing-byte",
+            description: "m22 Huffman labels followed by one extra zero byte (checked before the padding bits)",
+            expect: "codec_data",
+            build: |r| edit(&m22_small(r), |recs| first(recs, record::CHUNK).body.push(0)),
+        },
+        Case {
+            id: "invalid-m22-fixed-label",
+            description: "m22 fixed-width labels equal to 3 with only 3 symbols",
+            expect: "codec_data",
+            build: |r| {
+                let b = one_tensor(
+                    r,
+                    "m22:bits=2",
+                    &[4],
+                    &[0.5, -0.25, 0.125, 0.5],
+                    WriterOptions::default().write_index(false),
+                );
+                edit(&b, |recs| {
+                    let c = &mut first(recs, record::CHUNK).body;
+                    assert_eq!(c[24], 0, "fixed-width coding");
+                    *c.last_mut().unwrap() = 0xFF;
+                })
+            },
+        },
+        Case {
+            id: "invalid-m22-constant-symbol",
+            description: "m22 constant coding with symbol 200 and one point",
+            expect: "codec_data",
+            build: |r| {
+                let b = one_tensor(r, "m22:bits=2", &[4], &[0.75; 4], WriterOptions::default().write_index(false));
+                edit(&b, |recs| {
+                    let c = &mut first(recs, record::CHUNK).body;
+                    assert_eq!(c[24], 3, "constant coding");
+                    *c.last_mut().unwrap() = 200;
+                })
+            },
+        },
+        Case {
+            id: "invalid-m22-zero-flag-256-points",
+            description: "m22:bits=8 chunk of 256 points with the zero flag set",
+            expect: "codec_data",
+            build: |r| {
+                let b = one_tensor(
+                    r,
+                    "m22:bits=8,m=1",
+                    &[2000],
+                    &m22_values(2000, 0),
+                    WriterOptions::default().write_index(false),
+                );
+                edit(&b, |recs| {
+                    let c = &mut first(recs, record::CHUNK).body;
+                    assert_eq!(u16::from_le_bytes([c[26], c[27]]), 256, "256 points");
+                    c[25] |= 1;
+                })
+            },
+        },
+        Case {
             id: "invalid-m22-params-reserved",
             description: "m22 reserved parameter byte set",
             expect: "reserved_nonzero",

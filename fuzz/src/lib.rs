@@ -265,7 +265,8 @@ pub fn signsgd(data: &[u8]) {
 }
 
 /// `m22` round trip: the first byte picks bits (1..=8), M and the family, the second how many
-/// values are exactly zero (every k-th), the rest are f32 values (non-finite ones replaced).
+/// values are exactly zero (every k-th) and whether an error target is set, the rest are f32
+/// values (non-finite ones replaced).
 /// Oracles: the stream decodes; every value decodes to the point of the cell it fell in (the
 /// midpoints of the chunk's own points, from the payload) or to an exact zero; quantizing the
 /// decoded values again changes nothing.
@@ -273,7 +274,12 @@ pub fn m22(data: &[u8]) {
     use gradwire::m22::chunk;
     let [pick, zero_every, rest @ ..] = data else { return };
     let bits = pick % 8 + 1;
-    let spec = format!("m22:bits={bits},m={},family={}", (pick / 8) % 5, if pick & 0x80 != 0 { "weibull" } else { "gennorm" });
+    let mut spec = format!("m22:bits={bits},m={},family={}", (pick / 8) % 5, if pick & 0x80 != 0 { "weibull" } else { "gennorm" });
+    // The high bit of the second byte turns on the error-target mode, with a target from it.
+    if zero_every & 0x80 != 0 {
+        spec.push_str(&format!(",mse=1e-{}", zero_every & 0x1F));
+    }
+    let zero_every = &(zero_every & 0x7F);
     let values: Vec<f32> = rest
         .chunks_exact(4)
         .enumerate()

@@ -77,6 +77,8 @@ pub fn allocate(tensors: &[&[f32]], chunk_elements: usize, params: &M22Params, r
     let budget = rate * total;
     let i = candidates.partition_point(|&d| bits_at(d) > budget);
     let d = candidates.get(i).copied().unwrap_or(candidates[candidates.len() - 1]);
-    // Just above the candidate, so rounding to f32 never tips a chunk to more bits.
-    Some((d * (1.0 + 1e-6)) as f32)
+    // Rounded up to the next f32 and kept in the normal f32 range (the text form and the wire
+    // take a positive finite f32), so rounding never tips a chunk to more bits.
+    let up = (d as f32).next_up().clamp(f32::MIN_POSITIVE, f32::MAX);
+    Some(up)
 }

@@ -68,7 +68,9 @@ impl Density {
             } else if x.is_infinite() {
                 1.0
             } else {
-                checked_gamma_lr(order, x.powf(s)).unwrap_or(1.0)
+                // statrs refuses 0: x^s can underflow to it, and P(order, 0) = 0.
+                let xs = x.powf(s);
+                if xs == 0.0 { 0.0 } else { checked_gamma_lr(order, xs).unwrap_or(1.0) }
             }
         };
         coefficient * (p(b) - p(a))

@@ -183,7 +183,8 @@ impl M22Stage {
         if points.is_empty() {
             points.push(to_f32(f.loc));
         }
-        Quantizer::new(bits, points, [f.shape as f32, f.scale as f32, f.loc as f32])
+        // The fitted fields are informational but must be finite (CODECS.md §6): clamped like the points.
+        Quantizer::new(bits, points, [to_f32(f.shape), to_f32(f.scale), to_f32(f.loc)])
     }
 
     /// Bits of the chunk's design: `bits`, or with an error target the fewest whose design

@@ -37,8 +37,9 @@ fn gaussian(n: usize, seed: u64) -> Vec<f32> {
 use crate::reference_quantize as reference;
 
 fn params() -> impl Strategy<Value = M22Params> {
-    (1u8..=8, 0u8..=4, prop_oneof![Just(fit::Family::GenNorm), Just(fit::Family::Weibull)])
-        .prop_map(|(bits, m, family)| M22Params { bits, m, family, target: None })
+    let target = prop_oneof![Just(None), (1e-12f32..1e-5).prop_map(Some)];
+    (1u8..=8, 0u8..=4, prop_oneof![Just(fit::Family::GenNorm), Just(fit::Family::Weibull)], target)
+        .prop_map(|(bits, m, family, target)| M22Params { bits, m, family, target })
 }
 
 proptest! {
@@ -71,9 +72,31 @@ proptest! {
     }
 
     #[test]
-    fn damaged_payloads_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200), n in 0usize..100, p in params()) {
-        let mut out = vec![0f32; n];
-        let _ = stage(p).decode(&bytes, &CTX, &mut out);
+    fn damaged_payloads_are_refused_or_decode_within_bounds(
+        p in params(),
+        n in 1usize..600,
+        zeros in 0.0f64..0.5,
+        seed in any::<u64>(),
+        at in any::<usize>(),
+        xor in 1u8..=255,
+        cut in any::<bool>(),
+    ) {
+        // Mutations of valid encodings reach every label coding, not just the header checks.
+        let values = laplace(n, zeros, seed);
+        let s = stage(p);
+        let mut bytes = Vec::new();
+        s.encode(&values, &CTX, &mut bytes).unwrap();
+        if cut {
+            bytes.truncate(at % bytes.len());
+        } else {
+            let i = at % bytes.len();
+            bytes[i] ^= xor;
+        }
+        let mut out = vec![f32::NAN; n];
+        if s.decode(&bytes, &CTX, &mut out).is_ok() {
+            let parsed = chunk::parse(&bytes, p.levels()).unwrap();
+            prop_assert!(out.iter().all(|y| parsed.table.iter().any(|t| t.to_bits() == y.to_bits())));
+        }
     }
 }
 
@@ -209,4 +232,19 @@ fn one_error_target_beats_equal_bits_per_tensor() {
     assert!(alloc_bpe <= 2.0 * 1.05, "allocated rate {alloc_bpe}");
     assert!(equal_bpe <= 2.0, "{equal_bpe}");
     assert!(alloc_err < 0.5 * equal_err, "allocated {alloc_err:e} vs equal bits {equal_err:e}");
+}
+
+/// Found in review: values near f32::MAX fit a scale above the f32 range; the header field must
+/// stay finite or the decoder refuses the chunk.
+#[test]
+fn huge_values_keep_finite_fit_fields() {
+    let values: Vec<f32> =
+        (0..64).map(|i| if i % 2 == 0 { 1.0 } else { -1.0 } * f32::MAX * (1.0 - i as f32 * 1e-3)).collect();
+    for bits in [2u8, 3, 8] {
+        let s = stage(M22Params { bits, m: 0, family: fit::Family::GenNorm, target: None });
+        let mut bytes = Vec::new();
+        s.encode(&values, &CTX, &mut bytes).unwrap();
+        let mut out = vec![0f32; values.len()];
+        s.decode(&bytes, &CTX, &mut out).unwrap();
+    }
 }
