@@ -10,6 +10,14 @@ fn stage(params: M22Params) -> Box<dyn ArrayToBytes> {
     gradwire_codec::testing::array_to_bytes(&M22_CODEC, &params.encode())
 }
 
+/// The stage for `p` and its encoding of `values`.
+fn encoded(p: M22Params, values: &[f32]) -> (Box<dyn ArrayToBytes>, Vec<u8>) {
+    let s = stage(p);
+    let mut bytes = Vec::new();
+    s.encode(values, &CTX, &mut bytes).unwrap();
+    (s, bytes)
+}
+
 fn laplace(n: usize, zero_fraction: f64, seed: u64) -> Vec<f32> {
     let mut rng = SeededRng::new(seed);
     (0..n)
@@ -53,9 +61,7 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let values = laplace(n, zeros, seed);
-        let s = stage(p);
-        let mut bytes = Vec::new();
-        s.encode(&values, &CTX, &mut bytes).unwrap();
+        let (s, bytes) = encoded(p, &values);
         prop_assert!(bytes.len() <= s.max_encoded_len(n).unwrap());
         let mut out = vec![f32::NAN; n];
         s.decode(&bytes, &CTX, &mut out).unwrap();
@@ -83,9 +89,7 @@ proptest! {
     ) {
         // Mutations of valid encodings reach every label coding, not just the header checks.
         let values = laplace(n, zeros, seed);
-        let s = stage(p);
-        let mut bytes = Vec::new();
-        s.encode(&values, &CTX, &mut bytes).unwrap();
+        let (s, mut bytes) = encoded(p, &values);
         if cut {
             bytes.truncate(at % bytes.len());
         } else {
@@ -175,9 +179,7 @@ fn error_target_picks_the_fewest_bits_that_meet_it() {
         [(0.5 * var, 1u8), (0.1 * var, 3), (0.03 * var, 4), (0.005 * var, 5), (0.001 * var, 6)]
     {
         let p = M22Params { bits: 8, m: 0, family: fit::Family::GenNorm, target: Some(target as f32) };
-        let s = stage(p);
-        let mut bytes = Vec::new();
-        s.encode(&values, &CTX, &mut bytes).unwrap();
+        let (s, bytes) = encoded(p, &values);
         let mut out = vec![0f32; values.len()];
         s.decode(&bytes, &CTX, &mut out).unwrap();
         let mse = values.iter().zip(&out).map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2)).sum::<f64>()
