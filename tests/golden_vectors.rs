@@ -955,6 +955,79 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            id: "valid-m22-step-runs",
+            description: "m22:step=6e-3 (version 2, 12-byte parameters) on 3000 values: most in the zero cell, labels in coding 4 (runs)",
+            expect: "ok",
+            build: |r| {
+                let b = m22_step_runs(r);
+                let _ = edit(&b, |recs| assert_eq!(first(recs, record::CHUNK).body[24], 4, "coding 4"));
+                b
+            },
+        },
+        Case {
+            id: "valid-m22-step-merged",
+            description: "m22:bits=3,step=1e-4 on 1000 values: more cells occupied than 8 points, adjacent cells merged",
+            expect: "ok",
+            build: |r| one_tensor(r, "m22:bits=3,step=1e-4", &[1000], &m22_values(1000, 0), WriterOptions::default()),
+        },
+        Case {
+            id: "valid-m22-entropy",
+            description: "m22:entropy=1.5,m=1 on 2000 values in chunks of 700: each chunk's width fits 1.5 bits per entry of labels",
+            expect: "ok",
+            build: |r| {
+                one_tensor(
+                    r,
+                    "m22:entropy=1.5,m=1",
+                    &[2000],
+                    &m22_values(2000, 4),
+                    WriterOptions::default().chunk_elements(700),
+                )
+            },
+        },
+        Case {
+            id: "invalid-m22-params-12-in-version-1",
+            description: "m22 12-byte parameters in a stage that declares codec version 1",
+            expect: "invalid_params",
+            build: |r| edit_descriptor(&m22_step_runs(r), |d| d.pipeline[0].version = 1),
+        },
+        Case {
+            id: "invalid-m22-params-mode",
+            description: "m22 12-byte parameters with mode 3",
+            expect: "invalid_params",
+            build: |r| edit_descriptor(&m22_step_runs(r), |d| d.pipeline[0].params[4] = 3),
+        },
+        Case {
+            id: "invalid-m22-params-reserved-mode-bytes",
+            description: "m22 12-byte parameters with reserved byte 6 set",
+            expect: "reserved_nonzero",
+            build: |r| edit_descriptor(&m22_step_runs(r), |d| d.pipeline[0].params[6] = 1),
+        },
+        Case {
+            id: "invalid-m22-runs-symbol",
+            description: "m22 coding 4 whose run symbol is not below the number of symbols",
+            expect: "codec_data",
+            build: |r| {
+                edit(&m22_step_runs(r), |recs| {
+                    let c = &mut first(recs, record::CHUNK).body;
+                    let p = usize::from(u16::from_le_bytes([c[26], c[27]]));
+                    c[24 + 16 + 4 * p] = p as u8;
+                })
+            },
+        },
+        Case {
+            id: "invalid-m22-runs-count",
+            description: "m22 coding 4 declaring more coded symbols than the chunk has values",
+            expect: "codec_data",
+            build: |r| {
+                edit(&m22_step_runs(r), |recs| {
+                    let c = &mut first(recs, record::CHUNK).body;
+                    let p = usize::from(u16::from_le_bytes([c[26], c[27]]));
+                    let at = 24 + 16 + 4 * p + 1;
+                    c[at..at + 4].copy_from_slice(&3001u32.to_le_bytes());
+                })
+            },
+        },
+        Case {
             id: "invalid-m22-params-target",
             description: "m22 8-byte parameters with a NaN error target",
             expect: "invalid_params",
@@ -1115,6 +1188,11 @@ fn m22_values(n: usize, zero_every: usize) -> Vec<f32> {
 /// One m22:bits=3 tensor of 600 values in one chunk, Huffman-coded labels.
 fn m22_small(r: &Registry) -> Vec<u8> {
     one_tensor(r, "m22:bits=3", &[600], &m22_values(600, 5), WriterOptions::default().write_index(false))
+}
+
+/// One m22:step=6e-3 tensor of 3000 values in one chunk (version 2, coding 4).
+fn m22_step_runs(r: &Registry) -> Vec<u8> {
+    one_tensor(r, "m22:step=6e-3", &[3000], &m22_values(3000, 5), WriterOptions::default().write_index(false))
 }
 
 /// 75 values whose signs exercise every rule of CODECS.md §5: +0, -0 and NaN are +1.

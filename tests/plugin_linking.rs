@@ -24,6 +24,7 @@ const DUP_DESCRIPTOR: CodecDescriptor = CodecDescriptor {
     lossless: true,
     summary: "each value twice (test plugin)",
     params: &[],
+    examples: &[],
 };
 
 impl CodecFactory for DupCodec {

@@ -40,6 +40,7 @@ static RAW_CODEC_DESCRIPTOR: &gradwire::CodecDescriptor = &gradwire::CodecDescri
     lossless: true,
     summary: "",
     params: &[],
+    examples: &[],
 };
 
 impl CodecFactory for RenamedRaw {

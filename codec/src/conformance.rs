@@ -158,7 +158,8 @@ pub fn run(dir: &Path, registry: &Registry) -> Result<Vec<VectorResult>> {
 /// scalar included), chunk sizes, pipelines, interleaved writes, metadata, METADATA and private
 /// skippable records, with or without INDEX and decoded CRCs. Pipelines are drawn from a fixed
 /// list over the core codecs plus, for every other registered array->bytes codec, the codec with
-/// its default parameters alone and followed by zstd; tensors through those get finite values
+/// its default parameters alone and followed by zstd, and with each of its example parameters
+/// ([`crate::CodecDescriptor::examples`]); tensors through those get finite values
 /// only (NaN and infinity patterns are the core codecs' edge cases). Returns (name, bytes,
 /// canonical JSON) triples.
 ///
@@ -172,6 +173,7 @@ pub fn generate(registry: &Registry, seed: u64, count: usize) -> Result<Vec<(Str
         if d.kind == crate::stage::StageKind::ArrayToBytes && d.id > crate::ids::codec::CORE_LAST {
             pipelines.push(d.name.to_owned());
             pipelines.push(format!("{}+zstd:level=1", d.name));
+            pipelines.extend(d.examples.iter().map(|e| format!("{}:{e}", d.name)));
         }
     }
     let mut rng = SeededRng::new(seed);

@@ -54,6 +54,10 @@ pub struct CodecDescriptor {
     pub summary: &'static str,
     /// Parameters accepted in the pipeline grammar.
     pub params: &'static [ParamInfo],
+    /// Parameter texts (`key=value,...`) that together reach the codec's distinct bitstream
+    /// features (modes, versions, codings), beyond the defaults: the conformance generator
+    /// writes streams with each, so a second decoder is tested on all of them.
+    pub examples: &'static [&'static str],
 }
 
 /// `key=value` parameters of one stage, as written in a pipeline spec.
@@ -100,6 +104,14 @@ pub trait CodecFactory: Send + Sync {
     /// # Errors
     /// [`ErrorCode::InvalidArgument`] for values out of range.
     fn params_from_text(&self, params: &TextParams) -> Result<Vec<u8>>;
+
+    /// The codec format version a writer records for these (valid) wire parameters: the oldest
+    /// version that reads them, so that streams which use no newer feature stay readable by
+    /// older decoders (as zip's "version needed to extract"). Default: the current version.
+    fn version_for(&self, params: &[u8]) -> u16 {
+        let _ = params;
+        self.descriptor().version
+    }
 
     /// Renders wire parameters as `key=value,...` text (empty for none).
     ///
@@ -161,6 +173,9 @@ impl CodecFactory for StaticFactory {
     }
     fn params_from_text(&self, params: &TextParams) -> Result<Vec<u8>> {
         self.0.params_from_text(params)
+    }
+    fn version_for(&self, params: &[u8]) -> u16 {
+        self.0.version_for(params)
     }
     fn params_to_text(&self, version: u16, params: &[u8]) -> Result<String> {
         self.0.params_to_text(version, params)
@@ -320,7 +335,8 @@ impl Registry {
             let bytes =
                 factory.params_from_text(&params).map_err(|e| invalid(format!("codec {name:?}: {}", e.detail())))?;
             let private_name = codec::is_private(d.id).then(|| d.name.to_owned());
-            stages.push(StageDescriptor { codec_id: d.id, version: d.version, params: bytes, private_name });
+            let version = factory.version_for(&bytes).clamp(d.min_version, d.version);
+            stages.push(StageDescriptor { codec_id: d.id, version, params: bytes, private_name });
         }
         Ok(stages)
     }

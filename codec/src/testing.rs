@@ -11,14 +11,14 @@ use crate::stage::{ArrayToBytes, ChunkContext, Stage};
 pub const CONTEXT: ChunkContext<'static> =
     ChunkContext { tensor_name: "t", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 0 };
 
-/// Builds the array->bytes stage of `factory` (current version) from wire `params`.
+/// Builds the array->bytes stage of `factory` (the version a writer records for `params`) from wire `params`.
 ///
 /// # Panics
 /// If the parameters are refused or the codec is not array->bytes (a test bug).
 #[must_use]
 #[allow(clippy::panic, reason = "a test helper: a refused parameter is a bug in the test")]
 pub fn array_to_bytes(factory: &dyn CodecFactory, params: &[u8]) -> Box<dyn ArrayToBytes> {
-    match factory.build(factory.descriptor().version, params) {
+    match factory.build(factory.version_for(params), params) {
         Ok(Stage::ArrayToBytes(s)) => s,
         Ok(other) => panic!("{} is {:?}, not array->bytes", factory.descriptor().name, other.kind()),
         Err(e) => panic!("{} refused its parameters: {e}", factory.descriptor().name),

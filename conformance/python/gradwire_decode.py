@@ -386,7 +386,7 @@ class Stage:
         if self.codec_id == 0x100:
             return self.decode_signsgd(payload, n)
         if self.codec_id == 0x101:
-            return decode_m22(payload, n, 1 << self.m22_bits)
+            return decode_m22(payload, n, 1 << self.m22_bits, self.version)
         raise AssertionError("unreachable")
 
     def decode_signsgd(self, payload: bytes, n: int) -> np.ndarray:
@@ -428,7 +428,7 @@ CORE_CODECS = {
 # Registered extensions (REGISTRY.md) this reader implements.
 REGISTERED_CODECS = {
     0x100: ("signsgd", KIND_AB, {1}),
-    0x101: ("m22", KIND_AB, {1}),
+    0x101: ("m22", KIND_AB, {1, 2}),
 }
 # Private-range codecs registered with this reader: none.
 PRIVATE_CODECS: dict[int, tuple[str, str, set]] = {}
@@ -466,9 +466,10 @@ def check_params(stage: Stage) -> None:
         stage.sign_mode, stage.sign_block = mode, block
     elif stage.codec_id == 0x101:
         p = stage.params
-        if len(p) not in (4, 8):
-            raise _err("invalid_params", f"m22: parameter block of {len(p)} bytes, expected 4 or 8")
-        if p[3] != 0:
+        sizes = (4, 8, 12) if stage.version >= 2 else (4, 8)
+        if len(p) not in sizes:
+            raise _err("invalid_params", f"m22 v{stage.version}: parameter block of {len(p)} bytes, expected {sizes}")
+        if p[3] != 0 or (len(p) == 12 and p[5:8] != b"\0\0\0"):
             raise _err("reserved_nonzero", "m22: reserved parameter byte is not zero")
         if not 1 <= p[0] <= 8:
             raise _err("invalid_params", f"m22: bits {p[0]} not in 1..=8")
@@ -476,10 +477,12 @@ def check_params(stage: Stage) -> None:
             raise _err("invalid_params", f"m22: m {p[1]} not in 0..=4")
         if p[2] > 1:
             raise _err("invalid_params", f"m22: family {p[2]}")
-        if len(p) == 8:
-            (target,) = struct.unpack("<f", p[4:8])
+        if len(p) == 12 and p[4] not in (1, 2):
+            raise _err("invalid_params", f"m22: mode {p[4]}")
+        if len(p) > 4:
+            (target,) = struct.unpack("<f", p[-4:])
             if not (math.isfinite(target) and target > 0):
-                raise _err("invalid_params", f"m22: error target {target}")
+                raise _err("invalid_params", f"m22: target {target}")
         stage.m22_bits = p[0]
 
 
@@ -631,12 +634,52 @@ def read_lengths(data: bytes, symbols: int) -> tuple[dict, bytes]:
     return huffman_code(lengths), data[size:]
 
 
-def decode_m22(payload: bytes, n: int, max_points: int) -> np.ndarray:
+def decode_runs(labels: bytes, s: int, n: int) -> np.ndarray:
+    """CODECS.md §6 coding 4: Huffman over RUNA, RUNB and the labels other than z."""
+    if len(labels) < 5:
+        raise _err("codec_output_size", "m22: run coding ends inside its header")
+    z, c = labels[0], int.from_bytes(labels[1:5], "little")
+    if z >= s:
+        raise _err("codec_data", f"m22: run symbol {z} not below {s}")
+    if s > 255:
+        raise _err("codec_data", "m22: run coding needs at most 255 symbols")
+    if not 1 <= c <= n:
+        raise _err("codec_data", f"m22: {c} coded symbols for {n} values")
+    code, rest = read_lengths(labels[5:], s + 1)
+    out = []
+    run, digit = 0, 0
+
+    def flush():
+        nonlocal run, digit
+        if len(out) + run > n:
+            raise _err("codec_data", "m22: runs expand beyond the chunk")
+        out.extend([z] * run)
+        run, digit = 0, 0
+
+    for k in huffman_decode(rest, code, c):
+        if k <= 1:
+            if digit == 32:
+                raise _err("codec_data", "m22: run of more than 32 digits")
+            run += (k + 1) << digit
+            digit += 1
+            continue
+        flush()
+        if len(out) == n:
+            raise _err("codec_data", "m22: labels beyond the chunk")
+        label = k - 2
+        out.append(label if label < z else label + 1)
+    flush()
+    if len(out) != n:
+        raise _err("codec_data", f"m22: run coding gives {len(out)} values for {n}")
+    return np.array(out, dtype=np.uint32)
+
+
+def decode_m22(payload: bytes, n: int, max_points: int, version: int) -> np.ndarray:
     """CODECS.md §6, checks in the order given there; returns f32 bit patterns."""
     if len(payload) < 16:
         raise _err("codec_output_size", "m22: payload has no header")
     coding, flags = payload[0], payload[1]
-    if coding > 3:
+    if coding > (4 if version >= 2 else 3):
         raise _err("codec_data", f"m22: coding {coding}")
     if flags & 0xFE:
         raise _err("reserved_nonzero", "m22: reserved flag bits")
@@ -673,6 +716,8 @@ def decode_m22(payload: bytes, n: int, max_points: int) -> np.ndarray:
     elif coding == 1:
         code, rest = read_lengths(labels, s)
         sym = np.array(huffman_decode(rest, code, n), dtype=np.uint32)
+    elif coding == 4:
+        sym = decode_runs(labels, s, n)
     else:
         if s > 16:
             raise _err("codec_data", "m22: pair coding needs at most 16 symbols")

@@ -275,11 +275,17 @@ pub fn m22(data: &[u8]) {
     let [pick, zero_every, rest @ ..] = data else { return };
     let bits = pick % 8 + 1;
     let mut spec = format!("m22:bits={bits},m={},family={}", (pick / 8) % 5, if pick & 0x80 != 0 { "weibull" } else { "gennorm" });
-    // The high bit of the second byte turns on the error-target mode, with a target from it.
-    if zero_every & 0x80 != 0 {
-        spec.push_str(&format!(",mse=1e-{}", zero_every & 0x1F));
+    // The top three bits of the second byte pick the mode (error target, cell width, rate
+    // target), with its value from the low five bits, which also space the exact zeros.
+    let low = zero_every & 0x1F;
+    let uniform = zero_every >> 5 >= 6;
+    match zero_every >> 5 {
+        4 | 5 => spec.push_str(&format!(",mse=1e-{low}")),
+        6 => spec.push_str(&format!(",step=1e-{}", low % 12)),
+        7 => spec.push_str(&format!(",entropy={}", f32::from(low) / 4.0 + 0.1)),
+        _ => {}
     }
-    let zero_every = &(zero_every & 0x7F);
+    let zero_every = &low;
     let values: Vec<f32> = rest
         .chunks_exact(4)
         .enumerate()
@@ -291,14 +297,23 @@ pub fn m22(data: &[u8]) {
     let registry = &*REGISTRY;
     let factory = registry.get_by_name("m22").expect("m22 is linked");
     let params = registry.parse_pipeline(&spec).expect("pipeline").remove(0).params;
-    let Ok(gradwire::Stage::ArrayToBytes(stage)) = factory.build(1, &params) else { panic!("m22 builds") };
+    let version = factory.version_for(&params);
+    let Ok(gradwire::Stage::ArrayToBytes(stage)) = factory.build(version, &params) else { panic!("m22 builds") };
     let ctx = gradwire::ChunkContext { tensor_name: "t", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 0 };
     let mut bytes = Vec::new();
     stage.encode(&values, &ctx, &mut bytes).expect("finite values encode");
     assert!(bytes.len() <= stage.max_encoded_len(values.len()).expect("bound"), "encoder exceeds its bound");
     let mut out = vec![0f32; values.len()];
     stage.decode(&bytes, &ctx, &mut out).expect("a codec decodes its own output");
-    let parsed = chunk::parse(&bytes, 1 << bits).expect("parses");
+    let parsed = chunk::parse(&bytes, 1 << bits, version).expect("parses");
+    if uniform {
+        // Cells are intervals in order: the output is monotone in the input.
+        let mut pairs: Vec<(f32, f32)> = values.iter().copied().zip(out.iter().copied()).collect();
+        pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        assert!(pairs.windows(2).all(|w| w[0].0 == w[1].0 || w[0].1 <= w[1].1), "output not monotone");
+        assert!(out.iter().all(|y| parsed.table.contains(y)), "a value that is not a point");
+        return;
+    }
     let zero = bytes[1] & 1 == 1;
     let points = &parsed.table[usize::from(zero)..];
     let cell = |x: f32| gradwire::m22::reference_quantize(x, points, zero);

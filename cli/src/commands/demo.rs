@@ -109,7 +109,12 @@ pub fn run(args: &DemoArgs, g: GlobalArgs) -> Result<()> {
         "{:<24} {:>10} {:>8} {:>12} {:>9} {:>10} {:>10}",
         "pipeline", "bits/entry", "ratio", "relative MSE", "vs D(R)", "enc GB/s", "dec GB/s"
     );
-    for spec in &pipelines {
+    for text in &pipelines {
+        // `m22:rate=B` needs every tensor first: resolved here as `gradwire encode` does.
+        let stream_len = |s: &str| Ok(encode_all(&registry, &tensors, s, threads, seed)?.len() as u64);
+        let chunk = gradwire::stream::DEFAULT_CHUNK_ELEMENTS;
+        let resolved = crate::commands::allocate::resolve_rate(text, &registry, &tensors, chunk, &stream_len)?;
+        let spec = &resolved;
         let bytes = encode_all(&registry, &tensors, spec, threads, seed)?;
         let opts = ReaderOptions::default().threads(threads);
         let decoded = Reader::with_options(&bytes[..], &registry, opts).read_all()?;
@@ -131,7 +136,7 @@ pub fn run(args: &DemoArgs, g: GlobalArgs) -> Result<()> {
             "exact".into()
         };
         println!(
-            "{spec:<24} {bpe:>10.3} {:>7.2}x {relative:>12.3e} {gap:>9} {:>10.2} {:>10.2}",
+            "{text:<24} {bpe:>10.3} {:>7.2}x {relative:>12.3e} {gap:>9} {:>10.2} {:>10.2}",
             32.0 / bpe,
             in_bytes / enc / 1e9,
             in_bytes / dec / 1e9

@@ -5,10 +5,11 @@ use std::io::{BufWriter, Write};
 use anyhow::{Context, Result};
 use clap::Args;
 use gradwire::{ErrorFeedback, Metadata, StreamHeader, Value, Writer, WriterOptions};
+use indicatif::ProgressBar;
 
 use crate::GlobalArgs;
 use crate::progress::values_bar;
-use crate::tensor_io::read_tensors;
+use crate::tensor_io::{NamedTensor, read_tensors};
 
 /// Arguments of `gradwire encode`.
 #[derive(Args, Debug)]
@@ -57,8 +58,6 @@ pub fn run(args: &EncodeArgs, g: GlobalArgs) -> Result<()> {
     }
     let tensors = read_tensors(&args.input)?;
     let chunk_elements = args.chunk_size.unwrap_or(gradwire::stream::DEFAULT_CHUNK_ELEMENTS);
-    let codec = crate::commands::allocate::resolve_rate(&args.codec, &registry, &tensors, chunk_elements)?;
-    let pipeline = registry.parse_pipeline(&codec)?;
     // Loaded before the output is created, so a bad state file leaves an existing output alone.
     let mut feedback = args.error_feedback.as_deref().map(load_feedback).transpose()?;
     let output = crate::tensor_io::default_output(&args.input, args.output.as_deref(), "gw");
@@ -83,7 +82,14 @@ pub fn run(args: &EncodeArgs, g: GlobalArgs) -> Result<()> {
     if let Some(n) = args.chunk_size {
         options = options.chunk_elements(n);
     }
-    let step = (options.chunk_elements as usize).saturating_mul(threads * 2).max(1);
+    let piece_len = (options.chunk_elements as usize).saturating_mul(threads * 2);
+    let stream_len = |spec: &str| -> Result<u64> {
+        let pipeline = registry.parse_pipeline(spec)?;
+        let writer = Writer::new(Vec::new(), &registry, &header, options.clone())?;
+        Ok(write_tensors(writer, &tensors, &pipeline, None, piece_len, &ProgressBar::hidden())?.len() as u64)
+    };
+    let codec = crate::commands::allocate::resolve_rate(&args.codec, &registry, &tensors, chunk_elements, &stream_len)?;
+    let pipeline = registry.parse_pipeline(&codec)?;
     let sink: Box<dyn Write> = if output == "-" {
         Box::new(std::io::stdout().lock())
     } else {
@@ -91,22 +97,10 @@ pub fn run(args: &EncodeArgs, g: GlobalArgs) -> Result<()> {
     };
     let total: u64 = tensors.iter().map(|t| t.values.len() as u64).sum();
     let bar = values_bar(total, g.quiet, "encoding");
-    let mut writer = Writer::new(BufWriter::with_capacity(1 << 20, sink), &registry, &header, options)?;
-    for t in &tensors {
-        let spec = t.spec(&pipeline);
-        if let Some(feedback) = &mut feedback {
-            feedback.write_tensor(&mut writer, spec, &t.values).with_context(|| format!("tensor {:?}", t.name))?;
-            bar.inc(t.values.len() as u64 * 4);
-            continue;
-        }
-        let id = writer.begin_tensor(spec).with_context(|| format!("tensor {:?}", t.name))?;
-        for piece in t.values.chunks(step) {
-            writer.write_values(id, piece)?;
-            bar.inc(piece.len() as u64 * 4);
-        }
-        writer.end_tensor(id)?;
-    }
-    writer.finish()?.flush().context("flushing the output")?;
+    let writer = Writer::new(BufWriter::with_capacity(1 << 20, sink), &registry, &header, options)?;
+    write_tensors(writer, &tensors, &pipeline, feedback.as_mut(), piece_len, &bar)?
+        .flush()
+        .context("flushing the output")?;
     bar.finish_and_clear();
     if let (Some(path), Some(feedback)) = (&args.error_feedback, &feedback) {
         save_feedback(path, feedback)?;
@@ -121,6 +115,33 @@ pub fn run(args: &EncodeArgs, g: GlobalArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Writes every tensor through `pipeline` (adding and updating the residuals of `feedback` when
+/// given), in pieces of a few chunks per thread so that the writer encodes them in parallel.
+fn write_tensors<W: Write>(
+    mut writer: Writer<W>,
+    tensors: &[NamedTensor],
+    pipeline: &[gradwire::StageDescriptor],
+    mut feedback: Option<&mut ErrorFeedback>,
+    piece_len: usize,
+    bar: &ProgressBar,
+) -> Result<W> {
+    for t in tensors {
+        let spec = t.spec(pipeline);
+        if let Some(feedback) = feedback.as_deref_mut() {
+            feedback.write_tensor(&mut writer, spec, &t.values).with_context(|| format!("tensor {:?}", t.name))?;
+            bar.inc(t.values.len() as u64 * 4);
+            continue;
+        }
+        let id = writer.begin_tensor(spec).with_context(|| format!("tensor {:?}", t.name))?;
+        for piece in t.values.chunks(piece_len.max(1)) {
+            writer.write_values(id, piece)?;
+            bar.inc(piece.len() as u64 * 4);
+        }
+        writer.end_tensor(id)?;
+    }
+    Ok(writer.finish()?)
 }
 
 /// The error-feedback state in `path`, or a fresh one when the file does not exist.

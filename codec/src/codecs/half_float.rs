@@ -118,6 +118,7 @@ pub static F16_CODEC: HalfCodec = HalfCodec {
         lossless: false,
         summary: "IEEE binary16, round to nearest even, 16 bits per entry",
         params: &[],
+        examples: &[],
     },
 };
 
@@ -132,6 +133,7 @@ pub static BF16_CODEC: HalfCodec = HalfCodec {
         lossless: false,
         summary: "bfloat16, round to nearest even, 16 bits per entry",
         params: &[],
+        examples: &[],
     },
 };
 

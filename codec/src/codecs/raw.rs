@@ -22,6 +22,7 @@ const DESCRIPTOR: CodecDescriptor = CodecDescriptor {
     lossless: true,
     summary: "f32 little-endian, 32 bits per entry",
     params: &[],
+    examples: &[],
 };
 
 impl CodecFactory for RawCodec {

@@ -33,6 +33,7 @@ const DESCRIPTOR: CodecDescriptor = CodecDescriptor {
     lossless: true,
     summary: "one Zstandard frame with its content size",
     params: &[ParamInfo { name: "level", default: "3", help: "compression level, -7..=22" }],
+    examples: &["level=-3", "level=9"],
 };
 
 fn parse_level(params: &[u8]) -> Result<i32> {

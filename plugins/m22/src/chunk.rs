@@ -1,8 +1,10 @@
 //! The `m22` chunk payload (`spec/CODECS.md` §6.2): a 16-byte header, the reconstruction points,
-//! and the labels (fixed width, Huffman, Huffman over pairs, or one constant symbol).
+//! and the labels (fixed width, Huffman, Huffman over pairs, one constant symbol, or, in codec
+//! version 2, Huffman with runs of one symbol written as digits).
 //!
 //! ```text
-//! 0   u8  coding      0 fixed-width labels, 1 Huffman, 2 Huffman over label pairs, 3 constant
+//! 0   u8  coding      0 fixed-width labels, 1 Huffman, 2 Huffman over label pairs, 3 constant,
+//!                     4 Huffman with runs (version 2)
 //! 1   u8  flags       bit 0: symbol 0 is an exact zero; bits 1..7 reserved (zero)
 //! 2   u16 points      number of reconstruction points P, 1..=256
 //! 4   f32 shape       fitted model (informational: never used to decode), finite
@@ -32,7 +34,16 @@ pub enum Coding {
     Pairs = 2,
     /// One symbol for every value.
     Constant = 3,
+    /// Canonical Huffman over the symbols other than a run symbol `z` plus two run digits
+    /// (runs of `z` written in bijective base 2, as bzip2 does); codec version 2.
+    Runs = 4,
 }
+
+/// Run digit 1 (`RUNA`) and run digit 2 (`RUNB`) of coding 4; coded symbol `c >= 2` is a label.
+const RUN_A: u8 = 0;
+const RUN_B: u8 = 1;
+/// Most digits of one run: runs are at most `n < 2^32` long.
+const MAX_RUN_DIGITS: u32 = 32;
 
 fn data_error(detail: impl Into<String>) -> Error {
     Error::new(ErrorCode::CodecData, detail)
@@ -53,13 +64,14 @@ pub struct Parsed<'a> {
     pub labels: &'a [u8],
 }
 
-/// Parses and checks the header and points of an untrusted payload.
+/// Parses and checks the header and points of an untrusted payload written by codec version
+/// `version` (coding 4 is version 2's).
 ///
 /// # Errors
 /// [`ErrorCode::CodecOutputSize`] for a payload shorter than its header and points;
 /// [`ErrorCode::CodecData`] for an unknown coding, a point count out of range, a non-finite
 /// field, or points out of order; [`ErrorCode::ReservedNonzero`] for reserved flag bits.
-pub fn parse(bytes: &[u8], max_points: usize) -> Result<Parsed<'_>> {
+pub fn parse(bytes: &[u8], max_points: usize, version: u16) -> Result<Parsed<'_>> {
     if bytes.len() < HEADER_LEN {
         return Err(Error::new(
             ErrorCode::CodecOutputSize,
@@ -71,7 +83,11 @@ pub fn parse(bytes: &[u8], max_points: usize) -> Result<Parsed<'_>> {
         1 => Coding::Huffman,
         2 => Coding::Pairs,
         3 => Coding::Constant,
-        c => return Err(data_error(format!("m22 label coding {c} is not 0..=3"))),
+        4 if version >= 2 => Coding::Runs,
+        c => {
+            let top = if version >= 2 { 4 } else { 3 };
+            return Err(data_error(format!("m22 label coding {c} is not 0..={top} (codec version {version})")));
+        }
     };
     let flags = bytes[1];
     if flags & !1 != 0 {
@@ -166,8 +182,92 @@ pub fn decode_symbols(parsed: &Parsed<'_>, out: &mut [u8]) -> Result<()> {
                 }
             }
         }
+        Coding::Runs => decode_runs(bytes, s, out)?,
     }
     Ok(())
+}
+
+/// Coding 4: `u8 z`, `u32 m`, the code lengths over `S + 1` coded symbols, `m` coded symbols;
+/// runs of `z` expanded from their digits.
+fn decode_runs(bytes: &[u8], symbols: usize, out: &mut [u8]) -> Result<()> {
+    let len = out.len();
+    if bytes.len() < 5 {
+        return Err(Error::new(ErrorCode::CodecOutputSize, "m22 run coding ends inside its header"));
+    }
+    let run_symbol = bytes[0];
+    let coded_len = u32::from_le_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize;
+    if usize::from(run_symbol) >= symbols {
+        return Err(data_error(format!("m22 run symbol {run_symbol} is not below {symbols}")));
+    }
+    if symbols > 255 {
+        return Err(data_error(format!("m22 run coding needs at most 255 symbols, found {symbols}")));
+    }
+    if coded_len == 0 || coded_len > len {
+        return Err(data_error(format!("m22 run coding declares {coded_len} coded symbols for {len} values")));
+    }
+    let (code, rest) = read_code(&bytes[5..], symbols + 1)?;
+    let mut coded = vec![0u8; coded_len];
+    code.decode(rest, &mut coded)?;
+    let overflow = || data_error(format!("m22 run coding expands beyond the chunk's {len} values"));
+    // Writes the pending run (`run` copies of the run symbol) at `filled`.
+    let flush = |out: &mut [u8], filled: &mut usize, run: &mut u64, digit: &mut u32| -> Result<()> {
+        let count = usize::try_from(*run).ok().filter(|r| *r <= len - *filled).ok_or_else(overflow)?;
+        out[*filled..*filled + count].fill(run_symbol);
+        *filled += count;
+        (*run, *digit) = (0, 0);
+        Ok(())
+    };
+    let (mut filled, mut run, mut digit) = (0usize, 0u64, 0u32);
+    for &c in &coded {
+        if c <= RUN_B {
+            if digit == MAX_RUN_DIGITS {
+                return Err(overflow());
+            }
+            run += u64::from(c + 1) << digit;
+            digit += 1;
+            continue;
+        }
+        flush(out, &mut filled, &mut run, &mut digit)?;
+        if filled == len {
+            return Err(overflow());
+        }
+        let label = c - 2;
+        out[filled] = if label < run_symbol { label } else { label + 1 };
+        filled += 1;
+    }
+    flush(out, &mut filled, &mut run, &mut digit)?;
+    if filled != len {
+        return Err(data_error(format!("m22 run coding gives {filled} values for a chunk of {len}")));
+    }
+    Ok(())
+}
+
+/// The coded symbols of coding 4 for `symbols` with run symbol `z`.
+fn run_coded(symbols: &[u8], z: u8) -> Vec<u8> {
+    let mut coded = Vec::with_capacity(symbols.len() / 4);
+    let mut run = 0usize;
+    let flush = |run: &mut usize, coded: &mut Vec<u8>| {
+        // Bijective base 2, least significant digit first: digit 1 is RUNA, digit 2 is RUNB.
+        while *run > 0 {
+            if *run & 1 == 1 {
+                coded.push(RUN_A);
+                *run = (*run - 1) / 2;
+            } else {
+                coded.push(RUN_B);
+                *run = (*run - 2) / 2;
+            }
+        }
+    };
+    for &x in symbols {
+        if x == z {
+            run += 1;
+            continue;
+        }
+        flush(&mut run, &mut coded);
+        coded.push(if x < z { x + 2 } else { x + 1 });
+    }
+    flush(&mut run, &mut coded);
+    coded
 }
 
 /// Reads `symbols` code lengths (4 bits each, low nibble first) and builds the code.
@@ -189,7 +289,7 @@ fn write_lengths(lengths: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-/// The cheapest coding of a chunk's symbols and its size, decided from histograms alone.
+/// The cheapest coding of a chunk's symbols and its size.
 pub struct Plan {
     coding: Coding,
     /// Code lengths for Huffman codings.
@@ -198,6 +298,8 @@ pub struct Plan {
     label_bytes: usize,
     /// Number of symbols.
     symbols: usize,
+    /// Coding 4: the run symbol and the coded symbols.
+    runs: Option<(u8, Vec<u8>)>,
 }
 
 impl Plan {
@@ -206,11 +308,23 @@ impl Plan {
     pub fn total_len(&self, points: usize) -> usize {
         HEADER_LEN + 4 * points + self.label_bytes
     }
+
+    /// Bytes of the code lengths within the labels section (0 for fixed width and constant).
+    #[must_use]
+    pub fn table_bytes(&self) -> usize {
+        match self.coding {
+            Coding::Huffman => self.symbols.div_ceil(2),
+            Coding::Pairs => (self.symbols * self.symbols).div_ceil(2),
+            Coding::Runs => 5 + (self.symbols + 1).div_ceil(2),
+            Coding::Fixed | Coding::Constant => 0,
+        }
+    }
 }
 
-/// Chooses the smallest of the four codings for `symbols` (each below `s`).
+/// Chooses the smallest coding for `symbols` (each below `s`): of codings 0-3, and of coding 4
+/// too when `runs` (codec version 2) and one symbol holds at least half of the values.
 #[must_use]
-pub fn plan(s: usize, symbols: &[u8]) -> Plan {
+pub fn plan(s: usize, symbols: &[u8], runs: bool) -> Plan {
     // Pair counts first (one pass); the single counts follow from them.
     let pair_alphabet = if (2..=16).contains(&s) { s * s } else { 0 };
     let mut pc = vec![0u64; pair_alphabet];
@@ -234,16 +348,16 @@ pub fn plan(s: usize, symbols: &[u8]) -> Plan {
         }
     }
     if counts.iter().filter(|&&c| c > 0).count() <= 1 && !symbols.is_empty() {
-        return Plan { coding: Coding::Constant, lengths: Vec::new(), label_bytes: 1, symbols: s };
+        return Plan { coding: Coding::Constant, lengths: Vec::new(), label_bytes: 1, symbols: s, runs: None };
     }
     let fixed = packed_fixed_len(symbols.len(), width(s));
-    let mut best = Plan { coding: Coding::Fixed, lengths: Vec::new(), label_bytes: fixed, symbols: s };
+    let mut best = Plan { coding: Coding::Fixed, lengths: Vec::new(), label_bytes: fixed, symbols: s, runs: None };
     if s >= 2 {
         let lengths = code_lengths(&counts, MAX_CODE_LEN);
         if let Ok(code) = HuffmanCode::from_lengths(&lengths) {
             let bytes = s.div_ceil(2) + code.encoded_bits(&counts).div_ceil(8) as usize;
             if bytes < best.label_bytes {
-                best = Plan { coding: Coding::Huffman, lengths, label_bytes: bytes, symbols: s };
+                best = Plan { coding: Coding::Huffman, lengths, label_bytes: bytes, symbols: s, runs: None };
             }
         }
     }
@@ -252,7 +366,23 @@ pub fn plan(s: usize, symbols: &[u8]) -> Plan {
         if let Ok(code) = HuffmanCode::from_lengths(&lengths) {
             let bytes = (s * s).div_ceil(2) + code.encoded_bits(&pc).div_ceil(8) as usize;
             if bytes < best.label_bytes {
-                best = Plan { coding: Coding::Pairs, lengths, label_bytes: bytes, symbols: s };
+                best = Plan { coding: Coding::Pairs, lengths, label_bytes: bytes, symbols: s, runs: None };
+            }
+        }
+    }
+    let (z, most) = counts.iter().enumerate().max_by_key(|&(i, &c)| (c, std::cmp::Reverse(i))).unwrap_or((0, &0));
+    if runs && (2..=255).contains(&s) && 2 * *most >= symbols.len() as u64 {
+        let z = z as u8;
+        let coded = run_coded(symbols, z);
+        let mut cc = vec![0u64; s + 1];
+        for &c in &coded {
+            cc[usize::from(c)] += 1;
+        }
+        let lengths = code_lengths(&cc, MAX_CODE_LEN);
+        if let Ok(code) = HuffmanCode::from_lengths(&lengths) {
+            let bytes = 5 + (s + 1).div_ceil(2) + code.encoded_bits(&cc).div_ceil(8) as usize;
+            if bytes < best.label_bytes {
+                best = Plan { coding: Coding::Runs, lengths, label_bytes: bytes, symbols: s, runs: Some((z, coded)) };
             }
         }
     }
@@ -287,6 +417,15 @@ pub fn write(fit: [f32; 3], points: &[f32], zero: bool, symbols: &[u8], plan: &P
             let pairs = symbols.chunks(2).map(|p| p[0] * s as u8 + p.get(1).copied().unwrap_or(0));
             if let Ok(code) = HuffmanCode::from_lengths(&plan.lengths) {
                 let _ = code.encode_iter(pairs, symbols.len().div_ceil(2), out);
+            }
+        }
+        Coding::Runs => {
+            let Some((z, coded)) = &plan.runs else { return };
+            out.push(*z);
+            out.extend_from_slice(&(coded.len() as u32).to_le_bytes());
+            write_lengths(&plan.lengths, out);
+            if let Ok(code) = HuffmanCode::from_lengths(&plan.lengths) {
+                let _ = code.encode(coded, out);
             }
         }
     }

@@ -33,13 +33,14 @@ pub mod chunk;
 pub mod design;
 pub mod fit;
 mod params;
+pub mod uniform;
 
 use gradwire_codec::{
     ArrayToBytes, ChunkContext, CodecDescriptor, CodecFactory, Error, ErrorCode, ParamInfo, Registry, Result, Stage,
     StageKind, TextParams,
 };
 
-pub use params::M22Params;
+pub use params::{M22Params, Target};
 
 /// Wire ID of `m22` (`spec/REGISTRY.md`).
 pub const M22_ID: u32 = 0x0000_0101;
@@ -57,7 +58,7 @@ const DESCRIPTOR: CodecDescriptor = CodecDescriptor {
     id: M22_ID,
     name: "m22",
     kind: StageKind::ArrayToBytes,
-    version: 1,
+    version: 2,
     min_version: 1,
     lossless: false,
     summary: "fitted GenNorm/Weibull model, |g|^M-weighted Lloyd-Max quantizer, Huffman-coded labels",
@@ -71,10 +72,28 @@ const DESCRIPTOR: CodecDescriptor = CodecDescriptor {
             help: "error target per entry: each chunk takes the fewest bits (up to bits, default 8 then) that meet it",
         },
         ParamInfo {
+            name: "step",
+            default: "none",
+            help: "entropy-constrained: uniform cells of this width (absolute), centroid points, coded labels",
+        },
+        ParamInfo {
+            name: "entropy",
+            default: "none",
+            help: "entropy-constrained: each chunk takes the cell width that fits this many bits per entry",
+        },
+        ParamInfo {
             name: "rate",
             default: "none",
-            help: "bits per entry for the whole stream: `gradwire encode` turns it into one mse target",
+            help: "bits per entry for the whole stream: `gradwire encode` turns it into one step for every chunk",
         },
+    ],
+    examples: &[
+        "bits=1,m=2,family=weibull",
+        "bits=8,m=1",
+        "mse=1e-6",
+        "step=2e-3",
+        "step=4e-3,bits=2",
+        "entropy=1,m=2",
     ],
 };
 
@@ -91,17 +110,24 @@ impl CodecFactory for M22Codec {
     fn params_from_text(&self, text: &TextParams) -> Result<Vec<u8>> {
         Ok(M22Params::from_text(text)?.encode())
     }
-    fn params_to_text(&self, _version: u16, params: &[u8]) -> Result<String> {
-        Ok(M22Params::decode(params)?.to_text())
+    /// Version 1 for 4- and 8-byte parameters (its streams read in version-1 decoders: the
+    /// encoder then keeps to codings 0-3), 2 for the entropy-constrained modes.
+    fn version_for(&self, params: &[u8]) -> u16 {
+        if params.len() == 12 { 2 } else { 1 }
     }
-    fn build(&self, _version: u16, params: &[u8]) -> Result<Stage> {
-        Ok(Stage::ArrayToBytes(Box::new(M22Stage { params: M22Params::decode(params)? })))
+    fn params_to_text(&self, version: u16, params: &[u8]) -> Result<String> {
+        Ok(M22Params::decode_version(version, params)?.to_text())
+    }
+    fn build(&self, version: u16, params: &[u8]) -> Result<Stage> {
+        Ok(Stage::ArrayToBytes(Box::new(M22Stage { params: M22Params::decode_version(version, params)?, version })))
     }
 }
 
 /// The built stage.
 struct M22Stage {
     params: M22Params,
+    /// Codec version of the stream: coding 4 is read, and written, from version 2 on.
+    version: u16,
 }
 
 /// The quantizer of one chunk: points ascending and the thresholds between them.
@@ -147,7 +173,7 @@ impl Quantizer {
     fn new(bits: u8, mut points: Vec<f32>, fit: [f32; 3]) -> Quantizer {
         points.sort_by(f32::total_cmp);
         points.dedup();
-        let thresholds = points.windows(2).map(|w| f64::midpoint(f64::from(w[0]), f64::from(w[1])) as f32).collect();
+        let thresholds = points.windows(2).map(|w| threshold(w[0], w[1])).collect();
         Quantizer { bits, points, thresholds, fit }
     }
 }
@@ -191,7 +217,7 @@ impl M22Stage {
     /// predicts at most the target per entry (weighted distortion on the unit-scale model times
     /// `scale^(M+2)`, times the share of nonzero entries: exact zeros cost no error).
     fn bits_for(&self, f: &fit::Fit, zero_share: f64) -> u8 {
-        let Some(target) = self.params.target else { return self.params.bits };
+        let Some(Target::Mse(target)) = self.params.target else { return self.params.bits };
         let factor = f.scale.powi(i32::from(self.params.m) + 2) * (1.0 - zero_share);
         (1..self.params.bits)
             .find(|&b| {
@@ -200,6 +226,42 @@ impl M22Stage {
             })
             .unwrap_or(self.params.bits)
     }
+}
+
+impl M22Stage {
+    /// The entropy-constrained modes ([`uniform`]): cells of the given width, or of the width
+    /// whose coded labels meet the bits-per-entry target (the header, points and code lengths
+    /// come on top: a target on everything would leave a chunk of a few values no bits at all).
+    fn encode_uniform(&self, input: &[f32], out: &mut Vec<u8>) {
+        let max_points = self.params.levels();
+        let m = self.params.m;
+        let max_abs = uniform::max_abs(input);
+        let step = match self.params.target {
+            Some(Target::Step(step)) => step,
+            Some(Target::Entropy(rate)) => {
+                let sample = uniform::search_sample(input);
+                let budget = f64::from(rate) * input.len() as f64;
+                uniform::smallest_step(max_abs, budget, |step| {
+                    uniform::predicted_bits(&sample, input.len(), max_abs, step, m, max_points).labels
+                })
+            }
+            _ => unreachable!("encode_uniform is called in the entropy-constrained modes only"),
+        };
+        let q = uniform::UniformQuantizer::design(input, max_abs, step, m, max_points);
+        let mut labels = Vec::new();
+        q.labels(input, &mut labels);
+        let plan = chunk::plan(q.points.len(), &labels, self.version >= 2);
+        // No model is fitted: the informational fields carry (0, width used, 0).
+        chunk::write([0.0, uniform::effective_step(step, max_abs), 0.0], &q.points, false, &labels, &plan, out);
+    }
+}
+
+/// The threshold between consecutive points `lo < hi`: their midpoint (f64 mean rounded to f32),
+/// or the next f32 above `lo` when the midpoint rounds onto `lo` (points one ulp apart), so that
+/// every point lies in its own cell. Found by the m22 fuzz target.
+fn threshold(lo: f32, hi: f32) -> f32 {
+    let mid = f64::midpoint(f64::from(lo), f64::from(hi)) as f32;
+    if mid <= lo { lo.next_up() } else { mid }
 }
 
 /// The reference encoder's cell rule (`spec/CODECS.md` §6, encode step 4), written plainly for
@@ -213,7 +275,7 @@ pub fn reference_quantize(x: f32, points: &[f32], zero: bool) -> f32 {
     }
     let mut cell = 0;
     for i in 1..points.len() {
-        if x >= f64::midpoint(f64::from(points[i - 1]), f64::from(points[i])) as f32 {
+        if x >= threshold(points[i - 1], points[i]) {
             cell = i;
         }
     }
@@ -268,6 +330,10 @@ impl ArrayToBytes for M22Stage {
                 format!("m22 cannot quantize {} (value {i})", input[i]),
             ));
         }
+        if let Some(Target::Step(_) | Target::Entropy(_)) = self.params.target {
+            self.encode_uniform(input, out);
+            return Ok(());
+        }
         let q = self.quantizer(input, zeros);
         let mut labels = Vec::new();
         q.labels(input, &mut labels);
@@ -276,8 +342,8 @@ impl ArrayToBytes for M22Stage {
         if zeros > 0 && q.points.len() < 256 && q.points.iter().all(|p| *p != 0.0) {
             let with_zero: Vec<u8> =
                 input.iter().zip(&labels).map(|(&x, &l)| if x == 0.0 { 0 } else { l + 1 }).collect();
-            let a = chunk::plan(q.points.len() + 1, &with_zero);
-            let b = chunk::plan(q.points.len(), &labels);
+            let a = chunk::plan(q.points.len() + 1, &with_zero, self.version >= 2);
+            let b = chunk::plan(q.points.len(), &labels, self.version >= 2);
             let budget = chunk::HEADER_LEN + 4 * q.points.len() + (input.len() * usize::from(q.bits)).div_ceil(8);
             if a.total_len(q.points.len()) <= budget.max(b.total_len(q.points.len())) {
                 chunk::write(q.fit, &q.points, true, &with_zero, &a, out);
@@ -286,13 +352,13 @@ impl ArrayToBytes for M22Stage {
             }
             return Ok(());
         }
-        let plan = chunk::plan(q.points.len(), &labels);
+        let plan = chunk::plan(q.points.len(), &labels, self.version >= 2);
         chunk::write(q.fit, &q.points, false, &labels, &plan, out);
         Ok(())
     }
 
     fn decode(&self, bytes: &[u8], _ctx: &ChunkContext<'_>, out: &mut [f32]) -> Result<()> {
-        let parsed = chunk::parse(bytes, self.params.levels())?;
+        let parsed = chunk::parse(bytes, self.params.levels(), self.version)?;
         let mut symbols = vec![0u8; out.len()];
         chunk::decode_symbols(&parsed, &mut symbols)?;
         for (o, &s) in out.iter_mut().zip(&symbols) {

@@ -1,24 +1,50 @@
-//! Parameters of `m22`: text `bits=R,m=M,family=gennorm|weibull[,mse=D]`; wire 4 bytes `u8 bits,
-//! u8 m, u8 family, u8 reserved`, followed by `f32 D` when an error target is set (8 bytes;
+//! Parameters of `m22`: text `bits=R,m=M,family=gennorm|weibull[,mse=D|step=S|entropy=B]`; wire 4
+//! bytes `u8 bits, u8 m, u8 family, u8 reserved`, then `f32 D` for an error target (8 bytes), or
+//! `u8 mode, 3 reserved bytes, f32 value` for the entropy-constrained modes (12 bytes;
 //! `spec/CODECS.md` §6).
 
 use gradwire_codec::{Error, ErrorCode, Result, TextParams};
 
 use crate::fit::Family;
 
+/// What the encoder aims at besides the level count.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Target {
+    /// Error target `D` per entry: each chunk uses the fewest bits (up to `bits`) whose design,
+    /// on the fitted model, predicts a (weighted) distortion per entry of at most `D`.
+    Mse(f32),
+    /// Entropy-constrained, fixed cell width: uniform cells of this width (absolute, the same in
+    /// every chunk: the equal-slope condition across tensors), centroids as points, labels
+    /// entropy coded. Wire mode 1.
+    Step(f32),
+    /// Entropy-constrained, rate target: each chunk takes the smallest cell width whose coded
+    /// labels take at most this many bits per entry (the header, points and code lengths come
+    /// on top). Wire mode 2.
+    Entropy(f32),
+}
+
+impl Target {
+    fn name(self) -> &'static str {
+        match self {
+            Target::Mse(_) => "mse",
+            Target::Step(_) => "step",
+            Target::Entropy(_) => "entropy",
+        }
+    }
+}
+
 /// Parameters of one `m22` stage.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct M22Params {
-    /// Bits of the quantizer: `2^bits` reconstruction points, 1..=8; with an error target, the
-    /// most bits a chunk may use.
+    /// Bits of the quantizer: `2^bits` reconstruction points, 1..=8; with a target, the most
+    /// points (as bits) a chunk may use.
     pub bits: u8,
     /// Magnitude weight exponent of the distortion `|g|^M (g - q(g))^2`, 0..=4.
     pub m: u8,
-    /// Model family.
+    /// Model family (for the fitted designs; the entropy-constrained modes fit no model).
     pub family: Family,
-    /// Error target: each chunk uses the fewest bits (up to `bits`) whose design, on the fitted
-    /// model, predicts a (weighted) distortion per entry of at most this.
-    pub target: Option<f32>,
+    /// What the encoder aims at besides `2^bits` points, if anything.
+    pub target: Option<Target>,
 }
 
 impl M22Params {
@@ -40,18 +66,27 @@ impl M22Params {
                  into mse=D (library: gradwire_m22::allocate::allocate)",
             ));
         }
-        let target = match text.get("mse") {
-            None => None,
-            Some(t) => match t.parse::<f32>() {
-                Ok(d) if d.is_finite() && d > 0.0 => Some(d),
+        let mut target = None;
+        for (key, make) in
+            [("mse", Target::Mse as fn(f32) -> Target), ("step", Target::Step), ("entropy", Target::Entropy)]
+        {
+            let Some(t) = text.get(key) else { continue };
+            let value = match t.parse::<f32>() {
+                Ok(v) if v.is_finite() && v > 0.0 => v,
                 _ => {
                     return Err(Error::new(
                         ErrorCode::InvalidArgument,
-                        format!("m22 mse={t:?} must be a positive number (error per entry)"),
+                        format!("m22 {key}={t:?} must be a positive number"),
                     ));
                 }
-            },
-        };
+            };
+            if let Some(other) = target.replace(make(value)) {
+                return Err(Error::new(
+                    ErrorCode::InvalidArgument,
+                    format!("m22 takes one of mse, step and entropy, not both {} and {key}", Target::name(other)),
+                ));
+            }
+        }
         let bits = text.int_in("bits", if target.is_some() { 8 } else { 2 }, 1..=8)? as u8;
         let m = text.int_in("m", 0, 0..=4)? as u8;
         let family = match text.get("family").unwrap_or("gennorm") {
@@ -72,34 +107,64 @@ impl M22Params {
     pub fn to_text(&self) -> String {
         let base = format!("bits={},m={},family={}", self.bits, self.m, self.family.name());
         match self.target {
-            Some(d) => format!("{base},mse={d:e}"),
+            Some(Target::Mse(v) | Target::Step(v) | Target::Entropy(v)) => {
+                format!("{base},{}={v:e}", self.target.map_or("", Target::name))
+            }
             None => base,
         }
     }
 
-    /// The wire bytes: 4, or 8 with an error target.
+    /// The wire bytes: 4, 8 with an error target, 12 in the entropy-constrained modes.
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
         let mut out = vec![self.bits, self.m, u8::from(self.family == Family::Weibull), 0];
-        if let Some(d) = self.target {
-            out.extend_from_slice(&d.to_le_bytes());
+        match self.target {
+            None => {}
+            Some(Target::Mse(d)) => out.extend_from_slice(&d.to_le_bytes()),
+            Some(Target::Step(v)) => {
+                out.extend_from_slice(&[1, 0, 0, 0]);
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            Some(Target::Entropy(v)) => {
+                out.extend_from_slice(&[2, 0, 0, 0]);
+                out.extend_from_slice(&v.to_le_bytes());
+            }
         }
         out
     }
 
-    /// Parses untrusted wire bytes.
+    /// Parses untrusted wire bytes of codec version `version`: version 1 knows the 4- and
+    /// 8-byte forms, version 2 adds the 12-byte form.
+    ///
+    /// # Errors
+    /// As [`M22Params::decode`]; [`ErrorCode::InvalidParams`] for 12 bytes in version 1.
+    pub fn decode_version(version: u16, bytes: &[u8]) -> Result<M22Params> {
+        if version < 2 && bytes.len() == 12 {
+            return Err(Error::new(
+                ErrorCode::InvalidParams,
+                "m22 parameters of 12 bytes (entropy-constrained modes) need codec version 2",
+            ));
+        }
+        M22Params::decode(bytes)
+    }
+
+    /// Parses untrusted wire bytes (of the current codec version).
     ///
     /// # Errors
     /// [`ErrorCode::InvalidParams`] for a wrong length or a value out of range,
     /// [`ErrorCode::ReservedNonzero`] for a nonzero reserved byte.
     pub fn decode(bytes: &[u8]) -> Result<M22Params> {
         let invalid = |d: String| Error::new(ErrorCode::InvalidParams, d);
-        if bytes.len() != 4 && bytes.len() != 8 {
-            return Err(invalid(format!("m22 parameters must be 4 or 8 bytes, found {}", bytes.len())));
+        if ![4, 8, 12].contains(&bytes.len()) {
+            return Err(invalid(format!("m22 parameters must be 4, 8 or 12 bytes, found {}", bytes.len())));
         }
         let b = &bytes[..4];
-        if b[3] != 0 {
-            return Err(Error::new(ErrorCode::ReservedNonzero, "m22 parameter byte 3 is reserved and must be zero"));
+        let reserved = if bytes.len() == 12 { &[3, 5, 6, 7][..] } else { &[3][..] };
+        if let Some(i) = reserved.iter().find(|&&i| bytes[i] != 0) {
+            return Err(Error::new(
+                ErrorCode::ReservedNonzero,
+                format!("m22 parameter byte {i} is reserved and must be zero"),
+            ));
         }
         if !(1..=8).contains(&b[0]) {
             return Err(invalid(format!("m22 bits must be in 1..=8, found {}", b[0])));
@@ -112,16 +177,21 @@ impl M22Params {
             1 => Family::Weibull,
             f => return Err(invalid(format!("m22 family {f} is not 0 (gennorm) or 1 (weibull)"))),
         };
-        let target = match bytes.get(4..8) {
-            None => None,
-            Some(d) => {
-                let d = f32::from_le_bytes([d[0], d[1], d[2], d[3]]);
-                if !(d.is_finite() && d > 0.0) {
-                    return Err(invalid(format!("m22 error target {d} must be positive and finite")));
-                }
-                Some(d)
-            }
+        let f32_at = |o: usize| f32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
+        let target = match bytes.len() {
+            8 => Some(Target::Mse(f32_at(4))),
+            12 => match bytes[4] {
+                1 => Some(Target::Step(f32_at(8))),
+                2 => Some(Target::Entropy(f32_at(8))),
+                mode => return Err(invalid(format!("m22 mode {mode} is not 1 (step) or 2 (entropy)"))),
+            },
+            _ => None,
         };
+        if let Some(t @ (Target::Mse(v) | Target::Step(v) | Target::Entropy(v))) = target
+            && !(v.is_finite() && v > 0.0)
+        {
+            return Err(invalid(format!("m22 {} value {v} must be positive and finite", t.name())));
+        }
         Ok(M22Params { bits: b[0], m: b[1], family, target })
     }
 }

@@ -45,7 +45,12 @@ fn gaussian(n: usize, seed: u64) -> Vec<f32> {
 use crate::reference_quantize as reference;
 
 fn params() -> impl Strategy<Value = M22Params> {
-    let target = prop_oneof![Just(None), (1e-12f32..1e-5).prop_map(Some)];
+    let target = prop_oneof![
+        Just(None),
+        (1e-12f32..1e-5).prop_map(|d| Some(Target::Mse(d))),
+        (1e-6f32..1e-2).prop_map(|s| Some(Target::Step(s))),
+        (0.05f32..7.0).prop_map(|b| Some(Target::Entropy(b))),
+    ];
     (1u8..=8, 0u8..=4, prop_oneof![Just(fit::Family::GenNorm), Just(fit::Family::Weibull)], target)
         .prop_map(|(bits, m, family, target)| M22Params { bits, m, family, target })
 }
@@ -65,7 +70,10 @@ proptest! {
         prop_assert!(bytes.len() <= s.max_encoded_len(n).unwrap());
         let mut out = vec![f32::NAN; n];
         s.decode(&bytes, &CTX, &mut out).unwrap();
-        let parsed = chunk::parse(&bytes, p.levels()).unwrap();
+        if let Some(Target::Step(_) | Target::Entropy(_)) = p.target {
+            return check_uniform(p, &values, &bytes, &out);
+        }
+        let parsed = chunk::parse(&bytes, p.levels(), 2).unwrap();
         let zero = bytes[1] & 1 == 1;
         let points = &parsed.table[usize::from(zero)..];
         prop_assert!(points.len() <= p.levels());
@@ -98,10 +106,57 @@ proptest! {
         }
         let mut out = vec![f32::NAN; n];
         if s.decode(&bytes, &CTX, &mut out).is_ok() {
-            let parsed = chunk::parse(&bytes, p.levels()).unwrap();
+            let parsed = chunk::parse(&bytes, p.levels(), 2).unwrap();
             prop_assert!(out.iter().all(|y| parsed.table.iter().any(|t| t.to_bits() == y.to_bits())));
         }
     }
+}
+
+/// The entropy-constrained modes against the documented cell rule, written plainly: values of
+/// one cell decode alike; the output is monotone in the input; the zero cell decodes to 0 and
+/// every other cell to its centroid when no cells had to be merged; `entropy=B` meets its budget.
+fn check_uniform(p: M22Params, values: &[f32], bytes: &[u8], out: &[f32]) -> Result<(), TestCaseError> {
+    let step = f32::from_le_bytes(bytes[8..12].try_into().unwrap());
+    let inv = (1.0 / step).min(f32::MAX);
+    let max_abs = values.iter().fold(0f32, |m, x| m.max(x.abs()));
+    let cap = (max_abs * inv + 0.5).floor().min(32_767.0);
+    let cell = |x: f32| {
+        let k = (x.abs() * inv + 0.5).floor().min(cap);
+        if x < 0.0 { -k } else { k }
+    };
+    let mut cells: std::collections::BTreeMap<i64, (f64, usize, f32)> = std::collections::BTreeMap::new();
+    for (&x, &y) in values.iter().zip(out) {
+        let e = cells.entry(cell(x) as i64).or_insert((0.0, 0, y));
+        prop_assert_eq!(e.2, y, "cell {} decodes to two values", cell(x));
+        e.0 += f64::from(x);
+        e.1 += 1;
+    }
+    let decoded: Vec<f32> = cells.values().map(|c| c.2).collect();
+    prop_assert!(decoded.windows(2).all(|w| w[0] <= w[1]), "output not monotone");
+    let points = usize::from(u16::from_le_bytes([bytes[2], bytes[3]]));
+    prop_assert!(points <= p.levels());
+    if points == cells.len() && p.m == 0 {
+        for (&k, &(sum, count, y)) in &cells {
+            let expected = if k == 0 { 0.0 } else { (sum / count as f64) as f32 };
+            prop_assert_eq!(y, expected, "cell {}", k);
+        }
+    }
+    if let Some(Target::Entropy(rate)) = p.target {
+        // The labels (after the points and any code lengths) meet the target, or the chunk is
+        // one cell (one constant byte) when no width does.
+        let parsed = chunk::parse(bytes, p.levels(), 2).unwrap();
+        let s = parsed.table.len();
+        let table = match bytes[0] {
+            1 => s.div_ceil(2),
+            2 => (s * s).div_ceil(2),
+            4 => 5 + (s + 1).div_ceil(2),
+            _ => 0,
+        };
+        let label_bits = (parsed.labels.len() - table) as f64 * 8.0;
+        let budget = (f64::from(rate) * values.len() as f64).max(8.0);
+        prop_assert!(label_bits <= budget, "{} label bits for {} values at {}", label_bits, values.len(), rate);
+    }
+    Ok(())
 }
 
 /// Fit plus design on Gaussian data reproduces the Lloyd-Max MSE (Max 1960) within a few percent
@@ -178,7 +233,7 @@ fn error_target_picks_the_fewest_bits_that_meet_it() {
     for (target, expected_bits) in
         [(0.5 * var, 1u8), (0.1 * var, 3), (0.03 * var, 4), (0.005 * var, 5), (0.001 * var, 6)]
     {
-        let p = M22Params { bits: 8, m: 0, family: fit::Family::GenNorm, target: Some(target as f32) };
+        let p = M22Params { bits: 8, m: 0, family: fit::Family::GenNorm, target: Some(Target::Mse(target as f32)) };
         let (s, bytes) = encoded(p, &values);
         let mut out = vec![0f32; values.len()];
         s.decode(&bytes, &CTX, &mut out).unwrap();
@@ -225,8 +280,8 @@ fn one_error_target_beats_equal_bits_per_tensor() {
         (bits as f64 / total_n as f64, err)
     };
     let base = M22Params { bits: 8, m: 0, family: fit::Family::GenNorm, target: None };
-    let d = allocate::allocate(&refs, 1 << 20, &base, 2.0).unwrap();
-    let (alloc_bpe, alloc_err) = run(M22Params { target: Some(d), ..base });
+    let step = allocate::allocate(&refs, 1 << 20, &base, 2.0, 0.0).unwrap();
+    let (alloc_bpe, alloc_err) = run(M22Params { target: Some(Target::Step(step)), ..base });
     let (equal_bpe, equal_err) = run(M22Params { bits: 2, ..base });
     eprintln!(
         "rate=2: allocated {alloc_bpe:.3} bpe, error {alloc_err:.3e}; bits=2: {equal_bpe:.3} bpe, error {equal_err:.3e}"
@@ -248,5 +303,75 @@ fn huge_values_keep_finite_fit_fields() {
         s.encode(&values, &CTX, &mut bytes).unwrap();
         let mut out = vec![0f32; values.len()];
         s.decode(&bytes, &CTX, &mut out).unwrap();
+    }
+}
+
+/// Symbols with one dominant value (`zero_share` of them), the rest spread over `s` symbols.
+fn skewed_symbols(n: usize, s: u8, zero_share: f64, seed: u64) -> Vec<u8> {
+    let mut rng = SeededRng::new(seed);
+    (0..n)
+        .map(|_| if f64::from(rng.next_unit_f32()) < zero_share { s / 2 } else { rng.next_below(u64::from(s)) as u8 })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Every coding the planner picks decodes back to the symbols, and coding 4 (runs) is
+    /// picked for skewed symbols when allowed; the same chunk decoded as one value shorter or
+    /// longer is refused (the run expansion must give exactly n labels).
+    #[test]
+    fn label_codings_round_trip(n in 1usize..5000, s in 2u8..=255, share in 0.0f64..0.999, seed in any::<u64>(), runs in any::<bool>()) {
+        let symbols = skewed_symbols(n, s, share, seed);
+        let points: Vec<f32> = (0..s).map(f32::from).collect();
+        let plan = chunk::plan(usize::from(s), &symbols, runs);
+        let mut bytes = Vec::new();
+        chunk::write([0.0; 3], &points, false, &symbols, &plan, &mut bytes);
+        prop_assert_eq!(bytes.len(), plan.total_len(points.len()));
+        let version = if runs { 2 } else { 1 };
+        let parsed = chunk::parse(&bytes, 256, version).unwrap();
+        let mut out = vec![0u8; n];
+        chunk::decode_symbols(&parsed, &mut out).unwrap();
+        prop_assert_eq!(&out, &symbols);
+        if bytes[0] == 4 {
+            prop_assert!(runs);
+            for wrong in [n - 1, n + 1] {
+                let mut out = vec![0u8; wrong];
+                prop_assert!(chunk::decode_symbols(&parsed, &mut out).is_err(), "decoded as {} values", wrong);
+            }
+            prop_assert_eq!(chunk::parse(&bytes, 256, 1).err().map(|e| e.code()), Some(ErrorCode::CodecData));
+        }
+    }
+}
+
+#[test]
+fn runs_are_chosen_for_mostly_one_symbol() {
+    let symbols = skewed_symbols(100_000, 9, 0.95, 3);
+    let plan = chunk::plan(9, &symbols, true);
+    let mut bytes = Vec::new();
+    chunk::write([0.0; 3], &(0u8..9).map(f32::from).collect::<Vec<_>>(), false, &symbols, &plan, &mut bytes);
+    assert_eq!(bytes[0], 4, "coding 4 for 95 % of one symbol");
+    // Entropy of the symbols: 95 % one symbol, 5 % spread over 9 (one of them the same).
+    let mut counts = [0u64; 9];
+    for &x in &symbols {
+        counts[usize::from(x)] += 1;
+    }
+    let entropy = gradwire_codec::entropy::entropy_bits(&counts);
+    let bpe = (plan.total_len(9) - chunk::HEADER_LEN - 36) as f64 * 8.0 / symbols.len() as f64;
+    eprintln!("runs: {bpe:.4} bits per label, entropy {entropy:.4}");
+    assert!(bpe < 1.15 * entropy, "{bpe} bits per label against entropy {entropy}");
+    // Pairs cannot go below half a bit per label; the runs do.
+    assert!(bpe < 0.5);
+}
+
+/// Found by the m22 fuzz target: with points one ulp apart the midpoint rounds onto the lower
+/// point, which then fell in the upper cell.
+#[test]
+fn points_one_ulp_apart_keep_their_cells() {
+    for a in [1.529_124e-13f32, 1.0, -3.5, f32::MIN_POSITIVE] {
+        let points = [a, a.next_up(), a.next_up().next_up()];
+        for &p in &points {
+            assert_eq!(reference(p, &points, false).to_bits(), p.to_bits(), "{p:e}");
+        }
     }
 }

@@ -63,6 +63,7 @@ const DESCRIPTOR: CodecDescriptor = CodecDescriptor {
         ParamInfo { name: "scale", default: "mean", help: "none (+-1), mean (one mean |x| per chunk) or block" },
         ParamInfo { name: "block", default: "4096", help: "values per scale with scale=block; a multiple of 32" },
     ],
+    examples: &["scale=none", "scale=block,block=32"],
 };
 
 /// The core registry plus `signsgd` (for tests and examples that do not link the facade).
