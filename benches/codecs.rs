@@ -34,6 +34,9 @@ const PIPELINES: &[&str] = &[
     "m22:bits=2",
     "m22:bits=3,m=2",
     "m22:bits=4",
+    "m22:step=1e-3",
+    "m22:step=4e-3",
+    "m22:entropy=2",
 ];
 
 fn laplace(n: usize, seed: u64) -> Vec<f32> {

@@ -226,7 +226,42 @@ impl HuffmanCode {
     /// # Errors
     /// [`ErrorCode::InvalidArgument`] for a symbol without a code.
     pub fn encode(&self, symbols: &[u8], out: &mut Vec<u8>) -> Result<u64> {
-        self.encode_iter(symbols.iter().copied(), symbols.len(), out)
+        let table = self.write_table();
+        let start = out.len();
+        // Room for every code at full length plus the 8-byte stores of the bit writer.
+        out.resize(start + symbols.len().saturating_mul(usize::from(MAX_CODE_LEN)).div_ceil(8) + 16, 0);
+        let (mut pos, mut acc, mut filled, mut total, mut missing) = (start, 0u64, 0u32, 0u64, false);
+        let (blocks, rest) = symbols.as_chunks::<4>();
+        for block in blocks.iter().map(|b| &b[..]).chain(std::iter::once(rest)) {
+            for &s in block {
+                let e = table[usize::from(s)];
+                missing |= e >> 16 == 0;
+                acc |= u64::from(e & 0xFFFF) << filled;
+                filled += e >> 16;
+                total += u64::from(e >> 16);
+            }
+            out[pos..pos + 8].copy_from_slice(&acc.to_le_bytes());
+            let bytes = filled / 8;
+            pos += bytes as usize;
+            acc = acc.checked_shr(8 * bytes).unwrap_or(0);
+            filled -= 8 * bytes;
+        }
+        if missing {
+            out.truncate(start);
+            return Err(Error::new(ErrorCode::InvalidArgument, "a symbol has no Huffman code"));
+        }
+        out.truncate(pos + filled.div_ceil(8) as usize);
+        Ok(total)
+    }
+
+    /// Per byte value: the code in bits 0..16, its length in bits 16..20 (0 for a symbol
+    /// without a code, and for byte values beyond the alphabet).
+    fn write_table(&self) -> [u32; 256] {
+        let mut table = [0u32; 256];
+        for (e, (&c, &l)) in table.iter_mut().zip(self.codes.iter().zip(&self.lengths)) {
+            *e = u32::from(c) | u32::from(l) << 16;
+        }
+        table
     }
 
     /// As [`HuffmanCode::encode`], for symbols produced on the fly (`count` is a capacity hint).
@@ -234,26 +269,50 @@ impl HuffmanCode {
     /// # Errors
     /// [`ErrorCode::InvalidArgument`] for a symbol without a code.
     pub fn encode_iter(&self, symbols: impl Iterator<Item = u8>, count: usize, out: &mut Vec<u8>) -> Result<u64> {
+        let table = self.write_table();
+        // The bit writer of `encode`: after every 4 codes (at most 48 bits on top of fewer than
+        // 8 pending) the accumulator's 8 bytes are stored and the position advanced by the whole
+        // bytes filled, so no branch depends on the data.
+        let start = out.len();
+        let mut pos = start;
         let mut acc = 0u64;
         let mut filled = 0u32;
         let mut total = 0u64;
-        out.reserve(count * usize::from(MAX_CODE_LEN) / 8 / 4 + 8);
-        for s in symbols {
-            let l = self.lengths.get(usize::from(s)).copied().unwrap_or(0);
-            if l == 0 {
-                return Err(Error::new(ErrorCode::InvalidArgument, format!("symbol {s} has no Huffman code")));
+        let mut missing = false;
+        let mut pending = 0;
+        let store = |out: &mut Vec<u8>, pos: &mut usize, acc: &mut u64, filled: &mut u32| {
+            if out.len() < *pos + 8 {
+                out.resize(*pos + 8 + (count / 4).max(64), 0);
             }
-            acc |= u64::from(self.codes[usize::from(s)]) << filled;
-            filled += u32::from(l);
-            total += u64::from(l);
-            if filled >= 32 {
-                out.extend_from_slice(&(acc as u32).to_le_bytes());
-                acc >>= 32;
-                filled -= 32;
+            out[*pos..*pos + 8].copy_from_slice(&acc.to_le_bytes());
+            let bytes = *filled / 8;
+            *pos += bytes as usize;
+            *acc = if bytes == 8 { 0 } else { *acc >> (8 * bytes) };
+            *filled -= 8 * bytes;
+        };
+        out.resize(start + count.saturating_mul(usize::from(MAX_CODE_LEN)) / 8 / 4 + 16, 0);
+        for s in symbols {
+            let e = table[usize::from(s)];
+            missing |= e >> 16 == 0;
+            acc |= u64::from(e & 0xFFFF) << filled;
+            filled += e >> 16;
+            total += u64::from(e >> 16);
+            pending += 1;
+            if pending == 4 {
+                store(out, &mut pos, &mut acc, &mut filled);
+                pending = 0;
             }
         }
-        let tail = filled.div_ceil(8) as usize;
-        out.extend_from_slice(&acc.to_le_bytes()[..tail]);
+        store(out, &mut pos, &mut acc, &mut filled);
+        if missing {
+            out.truncate(start);
+            return Err(Error::new(ErrorCode::InvalidArgument, "a symbol has no Huffman code"));
+        }
+        let end = pos + filled.div_ceil(8) as usize;
+        if filled > 0 {
+            out[pos] = acc as u8;
+        }
+        out.truncate(end);
         Ok(total)
     }
 

@@ -343,8 +343,19 @@ pub fn plan(s: usize, symbols: &[u8], runs: bool) -> Plan {
             counts[usize::from(*a)] += 1;
         }
     } else {
-        for &x in symbols {
-            counts[usize::from(x)] += 1;
+        // Four interleaved histograms: consecutive equal symbols do not wait on one counter.
+        let mut lanes = vec![[0u64; 4]; s.max(2)];
+        let (blocks, rest) = symbols.as_chunks::<4>();
+        for b in blocks {
+            for (lane, &x) in b.iter().enumerate() {
+                lanes[usize::from(x)][lane] += 1;
+            }
+        }
+        for &x in rest {
+            lanes[usize::from(x)][0] += 1;
+        }
+        for (c, l) in counts.iter_mut().zip(&lanes) {
+            *c = l.iter().sum();
         }
     }
     if counts.iter().filter(|&&c| c > 0).count() <= 1 && !symbols.is_empty() {

@@ -247,9 +247,8 @@ impl M22Stage {
             }
             _ => unreachable!("encode_uniform is called in the entropy-constrained modes only"),
         };
-        let q = uniform::UniformQuantizer::design(input, max_abs, step, m, max_points);
         let mut labels = Vec::new();
-        q.labels(input, &mut labels);
+        let q = uniform::UniformQuantizer::design(input, max_abs, step, m, max_points, &mut labels);
         let plan = chunk::plan(q.points.len(), &labels, self.version >= 2);
         // No model is fitted: the informational fields carry (0, width used, 0).
         chunk::write([0.0, uniform::effective_step(step, max_abs), 0.0], &q.points, false, &labels, &plan, out);

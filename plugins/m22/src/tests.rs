@@ -119,10 +119,10 @@ fn check_uniform(p: M22Params, values: &[f32], bytes: &[u8], out: &[f32]) -> Res
     let step = f32::from_le_bytes(bytes[8..12].try_into().unwrap());
     let inv = (1.0 / step).min(f32::MAX);
     let max_abs = values.iter().fold(0f32, |m, x| m.max(x.abs()));
-    let cap = (max_abs * inv + 0.5).floor().min(32_767.0);
+    let cap = (max_abs * inv).round_ties_even().min(32_767.0);
     let cell = |x: f32| {
-        let k = (x.abs() * inv + 0.5).floor().min(cap);
-        if x < 0.0 { -k } else { k }
+        let k = (x.abs() * inv).min(cap).round_ties_even();
+        if x.is_sign_negative() { -k } else { k }
     };
     let mut cells: std::collections::BTreeMap<i64, (f64, usize, f32)> = std::collections::BTreeMap::new();
     for (&x, &y) in values.iter().zip(out) {

@@ -2,7 +2,7 @@
 //! uniform-threshold quantizer whose labels are entropy coded.
 //!
 //! Cells have width `S` and are centred on zero: value `x` falls in cell
-//! `k = sign(x) * floor(|x| * (1/S) + 1/2)` (f32 arithmetic). Cell 0 decodes to exactly `0.0`
+//! `k = sign(x) * round(|x| * (1/S))` (f32 arithmetic, ties to even). Cell 0 decodes to exactly `0.0`
 //! (exact zeros stay exact, and most entries of a gradient land there at low rates); every other
 //! occupied cell decodes to the `|x|^M`-weighted centroid of the values in it, measured on the
 //! chunk. Only occupied cells get a point, and when more cells are occupied than the stage allows
@@ -45,13 +45,17 @@ pub struct Cells {
     cap: i32,
 }
 
+/// `2^23`: adding it to a float in `[0, 2^22)` rounds it to an integer (ties to even) held in the
+/// low mantissa bits.
+const ROUNDING: f32 = 8_388_608.0;
+
 impl Cells {
     /// Cells of width `step` for values of magnitude at most `max_abs`.
     #[must_use]
     pub fn new(step: f32, max_abs: f32) -> Cells {
         let step = effective_step(step, max_abs);
         let inv_step = (1.0 / step).min(f32::MAX);
-        let top = (max_abs * inv_step + 0.5).floor();
+        let top = (max_abs * inv_step).round_ties_even();
         let cap = if top.is_finite() && top < MAX_CELL as f32 { top as i32 } else { MAX_CELL };
         Cells { inv_step, cap }
     }
@@ -60,13 +64,21 @@ impl Cells {
     #[inline]
     #[must_use]
     pub fn cell(self, x: f32) -> i32 {
-        let m = (x.abs() * self.inv_step + 0.5).floor().min(self.cap as f32);
-        (if x < 0.0 { -m } else { m }) as i32
+        i32::from(self.index(x)) - self.cap
     }
 
+    /// Cell of `x` plus `cap` (`0..=2 cap`): `|x| * (1/w)`, capped, rounded to the nearest
+    /// integer (ties to even) by the magic-number addition, signed by the sign bit. Integer
+    /// and float operations only, so the loops around it vectorize (a `floor` or a saturating
+    /// float-to-int cast does not on baseline x86-64: this form is five times faster).
     #[inline]
-    fn index(self, x: f32) -> usize {
-        (self.cell(x) + self.cap) as usize
+    fn index(self, x: f32) -> u16 {
+        let cap = self.cap as f32;
+        let scaled = x.abs() * self.inv_step;
+        let capped = if scaled < cap { scaled } else { cap };
+        let magnitude = ((capped + ROUNDING).to_bits() ^ ROUNDING.to_bits()).cast_signed();
+        let sign = x.to_bits().cast_signed() >> 31;
+        (self.cap + ((magnitude ^ sign) - sign)) as u16
     }
 
     fn len(self) -> usize {
@@ -85,37 +97,30 @@ pub struct UniformQuantizer {
 
 impl UniformQuantizer {
     /// Designs the quantizer of `values` (finite, at most `max_abs` in magnitude) with cells of
-    /// width `step`, weight `|x|^m`, at most `max_points` (`1..=256`) points.
-    #[must_use]
-    pub fn design(values: &[f32], max_abs: f32, step: f32, m: u8, max_points: usize) -> UniformQuantizer {
+    /// width `step`, weight `|x|^m`, at most `max_points` (`1..=256`) points, and writes the
+    /// symbol of every value to `labels`.
+    pub fn design(
+        values: &[f32],
+        max_abs: f32,
+        step: f32,
+        m: u8,
+        max_points: usize,
+        labels: &mut Vec<u8>,
+    ) -> UniformQuantizer {
         let cells = Cells::new(step, max_abs);
-        let mut count = vec![0u32; cells.len()];
-        let mut moment = vec![0f64; cells.len()];
-        let mut weight = Vec::new();
-        if m == 0 {
-            for &x in values {
-                let i = cells.index(x);
-                count[i] += 1;
-                moment[i] += f64::from(x);
-            }
-        } else {
-            weight.resize(cells.len(), 0f64);
-            for &x in values {
-                let i = cells.index(x);
-                let w = f64::from(x.abs()).powi(i32::from(m));
-                count[i] += 1;
-                weight[i] += w;
-                moment[i] += w * f64::from(x);
-            }
-        }
+        let (count, weight, moment) = cell_statistics(values, cells, m);
         let centre = cells.cap as usize;
         let mut runs: Vec<Run> = (0..cells.len())
             .filter(|&i| count[i] > 0)
             .map(|i| {
-                let w = if m == 0 { f64::from(count[i]) } else { weight[i] };
+                let w = weight.as_ref().map_or(f64::from(count[i]), |w| w[i]);
                 Run { lo: i, hi: i, weight: w, centroid: centroid(w, moment[i]), zero: i == centre }
             })
             .collect();
+        // Fast path: every cell from the first occupied to the last is occupied and no merge is
+        // needed, so the symbol is the cell index less the first, computed without a table.
+        let contiguous = runs.len() <= max_points.max(1)
+            && runs.first().zip(runs.last()).is_some_and(|(a, b)| b.hi - a.lo + 1 == runs.len());
         merge_runs(&mut runs, max_points.max(1));
         let mut points = Vec::with_capacity(runs.len());
         let mut lut = vec![0u8; cells.len()];
@@ -131,24 +136,65 @@ impl UniformQuantizer {
         if points.is_empty() {
             points.push(0.0); // no values: one point, never used
         }
+        // The cell is computed again rather than kept from the statistics pass: a few vector
+        // operations cost less than writing and reading back two bytes per value.
+        labels.clear();
+        match runs.first() {
+            Some(first) if contiguous && points.len() == runs.len() => {
+                let first = first.lo as u16;
+                labels.extend(values.iter().map(|&x| cells.index(x).wrapping_sub(first) as u8));
+            }
+            _ => labels.extend(values.iter().map(|&x| lut[usize::from(cells.index(x))])),
+        }
         UniformQuantizer { cells, points, lut }
     }
 
-    /// The symbol of every value.
-    pub fn labels(&self, values: &[f32], labels: &mut Vec<u8>) {
-        labels.clear();
-        labels.extend(values.iter().map(|&x| self.lut[self.cells.index(x)]));
-    }
-
-    /// The value `x` decodes to (the reference rule, for tests).
+    /// The value `x` decodes to.
     #[must_use]
     pub fn quantize(&self, x: f32) -> f32 {
-        self.points[usize::from(self.lut[self.cells.index(x)])]
+        self.points[usize::from(self.lut[usize::from(self.cells.index(x))])]
     }
 }
 
 fn centroid(weight: f64, moment: f64) -> f64 {
     if weight > 0.0 { moment / weight } else { 0.0 }
+}
+
+/// Per cell: the number of values, their total weight `|x|^m` (`None` for `m = 0`: the count)
+/// and their weighted sum. Four interleaved copies of the tables break the chains of updates to
+/// one cell (most values fall in a few cells), which otherwise wait on each other.
+fn cell_statistics(values: &[f32], cells: Cells, m: u8) -> (Vec<u32>, Option<Vec<f64>>, Vec<f64>) {
+    let len = cells.len();
+    let mut count = vec![0u32; 4 * len];
+    let mut moment = vec![0f64; 4 * len];
+    let mut weight = if m == 0 { Vec::new() } else { vec![0f64; 4 * len] };
+    let (blocks, rest) = values.as_chunks::<4>();
+    for block in blocks {
+        for (lane, &x) in block.iter().enumerate() {
+            let i = lane * len + usize::from(cells.index(x));
+            count[i] += 1;
+            if m == 0 {
+                moment[i] += f64::from(x);
+            } else {
+                let w = f64::from(x.abs()).powi(i32::from(m));
+                weight[i] += w;
+                moment[i] += w * f64::from(x);
+            }
+        }
+    }
+    for &x in rest {
+        let i = usize::from(cells.index(x));
+        count[i] += 1;
+        let w = if m == 0 { 1.0 } else { f64::from(x.abs()).powi(i32::from(m)) };
+        if m > 0 {
+            weight[i] += w;
+        }
+        moment[i] += w * f64::from(x);
+    }
+    let counts = (0..len).map(|i| (0..4).map(|l| count[l * len + i]).sum()).collect();
+    let sum_lanes = |t: &[f64]| (0..len).map(|i| (0..4).map(|l| t[l * len + i]).sum()).collect::<Vec<f64>>();
+    let weight = (m > 0).then(|| sum_lanes(&weight));
+    (counts, weight, sum_lanes(&moment))
 }
 
 /// Consecutive cells sharing one point.
@@ -256,7 +302,17 @@ fn merge_runs(runs: &mut Vec<Run>, max: usize) {
 /// Largest magnitude of `values` (finite).
 #[must_use]
 pub fn max_abs(values: &[f32]) -> f32 {
-    values.iter().fold(0f32, |m, x| m.max(x.abs()))
+    // Eight running maxima written as comparisons, which the compiler turns into `maxps`
+    // (`f32::max` keeps NaN semantics that stop it from vectorizing).
+    let (blocks, rest) = values.as_chunks::<8>();
+    let mut top = [0f32; 8];
+    for block in blocks {
+        for (t, x) in top.iter_mut().zip(block) {
+            let a = x.abs();
+            *t = if a > *t { a } else { *t };
+        }
+    }
+    rest.iter().chain(&top).fold(0f32, |m, x| if x.abs() > m { x.abs() } else { m })
 }
 
 /// Predicted size of a chunk, in bits.
@@ -281,9 +337,8 @@ impl PredictedBits {
 /// sample's coded labels scaled to `n`, plus the header, points and code lengths.
 #[must_use]
 pub fn predicted_bits(sample: &[f32], n: usize, max_abs: f32, step: f32, m: u8, max_points: usize) -> PredictedBits {
-    let q = UniformQuantizer::design(sample, max_abs, step, m, max_points);
     let mut labels = Vec::new();
-    q.labels(sample, &mut labels);
+    let q = UniformQuantizer::design(sample, max_abs, step, m, max_points, &mut labels);
     let plan = chunk::plan(q.points.len(), &labels, true);
     let side = chunk::HEADER_LEN + 4 * q.points.len() + plan.table_bytes();
     let coded = (plan.total_len(q.points.len()) - side) as f64;
