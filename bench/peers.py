@@ -8,6 +8,11 @@ it prints bits per entry (SZ3's whole compressed output) and the relative MSE ov
 the gradwire tables can merge.
 
     python3 bench/peers.py ../shared/data/digits-mlp/r03_c0.safetensors --rates 1 2 3 4
+    python3 bench/peers.py --json DIR/*.safetensors > sz3.json
+    gradwire bench DIR --peers sz3.json      # merged into the same table
+
+The bound is bisected per file (one absolute bound for the whole file), as `m22:rate=B` chooses
+one cell width per file (stream).
 """
 
 import argparse
@@ -27,8 +32,9 @@ def load(path):
     return np.concatenate([tensors[k].astype(np.float32).ravel() for k in sorted(tensors)])
 
 
-def sz3(x, bound):
-    """(bits per entry, relative MSE) of SZ3 with absolute error bound `bound` on the 1-D array x."""
+def sz3(x, bound, sums=False):
+    """(bits per entry, relative MSE) of SZ3 with absolute error bound `bound` on the 1-D array x;
+    with `sums`, also the totals that `gradwire bench --peers` adds up over files."""
     from pysz import sz, szConfig, szErrorBoundMode
 
     config = szConfig()
@@ -36,8 +42,20 @@ def sz3(x, bound):
     config.absErrorBound = float(bound)
     compressed, _ = sz.compress(x, config)
     decoded, _ = sz.decompress(compressed, np.float32, x.shape)
-    err = np.sum((decoded.astype(np.float64) - x) ** 2) / np.sum(x.astype(np.float64) ** 2)
-    return compressed.size * 8 / x.size, float(err)
+    x64 = x.astype(np.float64)
+    e = (decoded.astype(np.float64) - x64) ** 2
+    bpe, rel = compressed.size * 8 / x.size, float(np.sum(e) / np.sum(x64**2))
+    if not sums:
+        return bpe, rel
+    totals = {
+        "values": int(x.size),
+        "bits": int(compressed.size * 8),
+        "squared_error": float(np.sum(e)),
+        "energy": float(np.sum(x64**2)),
+        "weighted_error": float(np.sum(x64**2 * e)),
+        "weighted_energy": float(np.sum(x64**4)),
+    }
+    return bpe, rel, totals
 
 
 def at_rate(x, rate):
@@ -50,8 +68,8 @@ def at_rate(x, rate):
             lo = mid
         else:
             hi = mid
-    bpe, rel = sz3(x, hi)
-    return {"peer": "sz3", "abs_bound": hi, "bits_per_entry": bpe, "relative_mse": rel}
+    bpe, rel, totals = sz3(x, hi, sums=True)
+    return {"peer": "sz3", "abs_bound": hi, "bits_per_entry": bpe, "relative_mse": rel, **totals}
 
 
 def main():

@@ -68,6 +68,8 @@ enum Command {
     Codecs(commands::codecs::CodecsArgs),
     /// Encode a built-in sample of real gradients with every codec and print a table.
     Demo(commands::demo::DemoArgs),
+    /// Rate and distortion of codecs on your gradients, next to uniform+zstd, SZ3 and the bounds.
+    Bench(commands::bench::BenchArgs),
     /// Combine updates of one round: majority vote of signs or weighted mean.
     Aggregate(commands::aggregate::AggregateArgs),
     /// Conformance: canonical JSON of a stream, run test vectors, generate random streams.
@@ -96,6 +98,7 @@ fn main() -> ExitCode {
         Command::Verify(a) => commands::verify::run(&a, g),
         Command::Codecs(a) => commands::codecs::run(&a, g),
         Command::Demo(a) => commands::demo::run(&a, g),
+        Command::Bench(a) => commands::bench::run(&a, g),
         Command::Aggregate(a) => commands::aggregate::run(&a, g),
         Command::Conformance(a) => commands::conformance::run_command(&a, g),
     };

@@ -414,3 +414,33 @@ fn m22_rate_is_resolved_into_one_cell_width_for_the_stream() {
     let out = gradwire(&["encode", FIXTURE, "-o", s(&tmp("m22-bad.gw")), "--codec", "m22:rate=2,mse=1e-6"]);
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn bench_measures_codecs_next_to_the_peer_and_the_bounds() {
+    let peers = tmp("bench-peers.json");
+    // A row as bench/peers.py writes it: totals that the table adds up.
+    std::fs::write(
+        &peers,
+        r#"[{"input": "x", "target_bits_per_entry": 2, "peer": "sz3", "values": 1000, "bits": 1900,
+             "squared_error": 2.0, "energy": 100.0, "weighted_error": 1.0, "weighted_energy": 50.0}]"#,
+    )
+    .unwrap();
+    let out = ok(&["bench", FIXTURE, "--rates", "2", "--peers", s(&peers), "--json"]);
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = j["rows"].as_array().unwrap();
+    let row = |name: &str| rows.iter().find(|r| r["codec"] == name).unwrap_or_else(|| panic!("{name}: {rows:?}"));
+    let rate = row("m22:rate=2");
+    assert!(rate["bits_per_entry"].as_f64().unwrap() <= 2.0);
+    let bits = row("m22:bits=2");
+    // The stream-wide width spends the same budget far better than two bits everywhere.
+    assert!(rate["relative_mse"].as_f64().unwrap() < 0.2 * bits["relative_mse"].as_f64().unwrap(), "{rows:?}");
+    assert!(row("uniform+zstd:level=3")["bits_per_entry"].as_f64().unwrap() <= 2.0);
+    let sz3 = row("sz3 (bench/peers.py)");
+    assert!((sz3["relative_mse"].as_f64().unwrap() - 0.02).abs() < 1e-12);
+    assert!((sz3["bits_per_entry"].as_f64().unwrap() - 1.9).abs() < 1e-12);
+    assert!((row("Gaussian bound 2^(-2R)")["relative_mse"].as_f64().unwrap() - 0.0625).abs() < 1e-12);
+    let beta = j["gennorm_fit"]["beta"].as_f64().unwrap();
+    assert!((0.1..1.0).contains(&beta), "real gradients are heavy-tailed: beta {beta}");
+    let table = ok(&["bench", FIXTURE, "--rates", "1", "--codec", "m22:bits=1"]);
+    assert!(String::from_utf8_lossy(&table.stdout).contains("| m22:bits=1 |"));
+}

@@ -47,7 +47,14 @@ pub fn default_pipelines(registry: &Registry) -> Vec<String> {
     out
 }
 
-fn encode_all(registry: &Registry, tensors: &[NamedTensor], spec: &str, threads: usize, seed: u64) -> Result<Vec<u8>> {
+/// Encodes `tensors` through the pipeline `spec` into one in-memory stream.
+pub fn encode_all(
+    registry: &Registry,
+    tensors: &[NamedTensor],
+    spec: &str,
+    threads: usize,
+    seed: u64,
+) -> Result<Vec<u8>> {
     let pipeline = registry.parse_pipeline(spec)?;
     let header = StreamHeader { seed, ..StreamHeader::default() };
     let raw_bytes: usize = tensors.iter().map(|t| t.values.len() * 4).sum();

@@ -2,6 +2,7 @@
 
 pub mod aggregate;
 pub mod allocate;
+pub mod bench;
 pub mod codecs;
 pub mod conformance;
 pub mod decode;
