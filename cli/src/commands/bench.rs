@@ -222,10 +222,10 @@ pub fn run(args: &BenchArgs, g: GlobalArgs) -> Result<()> {
         "\n| R | codec | bits/entry | relative MSE | M=2 weighted | vs Gaussian bound |\n|---|---|---|---|---|---|"
     );
     for r in &rows {
-        let weighted = r["relative_weighted_m2"].as_f64().map_or("".into(), |w| format!("{w:.3e}"));
+        let weighted = r["relative_weighted_m2"].as_f64().map_or(String::new(), |w| format!("{w:.3e}"));
         println!(
             "| {} | {} | {:.3} | {:.3e} | {weighted} | {:+.2} dB |",
-            r["rate"].as_f64().map_or("".into(), |x| format!("{x}")),
+            r["rate"].as_f64().map_or(String::new(), |x| format!("{x}")),
             r["codec"].as_str().unwrap_or(""),
             r["bits_per_entry"].as_f64().unwrap_or(f64::NAN),
             r["relative_mse"].as_f64().unwrap_or(f64::NAN),
@@ -244,12 +244,13 @@ fn peer_rows(path: &str) -> Result<Vec<serde_json::Value>> {
         let field = |k: &str| r[k].as_f64().with_context(|| format!("{path}: a row without {k:?}"));
         let rate = field("target_bits_per_entry")?;
         let name = format!("{} (bench/peers.py)", r["peer"].as_str().unwrap_or("peer"));
-        let i = match by_rate.iter().position(|(x, n, _)| *x == rate && *n == name) {
-            Some(i) => i,
-            None => {
-                by_rate.push((rate, name, Totals::default()));
-                by_rate.len() - 1
-            }
+        // Rates are compared by their bits: the same number written twice is the same row.
+        let same = |(x, n, _): &(f64, String, Totals)| x.to_bits() == rate.to_bits() && *n == name;
+        let i = if let Some(i) = by_rate.iter().position(same) {
+            i
+        } else {
+            by_rate.push((rate, name, Totals::default()));
+            by_rate.len() - 1
         };
         let t = &mut by_rate[i].2;
         t.values += field("values")?;

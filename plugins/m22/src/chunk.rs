@@ -167,8 +167,11 @@ pub fn decode_symbols(parsed: &Parsed<'_>, out: &mut [u8]) -> Result<()> {
             let (code, rest) = read_code(bytes, s * s)?;
             let mut pairs = vec![0u8; out.len().div_ceil(2)];
             code.decode(rest, &mut pairs)?;
+            // The two labels of each pair symbol, looked up: a division per pair by the
+            // run-time `S` cost more than the Huffman decoding itself.
+            let split: Vec<(u8, u8)> = (0..s * s).map(|p| ((p / s) as u8, (p % s) as u8)).collect();
             for (i, &p) in pairs.iter().enumerate() {
-                let (a, b) = (p / s as u8, p % s as u8);
+                let (a, b) = split.get(usize::from(p)).copied().unwrap_or((0, 0));
                 out[2 * i] = a;
                 match out.get_mut(2 * i + 1) {
                     Some(o) => *o = b,
@@ -183,6 +186,48 @@ pub fn decode_symbols(parsed: &Parsed<'_>, out: &mut [u8]) -> Result<()> {
             }
         }
         Coding::Runs => decode_runs(bytes, s, out)?,
+    }
+    Ok(())
+}
+
+/// Decodes a parsed chunk into `out`, with `scratch` for the labels. Pair-coded chunks go from
+/// pair symbols straight to value pairs (one table look-up per two values).
+///
+/// # Errors
+/// As [`decode_symbols`].
+pub fn decode_values(parsed: &Parsed<'_>, scratch: &mut Vec<u8>, out: &mut [f32]) -> Result<()> {
+    let n = out.len();
+    let s = parsed.table.len();
+    // Every byte value indexes the tables, so no look-up can go out of bounds.
+    let mut values = [0f32; 256];
+    values[..s].copy_from_slice(&parsed.table);
+    if parsed.coding == Coding::Pairs && s <= 16 {
+        let (code, rest) = read_code(parsed.labels, s * s)?;
+        scratch.clear();
+        scratch.resize(n.div_ceil(2), 0);
+        code.decode(rest, scratch)?;
+        let mut pair_values = [[0f32; 2]; 256];
+        for (p, v) in pair_values.iter_mut().enumerate().take(s * s) {
+            *v = [values[p / s], values[p % s]];
+        }
+        let (whole, last) = out.as_chunks_mut::<2>();
+        for (o, &p) in whole.iter_mut().zip(scratch.iter()) {
+            *o = pair_values[usize::from(p)];
+        }
+        if let [o] = last {
+            let p = usize::from(scratch[n / 2]);
+            if p % s != 0 {
+                return Err(Error::new(ErrorCode::ReservedNonzero, "m22 padding label of the last pair is not 0"));
+            }
+            *o = values[p / s];
+        }
+        return Ok(());
+    }
+    scratch.clear();
+    scratch.resize(n, 0);
+    decode_symbols(parsed, scratch)?;
+    for (o, &l) in out.iter_mut().zip(scratch.iter()) {
+        *o = values[usize::from(l)];
     }
     Ok(())
 }
@@ -425,9 +470,11 @@ pub fn write(fit: [f32; 3], points: &[f32], zero: bool, symbols: &[u8], plan: &P
         }
         Coding::Pairs => {
             write_lengths(&plan.lengths, out);
-            let pairs = symbols.chunks(2).map(|p| p[0] * s as u8 + p.get(1).copied().unwrap_or(0));
+            let (whole, last) = symbols.as_chunks::<2>();
+            let mut pairs: Vec<u8> = whole.iter().map(|p| p[0] * s as u8 + p[1]).collect();
+            pairs.extend(last.iter().map(|&a| a * s as u8));
             if let Ok(code) = HuffmanCode::from_lengths(&plan.lengths) {
-                let _ = code.encode_iter(pairs, symbols.len().div_ceil(2), out);
+                let _ = code.encode(&pairs, out);
             }
         }
         Coding::Runs => {

@@ -24,6 +24,14 @@ pub enum Target {
 }
 
 impl Target {
+    /// The number the target carries (error, width or bits per entry).
+    #[must_use]
+    pub fn value(self) -> f32 {
+        match self {
+            Target::Mse(v) | Target::Step(v) | Target::Entropy(v) => v,
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Target::Mse(_) => "mse",
