@@ -343,8 +343,10 @@ pub struct Plan {
     label_bytes: usize,
     /// Number of symbols.
     symbols: usize,
-    /// Coding 4: the run symbol and the coded symbols.
-    runs: Option<(u8, Vec<u8>)>,
+    /// Codings 2 and 4: the coded symbols (pairs, or runs and labels), kept from planning.
+    coded: Vec<u8>,
+    /// Coding 4: the run symbol.
+    run_symbol: u8,
 }
 
 impl Plan {
@@ -374,46 +376,56 @@ pub fn plan(s: usize, symbols: &[u8], runs: bool) -> Plan {
     let pair_alphabet = if (2..=16).contains(&s) { s * s } else { 0 };
     let mut pc = vec![0u64; pair_alphabet];
     let mut counts = vec![0u64; s.max(2)];
+    let mut pair_symbols = Vec::new();
     if pair_alphabet > 0 {
+        // The pair symbols are formed once (a vectorized pass), counted, and kept for writing.
         let (pairs, last) = symbols.as_chunks::<2>();
-        for p in pairs {
-            pc[usize::from(p[0]) * s + usize::from(p[1])] += 1;
-        }
+        pair_symbols.reserve(symbols.len().div_ceil(2));
+        pair_symbols.extend(pairs.iter().map(|p| p[0] * s as u8 + p[1]));
+        pair_symbols.extend(last.iter().map(|&a| a * s as u8));
+        histogram(&pair_symbols, &mut pc);
         for (i, &c) in pc.iter().enumerate() {
             counts[i / s] += c;
             counts[i % s] += c;
         }
-        if let [a] = last {
-            pc[usize::from(*a) * s] += 1;
-            counts[usize::from(*a)] += 1;
+        if last.len() == 1 {
+            counts[0] -= 1; // the padding label of the last pair is not a value's label
         }
     } else {
-        // Four interleaved histograms: consecutive equal symbols do not wait on one counter.
-        let mut lanes = vec![[0u64; 4]; s.max(2)];
-        let (blocks, rest) = symbols.as_chunks::<4>();
-        for b in blocks {
-            for (lane, &x) in b.iter().enumerate() {
-                lanes[usize::from(x)][lane] += 1;
-            }
-        }
-        for &x in rest {
-            lanes[usize::from(x)][0] += 1;
-        }
-        for (c, l) in counts.iter_mut().zip(&lanes) {
-            *c = l.iter().sum();
-        }
+        histogram(symbols, &mut counts);
     }
     if counts.iter().filter(|&&c| c > 0).count() <= 1 && !symbols.is_empty() {
-        return Plan { coding: Coding::Constant, lengths: Vec::new(), label_bytes: 1, symbols: s, runs: None };
+        return Plan {
+            coding: Coding::Constant,
+            lengths: Vec::new(),
+            label_bytes: 1,
+            symbols: s,
+            coded: Vec::new(),
+            run_symbol: 0,
+        };
     }
     let fixed = packed_fixed_len(symbols.len(), width(s));
-    let mut best = Plan { coding: Coding::Fixed, lengths: Vec::new(), label_bytes: fixed, symbols: s, runs: None };
+    let mut best = Plan {
+        coding: Coding::Fixed,
+        lengths: Vec::new(),
+        label_bytes: fixed,
+        symbols: s,
+        coded: Vec::new(),
+        run_symbol: 0,
+    };
     if s >= 2 {
         let lengths = code_lengths(&counts, MAX_CODE_LEN);
         if let Ok(code) = HuffmanCode::from_lengths(&lengths) {
             let bytes = s.div_ceil(2) + code.encoded_bits(&counts).div_ceil(8) as usize;
             if bytes < best.label_bytes {
-                best = Plan { coding: Coding::Huffman, lengths, label_bytes: bytes, symbols: s, runs: None };
+                best = Plan {
+                    coding: Coding::Huffman,
+                    lengths,
+                    label_bytes: bytes,
+                    symbols: s,
+                    coded: Vec::new(),
+                    run_symbol: 0,
+                };
             }
         }
     }
@@ -422,7 +434,14 @@ pub fn plan(s: usize, symbols: &[u8], runs: bool) -> Plan {
         if let Ok(code) = HuffmanCode::from_lengths(&lengths) {
             let bytes = (s * s).div_ceil(2) + code.encoded_bits(&pc).div_ceil(8) as usize;
             if bytes < best.label_bytes {
-                best = Plan { coding: Coding::Pairs, lengths, label_bytes: bytes, symbols: s, runs: None };
+                best = Plan {
+                    coding: Coding::Pairs,
+                    lengths,
+                    label_bytes: bytes,
+                    symbols: s,
+                    coded: pair_symbols,
+                    run_symbol: 0,
+                };
             }
         }
     }
@@ -438,7 +457,7 @@ pub fn plan(s: usize, symbols: &[u8], runs: bool) -> Plan {
         if let Ok(code) = HuffmanCode::from_lengths(&lengths) {
             let bytes = 5 + (s + 1).div_ceil(2) + code.encoded_bits(&cc).div_ceil(8) as usize;
             if bytes < best.label_bytes {
-                best = Plan { coding: Coding::Runs, lengths, label_bytes: bytes, symbols: s, runs: Some((z, coded)) };
+                best = Plan { coding: Coding::Runs, lengths, label_bytes: bytes, symbols: s, coded, run_symbol: z };
             }
         }
     }
@@ -470,22 +489,36 @@ pub fn write(fit: [f32; 3], points: &[f32], zero: bool, symbols: &[u8], plan: &P
         }
         Coding::Pairs => {
             write_lengths(&plan.lengths, out);
-            let (whole, last) = symbols.as_chunks::<2>();
-            let mut pairs: Vec<u8> = whole.iter().map(|p| p[0] * s as u8 + p[1]).collect();
-            pairs.extend(last.iter().map(|&a| a * s as u8));
             if let Ok(code) = HuffmanCode::from_lengths(&plan.lengths) {
-                let _ = code.encode(&pairs, out);
+                let _ = code.encode(&plan.coded, out);
             }
         }
         Coding::Runs => {
-            let Some((z, coded)) = &plan.runs else { return };
-            out.push(*z);
-            out.extend_from_slice(&(coded.len() as u32).to_le_bytes());
+            out.push(plan.run_symbol);
+            out.extend_from_slice(&(plan.coded.len() as u32).to_le_bytes());
             write_lengths(&plan.lengths, out);
             if let Ok(code) = HuffmanCode::from_lengths(&plan.lengths) {
-                let _ = code.encode(coded, out);
+                let _ = code.encode(&plan.coded, out);
             }
         }
+    }
+}
+
+/// Adds the count of every symbol of `symbols` to `counts` (which covers every symbol), with
+/// four interleaved histograms so that runs of one symbol do not wait on one counter.
+fn histogram(symbols: &[u8], counts: &mut [u64]) {
+    let mut lanes = vec![[0u64; 4]; counts.len()];
+    let (blocks, rest) = symbols.as_chunks::<4>();
+    for b in blocks {
+        for (lane, &x) in b.iter().enumerate() {
+            lanes[usize::from(x)][lane] += 1;
+        }
+    }
+    for &x in rest {
+        lanes[usize::from(x)][0] += 1;
+    }
+    for (c, l) in counts.iter_mut().zip(&lanes) {
+        *c += l.iter().sum::<u64>();
     }
 }
 
