@@ -185,7 +185,7 @@ pub fn decode_symbols(parsed: &Parsed<'_>, out: &mut [u8]) -> Result<()> {
                 }
             }
         }
-        Coding::Runs => decode_runs(bytes, s, out)?,
+        Coding::Runs => decode_runs(bytes, s, &mut Vec::new(), out, |label| label)?,
     }
     Ok(())
 }
@@ -201,10 +201,12 @@ pub fn decode_values(parsed: &Parsed<'_>, scratch: &mut Vec<u8>, out: &mut [f32]
     // Every byte value indexes the tables, so no look-up can go out of bounds.
     let mut values = [0f32; 256];
     values[..s].copy_from_slice(&parsed.table);
+    if parsed.coding == Coding::Runs {
+        return decode_runs(parsed.labels, s, scratch, out, |label| values[usize::from(label)]);
+    }
     if parsed.coding == Coding::Pairs && s <= 16 {
         let (code, rest) = read_code(parsed.labels, s * s)?;
-        scratch.clear();
-        scratch.resize(n.div_ceil(2), 0);
+        let scratch = scratch_of(scratch, n.div_ceil(2));
         code.decode(rest, scratch)?;
         let mut pair_values = [[0f32; 2]; 256];
         for (p, v) in pair_values.iter_mut().enumerate().take(s * s) {
@@ -223,8 +225,7 @@ pub fn decode_values(parsed: &Parsed<'_>, scratch: &mut Vec<u8>, out: &mut [f32]
         }
         return Ok(());
     }
-    scratch.clear();
-    scratch.resize(n, 0);
+    let scratch = scratch_of(scratch, n);
     decode_symbols(parsed, scratch)?;
     for (o, &l) in out.iter_mut().zip(scratch.iter()) {
         *o = values[usize::from(l)];
@@ -234,7 +235,13 @@ pub fn decode_values(parsed: &Parsed<'_>, scratch: &mut Vec<u8>, out: &mut [f32]
 
 /// Coding 4: `u8 z`, `u32 m`, the code lengths over `S + 1` coded symbols, `m` coded symbols;
 /// runs of `z` expanded from their digits.
-fn decode_runs(bytes: &[u8], symbols: usize, out: &mut [u8]) -> Result<()> {
+fn decode_runs<T: Copy>(
+    bytes: &[u8],
+    symbols: usize,
+    scratch: &mut Vec<u8>,
+    out: &mut [T],
+    value: impl Fn(u8) -> T,
+) -> Result<()> {
     let len = out.len();
     if bytes.len() < 5 {
         return Err(Error::new(ErrorCode::CodecOutputSize, "m22 run coding ends inside its header"));
@@ -251,19 +258,20 @@ fn decode_runs(bytes: &[u8], symbols: usize, out: &mut [u8]) -> Result<()> {
         return Err(data_error(format!("m22 run coding declares {coded_len} coded symbols for {len} values")));
     }
     let (code, rest) = read_code(&bytes[5..], symbols + 1)?;
-    let mut coded = vec![0u8; coded_len];
-    code.decode(rest, &mut coded)?;
+    let coded = scratch_of(scratch, coded_len);
+    code.decode(rest, coded)?;
+    let run_value = value(run_symbol);
     let overflow = || data_error(format!("m22 run coding expands beyond the chunk's {len} values"));
-    // Writes the pending run (`run` copies of the run symbol) at `filled`.
-    let flush = |out: &mut [u8], filled: &mut usize, run: &mut u64, digit: &mut u32| -> Result<()> {
+    // Writes the pending run (`run` copies of the run symbol's value) at `filled`.
+    let flush = |out: &mut [T], filled: &mut usize, run: &mut u64, digit: &mut u32| -> Result<()> {
         let count = usize::try_from(*run).ok().filter(|r| *r <= len - *filled).ok_or_else(overflow)?;
-        out[*filled..*filled + count].fill(run_symbol);
+        out[*filled..*filled + count].fill(run_value);
         *filled += count;
         (*run, *digit) = (0, 0);
         Ok(())
     };
     let (mut filled, mut run, mut digit) = (0usize, 0u64, 0u32);
-    for &c in &coded {
+    for &c in coded.iter() {
         if c <= RUN_B {
             if digit == MAX_RUN_DIGITS {
                 return Err(overflow());
@@ -277,7 +285,7 @@ fn decode_runs(bytes: &[u8], symbols: usize, out: &mut [u8]) -> Result<()> {
             return Err(overflow());
         }
         let label = c - 2;
-        out[filled] = if label < run_symbol { label } else { label + 1 };
+        out[filled] = value(if label < run_symbol { label } else { label + 1 });
         filled += 1;
     }
     flush(out, &mut filled, &mut run, &mut digit)?;
@@ -285,6 +293,15 @@ fn decode_runs(bytes: &[u8], symbols: usize, out: &mut [u8]) -> Result<()> {
         return Err(data_error(format!("m22 run coding gives {filled} values for a chunk of {len}")));
     }
     Ok(())
+}
+
+/// The first `n` bytes of `scratch`, grown (zero-filled) only when it is shorter: every byte is
+/// overwritten by the caller, so clearing a reused buffer each chunk would be wasted work.
+fn scratch_of(scratch: &mut Vec<u8>, n: usize) -> &mut [u8] {
+    if scratch.len() < n {
+        scratch.resize(n, 0);
+    }
+    &mut scratch[..n]
 }
 
 /// The coded symbols of coding 4 for `symbols` with run symbol `z`.
