@@ -1028,6 +1028,40 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            id: "invalid-m22-runs-overflow",
+            description: "m22 coding 4 whose run digits RUNB RUNB RUNB (a run of 14) expand beyond the chunk of 4 values",
+            expect: "codec_data",
+            build: |r| with_m22_payload(r, 4, &m22_runs_payload(&[0.0, 1.0], 0, &[1, 2, 2], &[1, 1, 1])),
+        },
+        Case {
+            id: "invalid-m22-runs-short",
+            description: "m22 coding 4 whose one digit RUNA (a run of 1) gives 1 value for a chunk of 4",
+            expect: "codec_data",
+            build: |r| with_m22_payload(r, 4, &m22_runs_payload(&[0.0, 1.0], 0, &[1, 2, 2], &[0])),
+        },
+        Case {
+            id: "invalid-m22-runs-digits",
+            description: "m22 coding 4 with a run of 33 digits (at most 32) in a chunk of 40 values",
+            expect: "codec_data",
+            build: |r| with_m22_payload(r, 40, &m22_runs_payload(&[0.0, 1.0], 0, &[1, 2, 2], &[0; 33])),
+        },
+        Case {
+            id: "invalid-m22-coding-5",
+            description: "m22 label coding 5 in a version 2 stage (codings 0..=4)",
+            expect: "codec_data",
+            build: |r| edit(&m22_step_runs(r), |recs| first(recs, record::CHUNK).body[24] = 5),
+        },
+        Case {
+            id: "invalid-m22-runs-256-symbols",
+            description: "m22 coding 4 with 256 points in a chunk of 200 values (the run coding allows at most 255 symbols)",
+            expect: "codec_data",
+            build: |r| {
+                let points: Vec<f32> = (0u16..256).map(f32::from).collect();
+                // 200 values: the payload (points and 257 code lengths) stays within the bound.
+                with_m22_payload(r, 200, &m22_runs_payload(&points, 0, &[1, 2, 2], &[0]))
+            },
+        },
+        Case {
             id: "invalid-m22-params-target",
             description: "m22 8-byte parameters with a NaN error target",
             expect: "invalid_params",
@@ -1188,6 +1222,38 @@ fn m22_values(n: usize, zero_every: usize) -> Vec<f32> {
 /// One m22:bits=3 tensor of 600 values in one chunk, Huffman-coded labels.
 fn m22_small(r: &Registry) -> Vec<u8> {
     one_tensor(r, "m22:bits=3", &[600], &m22_values(600, 5), WriterOptions::default().write_index(false))
+}
+
+/// An m22 coding-4 payload: `points`, run symbol `z`, code `lengths` over the coded symbols
+/// (`S + 1` of them are written, the rest 0), and the `coded` symbols, Huffman-coded.
+fn m22_runs_payload(points: &[f32], z: u8, lengths: &[u8], coded: &[u8]) -> Vec<u8> {
+    let mut p = vec![4u8, 0];
+    p.extend_from_slice(&(points.len() as u16).to_le_bytes());
+    p.extend_from_slice(&[0; 12]);
+    for x in points {
+        p.extend_from_slice(&x.to_le_bytes());
+    }
+    p.push(z);
+    p.extend_from_slice(&(coded.len() as u32).to_le_bytes());
+    let mut all = lengths.to_vec();
+    all.resize(points.len() + 1, 0);
+    for pair in all.chunks(2) {
+        p.push(pair[0] | pair.get(1).map_or(0, |&l| l << 4));
+    }
+    let code = gradwire::entropy::HuffmanCode::from_lengths(lengths).unwrap();
+    code.encode(coded, &mut p).unwrap();
+    p
+}
+
+/// A version-2 m22 stream (`m22:bits=8,step=1`) of one tensor of `n` values whose one chunk
+/// carries `payload`.
+fn with_m22_payload(r: &Registry, n: usize, payload: &[u8]) -> Vec<u8> {
+    let b = one_tensor(r, "m22:step=1", &[n as u64], &vec![0.5f32; n], WriterOptions::default().write_index(false));
+    edit(&b, |recs| {
+        let c = &mut first(recs, record::CHUNK).body;
+        c.truncate(24);
+        c.extend_from_slice(payload);
+    })
 }
 
 /// One m22:step=6e-3 tensor of 3000 values in one chunk (version 2, coding 4).

@@ -413,6 +413,17 @@ fn m22_rate_is_resolved_into_one_cell_width_for_the_stream() {
     assert!((2.95..=3.0).contains(&bpe), "{bpe} bits per entry for rate=3 (the budget, nearly all spent)");
     let out = gradwire(&["encode", FIXTURE, "-o", s(&tmp("m22-bad.gw")), "--codec", "m22:rate=2,mse=1e-6"]);
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    // Found in review: stages after m22 were not measured; the budget holds with them too.
+    let zstd = tmp("m22-rate-zstd.gw");
+    ok(&["encode", FIXTURE, "-o", s(&zstd), "--codec", "m22:rate=2+zstd:level=1", "--chunk-size", "1024", "-q"]);
+    let out = ok(&["inspect", s(&zstd), "--json"]);
+    let bpe = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["bits_per_entry"].as_f64().unwrap();
+    assert!(bpe <= 2.0, "{bpe} bits per entry for rate=2 followed by zstd");
+    // A budget that framing alone exceeds (16-value chunks) is an error, not a silent overrun.
+    let out =
+        gradwire(&["encode", FIXTURE, "-o", s(&tmp("m22-tiny.gw")), "--codec", "m22:rate=1", "--chunk-size", "16"]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be met"));
 }
 
 #[test]

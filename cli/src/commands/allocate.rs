@@ -26,54 +26,67 @@ pub fn resolve_rate(
     chunk_elements: u64,
     stream_len: &dyn Fn(&str) -> Result<u64>,
 ) -> Result<String> {
-    let mut stages = Vec::new();
-    for stage in spec.split('+') {
-        let Some(params) = stage.strip_prefix("m22:") else {
-            stages.push(stage.to_owned());
-            continue;
-        };
-        let (rate, rest): (Vec<&str>, Vec<&str>) = params.split(',').partition(|kv| kv.starts_with("rate="));
-        let Some(rate) = rate.last() else {
-            stages.push(stage.to_owned());
-            continue;
-        };
-        let rate: f64 = rate["rate=".len()..]
-            .parse()
-            .ok()
-            .filter(|r: &f64| r.is_finite() && *r > 0.0)
-            .with_context(|| format!("m22 {rate:?}: the rate must be a positive number of bits per entry"))?;
-        if rest.iter().any(|kv| ["mse=", "step=", "entropy="].iter().any(|k| kv.starts_with(k))) {
-            bail!(gradwire::Error::new(
-                gradwire::ErrorCode::InvalidArgument,
-                "m22 takes rate=B or one of mse, step and entropy, not both"
-            ));
-        }
-        let base = if rest.is_empty() { "m22".to_owned() } else { format!("m22:{}", rest.join(",")) };
-        let sep = if rest.is_empty() { ":" } else { "," };
-        let with_step = |step: f32| format!("{base}{sep}step={step:e}");
-        let params = M22Params::decode(&registry.parse_pipeline(&with_step(1.0))?[0].params)?;
-        let values: Vec<&[f32]> = tensors.iter().map(|t| t.values.as_slice()).collect();
-        // The container's bytes: a stream whose every chunk is one cell, less those payloads.
-        let chunks: u64 = tensors.iter().map(|t| (t.values.len() as u64).div_ceil(chunk_elements.max(1))).sum();
-        let probe = stages.iter().cloned().chain([with_step(f32::MAX)]).collect::<Vec<_>>().join("+");
-        let mut overhead = stream_len(&probe)?.saturating_sub(chunks * ONE_CELL_PAYLOAD) as f64 * 8.0;
-        let total: u64 = tensors.iter().map(|t| t.values.len() as u64).sum();
-        let budget = rate * total as f64;
-        let mut resolved = with_step(1.0); // every value is zero: any width gives the same stream
-        // The sizes are predicted (exactly for chunks of up to 16 Ki values, from a sample for
-        // larger ones) and the framing varies a little with them: a stream found over budget
-        // is allocated again with the excess (doubled each time) taken off, up to 7 times.
-        for attempt in 0..8 {
-            let Some(width) = allocate(&values, chunk_elements as usize, &params, rate, overhead) else { break };
-            resolved = with_step(width);
-            let probe = stages.iter().cloned().chain([resolved.clone()]).collect::<Vec<_>>().join("+");
-            let excess = stream_len(&probe)? as f64 * 8.0 - budget;
-            if excess <= 0.0 {
-                break;
-            }
-            overhead += excess * f64::from(1u32 << attempt);
-        }
-        stages.push(resolved);
+    let parts: Vec<&str> = spec.split('+').collect();
+    let Some(at) = parts
+        .iter()
+        .position(|p| p.strip_prefix("m22:").is_some_and(|q| q.split(',').any(|kv| kv.starts_with("rate="))))
+    else {
+        return Ok(spec.to_owned());
+    };
+    let params = &parts[at]["m22:".len()..];
+    let (rate, rest): (Vec<&str>, Vec<&str>) = params.split(',').partition(|kv| kv.starts_with("rate="));
+    let rate_text = rate.last().copied().unwrap_or_default();
+    let rate: f64 = rate_text["rate=".len()..]
+        .parse()
+        .ok()
+        .filter(|r: &f64| r.is_finite() && *r > 0.0)
+        .with_context(|| format!("m22 {rate_text:?}: the rate must be a positive number of bits per entry"))?;
+    if rest.iter().any(|kv| ["mse=", "step=", "entropy="].iter().any(|k| kv.starts_with(k))) {
+        bail!(gradwire::Error::new(
+            gradwire::ErrorCode::InvalidArgument,
+            "m22 takes rate=B or one of mse, step and entropy, not both"
+        ));
     }
-    Ok(stages.join("+"))
+    let base = if rest.is_empty() { "m22".to_owned() } else { format!("m22:{}", rest.join(",")) };
+    let sep = if rest.is_empty() { ":" } else { "," };
+    // The whole pipeline with the m22 stage at cell width `step`: stages after it (zstd, say)
+    // are part of what is measured.
+    let pipeline_with = |step: f32| {
+        let mut p: Vec<String> = parts.iter().map(|s| (*s).to_owned()).collect();
+        p[at] = format!("{base}{sep}step={step:e}");
+        p.join("+")
+    };
+    let params = M22Params::decode(&registry.parse_pipeline(&format!("{base}{sep}step=1"))?[0].params)?;
+    let values: Vec<&[f32]> = tensors.iter().map(|t| t.values.as_slice()).collect();
+    // The container's bytes: a stream whose every chunk is one cell, less those payloads.
+    let chunks: u64 = tensors.iter().map(|t| (t.values.len() as u64).div_ceil(chunk_elements.max(1))).sum();
+    let mut overhead = stream_len(&pipeline_with(f32::MAX))?.saturating_sub(chunks * ONE_CELL_PAYLOAD) as f64 * 8.0;
+    let total: u64 = tensors.iter().map(|t| t.values.len() as u64).sum();
+    let budget = rate * total as f64;
+    // The sizes are predicted (exactly for chunks of up to 16 Ki values, from a sample for
+    // larger ones) and the framing, later stages and error feedback change them: a stream found
+    // over budget is allocated again with the excess (doubled each time) taken off, up to 7
+    // times; one still over budget is an error, not a silent overrun.
+    let mut smallest = f64::INFINITY;
+    for attempt in 0..8 {
+        // Every value zero: any width gives the same stream.
+        let width = allocate(&values, chunk_elements as usize, &params, rate, overhead).unwrap_or(1.0);
+        let resolved = pipeline_with(width);
+        let bits = stream_len(&resolved)? as f64 * 8.0;
+        if bits <= budget {
+            return Ok(resolved);
+        }
+        smallest = smallest.min(bits);
+        overhead += (bits - budget) * f64::from(1u32 << attempt);
+    }
+    let one_cell = stream_len(&pipeline_with(f32::MAX))? as f64 * 8.0;
+    bail!(gradwire::Error::new(
+        gradwire::ErrorCode::InvalidArgument,
+        format!(
+            "m22:rate={rate} cannot be met: the smallest stream found takes {:.3} bits per entry, and one cell \
+             per chunk (every value 0) already {:.3} ({total} values; fewer, larger chunks cost less framing)",
+            smallest / total.max(1) as f64,
+            one_cell / total.max(1) as f64
+        )
+    ));
 }

@@ -86,9 +86,26 @@ pub fn run(args: &EncodeArgs, g: GlobalArgs) -> Result<()> {
     let stream_len = |spec: &str| -> Result<u64> {
         let pipeline = registry.parse_pipeline(spec)?;
         let writer = Writer::new(Vec::new(), &registry, &header, options.clone())?;
-        Ok(write_tensors(writer, &tensors, &pipeline, None, piece_len, &ProgressBar::hidden())?.len() as u64)
+        // With error feedback the stream carries values plus residuals: measured on a copy of
+        // the state, which this trial must not advance.
+        let mut trial = feedback.clone();
+        Ok(write_tensors(writer, &tensors, &pipeline, trial.as_mut(), piece_len, &ProgressBar::hidden())?.len() as u64)
     };
-    let codec = crate::commands::allocate::resolve_rate(&args.codec, &registry, &tensors, chunk_elements, &stream_len)?;
+    // The allocation sees what will be encoded: with error feedback, values plus residuals.
+    let with_residuals: Option<Vec<NamedTensor>> = feedback.as_ref().map(|f| {
+        tensors
+            .iter()
+            .map(|t| {
+                let mut t = t.clone();
+                if let Some(r) = f.residual(&t.name).filter(|r| r.len() == t.values.len()) {
+                    t.values.iter_mut().zip(r).for_each(|(v, e)| *v += e);
+                }
+                t
+            })
+            .collect()
+    });
+    let planned = with_residuals.as_deref().unwrap_or(&tensors);
+    let codec = crate::commands::allocate::resolve_rate(&args.codec, &registry, planned, chunk_elements, &stream_len)?;
     let pipeline = registry.parse_pipeline(&codec)?;
     let sink: Box<dyn Write> = if output == "-" {
         Box::new(std::io::stdout().lock())

@@ -274,7 +274,7 @@ fn decode_runs<T: Copy>(
     for &c in coded.iter() {
         if c <= RUN_B {
             if digit == MAX_RUN_DIGITS {
-                return Err(overflow());
+                return Err(data_error(format!("m22 run coding has a run of more than {MAX_RUN_DIGITS} digits")));
             }
             run += u64::from(c + 1) << digit;
             digit += 1;

@@ -70,8 +70,9 @@ impl M22Params {
         if text.get("rate").is_some() {
             return Err(Error::new(
                 ErrorCode::InvalidArgument,
-                "m22:rate=B allocates over a whole stream before it is written: `gradwire encode` resolves it \
-                 into mse=D (library: gradwire_m22::allocate::allocate)",
+                "m22:rate=B allocates over a whole stream before it is written: `gradwire encode`, `demo` and \
+                 `bench` resolve it into one step=S (library: gradwire_m22::allocate::allocate); elsewhere give \
+                 step=S or entropy=B",
             ));
         }
         let mut target = None;

@@ -27,10 +27,11 @@ use crate::chunk;
 const MAX_CELL: i32 = 32_767;
 
 /// The width actually used for `step` on values of magnitude at most `max_abs`: `step`, or
-/// `max_abs / 32767` when that is wider, so that no value lies beyond the last cell.
+/// `max_abs / 32767` when that is wider, so that no value lies beyond the last cell, and at
+/// least the smallest normal f32 (about 1.2e-38), so that its inverse is finite.
 #[must_use]
 pub fn effective_step(step: f32, max_abs: f32) -> f32 {
-    step.max(max_abs / MAX_CELL as f32)
+    step.max(max_abs / MAX_CELL as f32).max(f32::MIN_POSITIVE)
 }
 
 /// Values of a chunk whose statistics are sampled when a width is searched for (`entropy=B`,
@@ -54,7 +55,7 @@ impl Cells {
     #[must_use]
     pub fn new(step: f32, max_abs: f32) -> Cells {
         let step = effective_step(step, max_abs);
-        let inv_step = (1.0 / step).min(f32::MAX);
+        let inv_step = 1.0 / step;
         let top = (max_abs * inv_step).round_ties_even();
         let cap = if top.is_finite() && top < MAX_CELL as f32 { top as i32 } else { MAX_CELL };
         Cells { inv_step, cap }
