@@ -235,22 +235,32 @@ impl HuffmanCode {
         // when full: criterion `chunk/encode/m22:*`).
         let table = self.write_table();
         let start = out.len();
-        // Room for every code at full length plus the 8-byte stores of the bit writer.
-        out.resize(start + symbols.len().saturating_mul(usize::from(MAX_CODE_LEN)).div_ceil(8) + 16, 0);
         let (mut pos, mut acc, mut filled, mut missing) = (start, 0u64, 0u32, false);
-        let (blocks, rest) = symbols.as_chunks::<4>();
-        for block in blocks.iter().map(|b| &b[..]).chain(std::iter::once(rest)) {
-            for &s in block {
-                let e = table[usize::from(s)];
-                missing |= e >> 16 == 0;
-                acc |= u64::from(e & 0xFFFF) << filled;
-                filled += e >> 16;
+        // The output grows a segment at a time, with room for every code of the segment at full
+        // length plus the 8-byte stores: zero-filling room for the whole input at 12 bits a
+        // symbol up front cost more page faults than the coding itself on large chunks.
+        for segment in symbols.chunks(4096) {
+            let need = pos + (segment.len() * usize::from(MAX_CODE_LEN)).div_ceil(8) + 16;
+            if out.len() < need {
+                out.resize(need + (need - start) / 2, 0);
             }
-            out[pos..pos + 8].copy_from_slice(&acc.to_le_bytes());
-            let bytes = filled / 8;
-            pos += bytes as usize;
-            acc = acc.checked_shr(8 * bytes).unwrap_or(0);
-            filled -= 8 * bytes;
+            let (blocks, rest) = segment.as_chunks::<4>();
+            for block in blocks.iter().map(|b| &b[..]).chain(std::iter::once(rest)) {
+                for &s in block {
+                    let e = table[usize::from(s)];
+                    missing |= e >> 16 == 0;
+                    acc |= u64::from(e & 0xFFFF) << filled;
+                    filled += e >> 16;
+                }
+                out[pos..pos + 8].copy_from_slice(&acc.to_le_bytes());
+                let bytes = filled / 8;
+                pos += bytes as usize;
+                acc = acc.checked_shr(8 * bytes).unwrap_or(0);
+                filled -= 8 * bytes;
+            }
+        }
+        if out.len() < pos + 1 {
+            out.resize(pos + 1, 0); // no symbols at all: room for the (empty) tail
         }
         if missing {
             out.truncate(start);
