@@ -220,7 +220,7 @@ impl HuffmanCode {
     /// Bits needed to encode symbols with these counts.
     #[must_use]
     pub fn encoded_bits(&self, counts: &[u64]) -> u64 {
-        counts.iter().zip(&self.lengths).map(|(&c, &l)| c * u64::from(l)).sum()
+        coded_bits(counts, &self.lengths)
     }
 
     /// Appends the codes of `symbols` to `out`, least-significant bit first, the last byte
@@ -340,6 +340,13 @@ impl HuffmanCode {
         }
         Ok(())
     }
+}
+
+/// Bits that symbols with these `counts` take under a code of these `lengths` (no code needs
+/// to be built: a planner comparing codings calls this on the lengths of [`code_lengths`]).
+#[must_use]
+pub fn coded_bits(counts: &[u64], lengths: &[u8]) -> u64 {
+    counts.iter().zip(lengths).map(|(&c, &l)| c * u64::from(l)).sum()
 }
 
 /// Empirical entropy of `counts` in bits per symbol.

@@ -9,4 +9,4 @@ mod fixed;
 mod huffman;
 
 pub use fixed::{pack_fixed, packed_fixed_len, unpack_fixed};
-pub use huffman::{HuffmanCode, MAX_CODE_LEN, code_lengths, entropy_bits};
+pub use huffman::{HuffmanCode, MAX_CODE_LEN, code_lengths, coded_bits, entropy_bits};

@@ -17,7 +17,9 @@
 //! Decoding is table look-ups only: labels to symbols, symbols to values; nothing of the design
 //! is recomputed.
 
-use gradwire_codec::entropy::{HuffmanCode, MAX_CODE_LEN, code_lengths, pack_fixed, packed_fixed_len, unpack_fixed};
+use gradwire_codec::entropy::{
+    HuffmanCode, MAX_CODE_LEN, code_lengths, coded_bits, pack_fixed, packed_fixed_len, unpack_fixed,
+};
 use gradwire_codec::{Error, ErrorCode, Result};
 
 /// Bytes before the points.
@@ -320,7 +322,24 @@ fn run_coded(symbols: &[u8], z: u8) -> Vec<u8> {
             }
         }
     };
-    for &x in symbols {
+    // Blocks of 64: a bit mask of the labels that are not `z` (built branch-free, as the sign
+    // packer does), then one step per such label; blocks of `z` alone cost one test.
+    let (blocks, rest) = symbols.as_chunks::<64>();
+    for block in blocks {
+        let mut mask = not_equal_mask(block, z);
+        let mut at = 0u32;
+        while mask != 0 {
+            let j = mask.trailing_zeros();
+            run += (j - at) as usize;
+            flush(&mut run, &mut coded);
+            let x = block[j as usize];
+            coded.push(if x < z { x + 2 } else { x + 1 });
+            at = j + 1;
+            mask &= mask - 1;
+        }
+        run += (64 - at) as usize;
+    }
+    for &x in rest {
         if x == z {
             run += 1;
             continue;
@@ -330,6 +349,16 @@ fn run_coded(symbols: &[u8], z: u8) -> Vec<u8> {
     }
     flush(&mut run, &mut coded);
     coded
+}
+
+/// Bit `j` set when `block[j] != z`, built as two 32-bit halves (the form that vectorizes).
+fn not_equal_mask(block: &[u8; 64], z: u8) -> u64 {
+    let (mut lo, mut hi) = (0u32, 0u32);
+    for j in 0..32 {
+        lo |= u32::from(block[j] != z) << j;
+        hi |= u32::from(block[j + 32] != z) << j;
+    }
+    u64::from(lo) | u64::from(hi) << 32
 }
 
 /// Reads `symbols` code lengths (4 bits each, low nibble first) and builds the code.
@@ -432,34 +461,30 @@ pub fn plan(s: usize, symbols: &[u8], runs: bool) -> Plan {
     };
     if s >= 2 {
         let lengths = code_lengths(&counts, MAX_CODE_LEN);
-        if let Ok(code) = HuffmanCode::from_lengths(&lengths) {
-            let bytes = s.div_ceil(2) + code.encoded_bits(&counts).div_ceil(8) as usize;
-            if bytes < best.label_bytes {
-                best = Plan {
-                    coding: Coding::Huffman,
-                    lengths,
-                    label_bytes: bytes,
-                    symbols: s,
-                    coded: Vec::new(),
-                    run_symbol: 0,
-                };
-            }
+        let bytes = s.div_ceil(2) + coded_bits(&counts, &lengths).div_ceil(8) as usize;
+        if bytes < best.label_bytes {
+            best = Plan {
+                coding: Coding::Huffman,
+                lengths,
+                label_bytes: bytes,
+                symbols: s,
+                coded: Vec::new(),
+                run_symbol: 0,
+            };
         }
     }
     if pair_alphabet > 0 {
         let lengths = code_lengths(&pc, MAX_CODE_LEN);
-        if let Ok(code) = HuffmanCode::from_lengths(&lengths) {
-            let bytes = (s * s).div_ceil(2) + code.encoded_bits(&pc).div_ceil(8) as usize;
-            if bytes < best.label_bytes {
-                best = Plan {
-                    coding: Coding::Pairs,
-                    lengths,
-                    label_bytes: bytes,
-                    symbols: s,
-                    coded: pair_symbols,
-                    run_symbol: 0,
-                };
-            }
+        let bytes = (s * s).div_ceil(2) + coded_bits(&pc, &lengths).div_ceil(8) as usize;
+        if bytes < best.label_bytes {
+            best = Plan {
+                coding: Coding::Pairs,
+                lengths,
+                label_bytes: bytes,
+                symbols: s,
+                coded: pair_symbols,
+                run_symbol: 0,
+            };
         }
     }
     let (z, most) = counts.iter().enumerate().max_by_key(|&(i, &c)| (c, std::cmp::Reverse(i))).unwrap_or((0, &0));
@@ -467,15 +492,11 @@ pub fn plan(s: usize, symbols: &[u8], runs: bool) -> Plan {
         let z = z as u8;
         let coded = run_coded(symbols, z);
         let mut cc = vec![0u64; s + 1];
-        for &c in &coded {
-            cc[usize::from(c)] += 1;
-        }
+        histogram(&coded, &mut cc);
         let lengths = code_lengths(&cc, MAX_CODE_LEN);
-        if let Ok(code) = HuffmanCode::from_lengths(&lengths) {
-            let bytes = 5 + (s + 1).div_ceil(2) + code.encoded_bits(&cc).div_ceil(8) as usize;
-            if bytes < best.label_bytes {
-                best = Plan { coding: Coding::Runs, lengths, label_bytes: bytes, symbols: s, coded, run_symbol: z };
-            }
+        let bytes = 5 + (s + 1).div_ceil(2) + coded_bits(&cc, &lengths).div_ceil(8) as usize;
+        if bytes < best.label_bytes {
+            best = Plan { coding: Coding::Runs, lengths, label_bytes: bytes, symbols: s, coded, run_symbol: z };
         }
     }
     best
