@@ -440,52 +440,28 @@ pub fn plan(s: usize, symbols: &[u8], runs: bool) -> Plan {
     } else {
         histogram(symbols, &mut counts);
     }
+    // A candidate coding: `header` bytes before the Huffman-coded `coded` symbols (none for
+    // fixed width and constant), `lengths` their code.
+    let candidate = |coding, header: usize, lengths: Vec<u8>, counts: &[u64], coded, run_symbol| {
+        let label_bytes = header + coded_bits(counts, &lengths).div_ceil(8) as usize;
+        Plan { coding, lengths, label_bytes, symbols: s, coded, run_symbol }
+    };
     if counts.iter().filter(|&&c| c > 0).count() <= 1 && !symbols.is_empty() {
-        return Plan {
-            coding: Coding::Constant,
-            lengths: Vec::new(),
-            label_bytes: 1,
-            symbols: s,
-            coded: Vec::new(),
-            run_symbol: 0,
-        };
+        return candidate(Coding::Constant, 1, Vec::new(), &[], Vec::new(), 0);
     }
-    let fixed = packed_fixed_len(symbols.len(), width(s));
-    let mut best = Plan {
-        coding: Coding::Fixed,
-        lengths: Vec::new(),
-        label_bytes: fixed,
-        symbols: s,
-        coded: Vec::new(),
-        run_symbol: 0,
+    let mut best = candidate(Coding::Fixed, packed_fixed_len(symbols.len(), width(s)), Vec::new(), &[], Vec::new(), 0);
+    let mut offer = |plan: Plan| {
+        if plan.label_bytes < best.label_bytes {
+            best = plan;
+        }
     };
     if s >= 2 {
         let lengths = code_lengths(&counts, MAX_CODE_LEN);
-        let bytes = s.div_ceil(2) + coded_bits(&counts, &lengths).div_ceil(8) as usize;
-        if bytes < best.label_bytes {
-            best = Plan {
-                coding: Coding::Huffman,
-                lengths,
-                label_bytes: bytes,
-                symbols: s,
-                coded: Vec::new(),
-                run_symbol: 0,
-            };
-        }
+        offer(candidate(Coding::Huffman, s.div_ceil(2), lengths, &counts, Vec::new(), 0));
     }
     if pair_alphabet > 0 {
         let lengths = code_lengths(&pc, MAX_CODE_LEN);
-        let bytes = (s * s).div_ceil(2) + coded_bits(&pc, &lengths).div_ceil(8) as usize;
-        if bytes < best.label_bytes {
-            best = Plan {
-                coding: Coding::Pairs,
-                lengths,
-                label_bytes: bytes,
-                symbols: s,
-                coded: pair_symbols,
-                run_symbol: 0,
-            };
-        }
+        offer(candidate(Coding::Pairs, (s * s).div_ceil(2), lengths, &pc, pair_symbols, 0));
     }
     let (z, most) = counts.iter().enumerate().max_by_key(|&(i, &c)| (c, std::cmp::Reverse(i))).unwrap_or((0, &0));
     if runs && (2..=255).contains(&s) && 2 * *most >= symbols.len() as u64 {
@@ -494,10 +470,7 @@ pub fn plan(s: usize, symbols: &[u8], runs: bool) -> Plan {
         let mut cc = vec![0u64; s + 1];
         histogram(&coded, &mut cc);
         let lengths = code_lengths(&cc, MAX_CODE_LEN);
-        let bytes = 5 + (s + 1).div_ceil(2) + coded_bits(&cc, &lengths).div_ceil(8) as usize;
-        if bytes < best.label_bytes {
-            best = Plan { coding: Coding::Runs, lengths, label_bytes: bytes, symbols: s, coded, run_symbol: z };
-        }
+        offer(candidate(Coding::Runs, 5 + (s + 1).div_ceil(2), lengths, &cc, coded, z));
     }
     best
 }
