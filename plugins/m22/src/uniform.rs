@@ -65,13 +65,6 @@ impl Cells {
         Cells { inv_step, cap }
     }
 
-    /// Cell of `x` (`-cap..=cap`).
-    #[inline]
-    #[must_use]
-    pub fn cell(self, x: f32) -> i32 {
-        i32::from(self.index(x)) - self.cap
-    }
-
     /// Cell of `x` plus `cap` (`0..=2 cap`): `|x| * (1/w)`, capped, rounded to the nearest
     /// integer (ties to even) by the magic-number addition, signed by the sign bit. Integer
     /// and float operations only, so the loops around it vectorize (a `floor` or a saturating
@@ -91,13 +84,10 @@ impl Cells {
     }
 }
 
-/// The quantizer of one chunk: its points and, for every cell, the symbol it decodes to.
+/// The quantizer of one chunk: its points (the labels are written by [`UniformQuantizer::design`]).
 pub struct UniformQuantizer {
-    cells: Cells,
     /// Ascending reconstruction points.
     pub points: Vec<f32>,
-    /// Symbol (point index) of cell `k`, at `k + cap`.
-    lut: Vec<u8>,
 }
 
 impl UniformQuantizer {
@@ -151,13 +141,7 @@ impl UniformQuantizer {
             }
             _ => labels.extend(values.iter().map(|&x| lut[usize::from(cells.index(x))])),
         }
-        UniformQuantizer { cells, points, lut }
-    }
-
-    /// The value `x` decodes to.
-    #[must_use]
-    pub fn quantize(&self, x: f32) -> f32 {
-        self.points[usize::from(self.lut[usize::from(self.cells.index(x))])]
+        UniformQuantizer { points }
     }
 }
 
