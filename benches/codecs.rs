@@ -37,6 +37,10 @@ const PIPELINES: &[&str] = &[
     "m22:step=1e-3",
     "m22:step=4e-3",
     "m22:entropy=2",
+    "intrinsic:dim=65536+raw",
+    "intrinsic:dim=262144+raw",
+    "intrinsic:dim=16384,family=sparse+raw",
+    "intrinsic:dim=16,family=rademacher+raw",
 ];
 
 fn laplace(n: usize, seed: u64) -> Vec<f32> {
@@ -114,7 +118,7 @@ fn stream_level(c: &mut Criterion) {
 
 /// Aggregation of 4 updates of 2^22 values each (throughput counts the f32 input of all four):
 /// signsgd in the compressed domain (sign planes for the vote, `±w·scale` for the mean) against
-/// bf16, which must be decoded first.
+/// bf16, which must be decoded first, and intrinsic projections, whose coefficients are averaged.
 fn aggregate_level(c: &mut Criterion) {
     use gradwire::aggregate::{AggregateOptions, Rule, aggregate};
     let registry = gradwire::registry().unwrap();
@@ -122,7 +126,7 @@ fn aggregate_level(c: &mut Criterion) {
     let mut group = c.benchmark_group("aggregate");
     group.sample_size(10);
     group.throughput(Throughput::Bytes((4 * n * 4) as u64));
-    for codec in ["signsgd", "bf16"] {
+    for codec in ["signsgd", "bf16", "intrinsic:dim=65536+raw"] {
         let streams: Vec<Vec<u8>> = (0..4)
             .map(|k| {
                 let mut out = Vec::new();
@@ -133,6 +137,14 @@ fn aggregate_level(c: &mut Criterion) {
         for rule in [Rule::Majority, Rule::Mean] {
             let mut options = AggregateOptions::new(rule);
             options.output = Some(registry.parse_pipeline("raw").unwrap());
+            if codec.starts_with("intrinsic") {
+                if rule == Rule::Majority {
+                    continue;
+                }
+                // The inputs' own pipeline: coefficients are averaged, never expanded.
+                options.output = None;
+                options.compressed_only = true;
+            }
             group.bench_function(BenchmarkId::new(rule.as_str(), codec), |b| {
                 let mut out = Vec::with_capacity(n * 4 + (1 << 20));
                 b.iter(|| {

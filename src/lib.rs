@@ -28,6 +28,9 @@ pub use gradwire_signsgd as signsgd;
 /// `m22`: fitted-model, magnitude-weighted Lloyd-Max quantizer with Huffman labels (`spec/CODECS.md` §6).
 pub use gradwire_m22 as m22;
 
+/// `intrinsic`: random subspace projections regenerated from a shared seed (`spec/CODECS.md` §7).
+pub use gradwire_intrinsic as intrinsic;
+
 /// Every codec this build knows: the core codecs plus all linked plugins.
 ///
 /// # Errors

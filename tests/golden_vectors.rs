@@ -1204,6 +1204,135 @@ fn cases() -> Vec<Case> {
                 })
             },
         },
+        // intrinsic (CODECS.md §7)
+        Case {
+            id: "valid-intrinsic-srht",
+            description: "intrinsic srht dim=100 seed=42 + raw: 200 values in chunks of 150 (blocks 128 and a tail of 22 padded to 32) and 50 (a tail padded to 64)",
+            expect: "ok",
+            build: |r| {
+                one_tensor(
+                    r,
+                    "intrinsic:dim=100,seed=42+raw",
+                    &[200],
+                    &m22_values(200, 5),
+                    WriterOptions::default().chunk_elements(150),
+                )
+            },
+        },
+        Case {
+            id: "valid-intrinsic-srht-unbiased-round",
+            description: "intrinsic srht dim=40, unbiased scaling, schedule=round (round 7) + bf16: 300 values (blocks 256, tail 44 padded to 64)",
+            expect: "ok",
+            build: |r| {
+                one_tensor(
+                    r,
+                    "intrinsic:dim=40,scaling=unbiased,seed=3,schedule=round,round=7+bf16",
+                    &[3, 100],
+                    &m22_values(300, 0),
+                    WriterOptions::default(),
+                )
+            },
+        },
+        Case {
+            id: "valid-intrinsic-rademacher",
+            description: "intrinsic rademacher dim=10 seed=5 + raw: 75 values in one chunk",
+            expect: "ok",
+            build: |r| {
+                one_tensor(
+                    r,
+                    "intrinsic:dim=10,family=rademacher,seed=5+raw",
+                    &[75],
+                    &m22_values(75, 0),
+                    WriterOptions::default(),
+                )
+            },
+        },
+        Case {
+            id: "valid-intrinsic-sparse-group",
+            description: "intrinsic sparse nonzeros=3, unbiased, schedule=group (4 groups, round 6) + raw + zstd: 90 values in chunks of 64 and 26",
+            expect: "ok",
+            build: |r| {
+                one_tensor(
+                    r,
+                    "intrinsic:dim=12,family=sparse,nonzeros=3,scaling=unbiased,seed=9,schedule=group,groups=4,round=6+raw+zstd:level=1",
+                    &[90],
+                    &m22_values(90, 0),
+                    WriterOptions::default().chunk_elements(64),
+                )
+            },
+        },
+        Case {
+            id: "invalid-intrinsic-params-reserved",
+            description: "intrinsic parameter byte 3 (reserved) is 1",
+            expect: "reserved_nonzero",
+            build: |r| edit_descriptor(&intrinsic_small(r), |d| d.pipeline[0].params[3] = 1),
+        },
+        Case {
+            id: "invalid-intrinsic-params-length",
+            description: "intrinsic parameter block of 31 bytes",
+            expect: "invalid_params",
+            build: |r| {
+                edit_descriptor(&intrinsic_small(r), |d| {
+                    d.pipeline[0].params.pop();
+                })
+            },
+        },
+        Case {
+            id: "invalid-intrinsic-params-family",
+            description: "intrinsic family 3",
+            expect: "invalid_params",
+            build: |r| edit_descriptor(&intrinsic_small(r), |d| d.pipeline[0].params[0] = 3),
+        },
+        Case {
+            id: "invalid-intrinsic-params-nonzeros",
+            description: "intrinsic srht with nonzeros 1 (only sparse has nonzeros)",
+            expect: "invalid_params",
+            build: |r| edit_descriptor(&intrinsic_small(r), |d| d.pipeline[0].params[8] = 1),
+        },
+        Case {
+            id: "invalid-intrinsic-params-dim-zero",
+            description: "intrinsic dim 0",
+            expect: "invalid_params",
+            build: |r| edit_descriptor(&intrinsic_small(r), |d| d.pipeline[0].params[4..8].fill(0)),
+        },
+        Case {
+            id: "invalid-intrinsic-params-round-fixed",
+            description: "intrinsic schedule fixed with round 1",
+            expect: "invalid_params",
+            build: |r| edit_descriptor(&intrinsic_small(r), |d| d.pipeline[0].params[24] = 1),
+        },
+        Case {
+            id: "invalid-intrinsic-params-groups",
+            description: "intrinsic schedule group with 0 groups",
+            expect: "invalid_params",
+            build: |r| edit_descriptor(&intrinsic_small(r), |d| d.pipeline[0].params[2] = 1),
+        },
+        Case {
+            id: "invalid-intrinsic-dense-limit",
+            description: "intrinsic rademacher chunk of 20000 values onto 4096 coefficients (more than 2^26 entries), refused when the tensor begins",
+            expect: "limit_exceeded",
+            build: |r| {
+                let b = one_tensor(
+                    r,
+                    "intrinsic:dim=16,family=rademacher+raw",
+                    &[20000],
+                    &vec![0.5; 20000],
+                    WriterOptions::default().write_index(false),
+                );
+                edit_descriptor(&b, |d| d.pipeline[0].params[4..8].copy_from_slice(&4096u32.to_le_bytes()))
+            },
+        },
+        Case {
+            id: "invalid-intrinsic-coefficients-short",
+            description: "intrinsic + raw chunk one coefficient short",
+            expect: "codec_output_size",
+            build: |r| {
+                edit(&intrinsic_small(r), |recs| {
+                    let b = &mut first(recs, record::CHUNK).body;
+                    b.truncate(b.len() - 4);
+                })
+            },
+        },
     ]
 }
 
@@ -1217,6 +1346,17 @@ fn m22_values(n: usize, zero_every: usize) -> Vec<f32> {
             if zero_every > 0 && i % zero_every == 0 { 0.0 } else { (s * -u.ln() * 1e-3) as f32 }
         })
         .collect()
+}
+
+/// One `intrinsic:dim=16+raw` tensor of 100 values in one chunk, without an index.
+fn intrinsic_small(r: &Registry) -> Vec<u8> {
+    one_tensor(
+        r,
+        "intrinsic:dim=16,seed=1+raw",
+        &[100],
+        &m22_values(100, 0),
+        WriterOptions::default().write_index(false),
+    )
 }
 
 /// One m22:bits=3 tensor of 600 values in one chunk, Huffman-coded labels.

@@ -14,9 +14,17 @@
 //!   where the codec implements [`crate::ArrayToBytes::accumulate`] (scaled signs), decoded
 //!   otherwise; written with the inputs' own pipeline unless another is given.
 //!
+//! Projections (pipelines whose array->array stages are linear, such as `intrinsic`): when every
+//! input has the same pipeline (so the same seed and subspace) and the output keeps it, the mean
+//! is taken of the coefficients, which are never expanded to the tensor's length
+//! ([`crate::Pipeline::accumulate_inner_chunk`], [`Writer::write_inner_chunk`]). Inputs whose
+//! pipelines differ (another seed, another codec) are decoded, averaged and re-encoded with the
+//! output pipeline (input 0's unless given), or refused with
+//! [`AggregateOptions::compressed_only`].
+//!
 //! Weights come from `fl.num_examples` when every input has it, are equal when none has it, and
 //! may be given explicitly. Inputs must match: same tensors in the same order with the same
-//! shapes, chunking and pipelines, and the same `fl.round` when present; anything else is refused
+//! shapes and chunking, and the same `fl.round` when present; anything else is refused
 //! with [`ErrorCode::InvalidArgument`] naming the input and what differs.
 //!
 //! Payloads are checked by their record CRC32C. A tensor that carries decoded-value checksums is
@@ -79,6 +87,9 @@ pub struct AggregateOptions {
     pub writer: WriterOptions,
     /// Limits applied to every input.
     pub limits: Limits,
+    /// Refuse to expand coefficients: every input must share one pipeline, and a pipeline with
+    /// array->array stages must be linear and kept for the output (see the module docs).
+    pub compressed_only: bool,
 }
 
 impl AggregateOptions {
@@ -91,6 +102,7 @@ impl AggregateOptions {
             weights: None,
             writer: WriterOptions::default(),
             limits: Limits::default(),
+            compressed_only: false,
         }
     }
 }
@@ -110,6 +122,8 @@ pub struct AggregateReport {
 struct OpenTensor {
     output: TensorId,
     codecs: Vec<TensorCodec>,
+    /// Whether chunks are averaged as projection coefficients.
+    projected: bool,
 }
 
 /// Combines the streams `inputs` into one stream written to `out`.
@@ -183,6 +197,7 @@ pub fn aggregate<R: Read, W: Write>(
                 check_descriptors(&descriptors)?;
                 let pipeline =
                     options.output.clone().or_else(|| majority_pipeline.clone()).unwrap_or_else(|| d.pipeline.clone());
+                let (codecs, projected) = input_codecs(registry, options, &descriptors, &headers, &pipeline)?;
                 let spec = TensorSpec {
                     name: d.name.clone(),
                     dtype: d.dtype,
@@ -191,15 +206,7 @@ pub fn aggregate<R: Read, W: Write>(
                     chunk_elements: Some(d.chunk_elements),
                 };
                 let output = writer.begin_tensor(spec)?;
-                let codecs = descriptors
-                    .iter()
-                    .zip(&headers)
-                    .map(|(d, h)| {
-                        let pipeline = registry.build_pipeline(&d.pipeline, &options.limits)?;
-                        Ok(TensorCodec { descriptor: Arc::clone(d), pipeline: Arc::new(pipeline), stream_seed: h.seed })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                open.insert(d.tensor_id, OpenTensor { output, codecs });
+                open.insert(d.tensor_id, OpenTensor { output, codecs, projected });
                 report.tensors += 1;
             }
             Event::EncodedChunk(c) => {
@@ -215,9 +222,14 @@ pub fn aggregate<R: Read, W: Write>(
                 let t = open
                     .get(&c.tensor_id)
                     .ok_or_else(|| Error::new(ErrorCode::Malformed, "chunk of no open tensor"))?;
-                let values = combine(options.rule, &t.codecs, &chunks, &weights)?;
-                writer.write_values(t.output, &values)?;
-                report.values += values.len() as u64;
+                if t.projected {
+                    let coefficients = combine_coefficients(&t.codecs, &chunks, &weights)?;
+                    writer.write_inner_chunk(t.output, c.len as usize, &coefficients)?;
+                } else {
+                    let values = combine(options.rule, &t.codecs, &chunks, &weights)?;
+                    writer.write_values(t.output, &values)?;
+                }
+                report.values += c.len;
             }
             Event::TensorEnd(end) => {
                 let ends = same_kind(&events, |e| match e {
@@ -239,6 +251,43 @@ pub fn aggregate<R: Read, W: Write>(
             _ => return Err(Error::new(ErrorCode::Malformed, "unexpected event")),
         }
     }
+}
+
+/// Builds every input's pipeline for one tensor, and decides whether its chunks are averaged as
+/// projection coefficients: the mean, one pipeline for every input, kept for the output, with
+/// linear array->array stages. Refuses what does not qualify when only compressed-domain
+/// aggregation is allowed.
+fn input_codecs(
+    registry: &Registry,
+    options: &AggregateOptions,
+    descriptors: &[Arc<TensorDescriptor>],
+    headers: &[StreamHeader],
+    output: &[StageDescriptor],
+) -> Result<(Vec<TensorCodec>, bool)> {
+    let d = &descriptors[0];
+    let shared = descriptors.iter().all(|other| other.pipeline == d.pipeline);
+    let codecs = descriptors
+        .iter()
+        .zip(headers)
+        .map(|(d, h)| {
+            let pipeline = registry.build_pipeline(&d.pipeline, &options.limits)?;
+            Ok(TensorCodec { descriptor: Arc::clone(d), pipeline: Arc::new(pipeline), stream_seed: h.seed })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let has_projection = codecs[0].pipeline.has_linear_projection();
+    let projected = options.rule == Rule::Mean && shared && output == d.pipeline.as_slice() && has_projection;
+    if options.compressed_only && !projected && (!shared || has_projection) {
+        let why = if shared {
+            "its projection is only averaged by the mean into the inputs' own pipeline"
+        } else {
+            "the inputs' pipelines differ (another seed or codec), so their coefficients do not add up"
+        };
+        return Err(Error::new(
+            ErrorCode::InvalidArgument,
+            format!("tensor {:?} cannot be aggregated without decoding: {why}", d.name),
+        ));
+    }
+    Ok((codecs, projected))
 }
 
 /// The next event that shapes the stream (headers, tensors, chunks, END), skipping metadata and
@@ -297,11 +346,34 @@ fn check_descriptors(descriptors: &[Arc<TensorDescriptor>]) -> Result<()> {
                 format!("tensor {:?} in chunks of {} values, not {}", d.name, d.chunk_elements, d0.chunk_elements),
             ));
         }
-        if d.pipeline != d0.pipeline {
-            return Err(mismatch(k, format!("tensor {:?} with another codec pipeline", d.name)));
-        }
     }
     Ok(())
+}
+
+/// The weighted mean of one chunk's projection coefficients over every input (which share one
+/// pipeline). Decoded-value checksums are checked by decoding first.
+fn combine_coefficients(codecs: &[TensorCodec], chunks: &[&EncodedChunk], weights: &[f64]) -> Result<Vec<f32>> {
+    let n = chunks[0].len as usize;
+    let index = chunks[0].chunk_index;
+    let inner = codecs[0].pipeline.bounds(n)?.array_lens.last().copied().unwrap_or(n);
+    let mut acc = vec![0f32; inner];
+    for (k, (codec, chunk)) in codecs.iter().zip(chunks).enumerate() {
+        let locate = |e: Error| {
+            e.in_tensor(codec.descriptor.name.clone())
+                .in_chunk(index)
+                .at_offset(chunk.offset)
+                .context(&format!("input {k}"))
+        };
+        if codec.descriptor.has_decoded_crc() {
+            let header = ChunkHeader { tensor_id: chunk.tensor_id, chunk_index: index, decoded_crc: chunk.decoded_crc };
+            codec.decode_chunk(&header, &chunk.payload).map_err(locate)?;
+        }
+        codec
+            .pipeline
+            .accumulate_inner_chunk(&chunk.payload, n, weights[k] as f32, &codec.context(index), &mut acc)
+            .map_err(locate)?;
+    }
+    Ok(acc)
 }
 
 /// Combines one chunk of every input. A tensor with decoded-value checksums is decoded and
@@ -529,7 +601,6 @@ mod tests {
             update(&registry, 2, None, &[("w", &[1.0, 2.0])], "raw"),
             update(&registry, 1, None, &[("v", &[1.0, 2.0])], "raw"),
             update(&registry, 1, None, &[("w", &[1.0, 2.0, 3.0])], "raw"),
-            update(&registry, 1, None, &[("w", &[1.0, 2.0])], "f16"),
             update(&registry, 1, None, &[("w", &[1.0, 2.0]), ("x", &[1.0])], "raw"),
             update(&registry, 1, Some(3), &[("w", &[1.0, 2.0])], "raw"),
         ];
@@ -539,6 +610,16 @@ mod tests {
             assert_eq!(err.code(), ErrorCode::InvalidArgument, "case {i}: {err}");
             assert!(err.detail().contains("input "), "case {i}: {err}");
         }
+        // Another pipeline is decoded with its own, or refused when only compressed-domain
+        // aggregation is allowed.
+        let other = update(&registry, 1, None, &[("w", &[3.0, 4.0])], "f16");
+        let (out, _) =
+            aggregate(vec![&base[..], &other[..]], &registry, &AggregateOptions::new(Rule::Mean), Vec::new()).unwrap();
+        assert_eq!(Reader::new(&out[..], &registry).read_all().unwrap().tensors[0].values, [2.0, 3.0]);
+        let mut strict = AggregateOptions::new(Rule::Mean);
+        strict.compressed_only = true;
+        let err = aggregate(vec![&base[..], &other[..]], &registry, &strict, Vec::new()).unwrap_err();
+        assert!(err.detail().contains("pipelines differ"), "{err}");
         let truncated = &base[..base.len() - 10];
         let err = aggregate(vec![&base[..], truncated], &registry, &AggregateOptions::new(Rule::Mean), Vec::new())
             .unwrap_err();

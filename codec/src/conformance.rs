@@ -159,7 +159,8 @@ pub fn run(dir: &Path, registry: &Registry) -> Result<Vec<VectorResult>> {
 /// skippable records, with or without INDEX and decoded CRCs. Pipelines are drawn from a fixed
 /// list over the core codecs plus, for every other registered array->bytes codec, the codec with
 /// its default parameters alone and followed by zstd, and with each of its example parameters
-/// ([`crate::CodecDescriptor::examples`]); tensors through those get finite values
+/// ([`crate::CodecDescriptor::examples`]), and for every other array->array codec the same
+/// followed by `raw` (and once by `bf16+zstd`); tensors through those get finite values
 /// only (NaN and infinity patterns are the core codecs' edge cases). Returns (name, bytes,
 /// canonical JSON) triples.
 ///
@@ -174,6 +175,11 @@ pub fn generate(registry: &Registry, seed: u64, count: usize) -> Result<Vec<(Str
             pipelines.push(d.name.to_owned());
             pipelines.push(format!("{}+zstd:level=1", d.name));
             pipelines.extend(d.examples.iter().map(|e| format!("{}:{e}", d.name)));
+        }
+        if d.kind == crate::stage::StageKind::ArrayToArray && d.id > crate::ids::codec::CORE_LAST {
+            pipelines.push(format!("{}+raw", d.name));
+            pipelines.push(format!("{}+bf16+zstd:level=1", d.name));
+            pipelines.extend(d.examples.iter().map(|e| format!("{}:{e}+raw", d.name)));
         }
     }
     let mut rng = SeededRng::new(seed);

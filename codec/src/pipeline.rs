@@ -145,6 +145,52 @@ impl Pipeline {
             owned = Some(next);
         }
         let current = owned.as_deref().unwrap_or(values);
+        self.encode_inner(current, ctx, &bounds, out)
+    }
+
+    /// Whether the pipeline has array->array stages, all of them linear
+    /// ([`ArrayToArray::is_linear`]): a weighted mean can then be taken of the arrays that enter
+    /// its array->bytes stage ([`Pipeline::accumulate_inner_chunk`], [`Pipeline::encode_inner_chunk`]).
+    #[must_use]
+    pub fn has_linear_projection(&self) -> bool {
+        !self.array_stages.is_empty() && self.array_stages.iter().all(|s| s.is_linear())
+    }
+
+    /// Encodes a chunk of `len` values given the array that enters the array->bytes stage (the
+    /// output of every array->array stage, `bounds(len).array_lens.last()` values), appending the
+    /// payload to `out`.
+    ///
+    /// # Errors
+    /// As [`Pipeline::encode_chunk`]; [`ErrorCode::InvalidArgument`] when `inner` has the wrong length.
+    pub fn encode_inner_chunk(
+        &self,
+        inner: &[f32],
+        len: usize,
+        ctx: &ChunkContext<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        let bounds = self.bounds(len)?;
+        if bounds.array_lens.last() != Some(&inner.len()) {
+            return Err(Error::new(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "a chunk of {len} values enters the array->bytes stage as {:?} values, not {}",
+                    bounds.array_lens.last(),
+                    inner.len()
+                ),
+            ));
+        }
+        self.encode_inner(inner, ctx, &bounds, out)
+    }
+
+    /// The array->bytes and bytes->bytes stages of [`Pipeline::encode_chunk`].
+    fn encode_inner(
+        &self,
+        current: &[f32],
+        ctx: &ChunkContext<'_>,
+        bounds: &ChunkBounds,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         let start = out.len();
         if self.byte_stages.is_empty() {
             self.bytes_stage.encode(current, ctx, out)?;
@@ -189,6 +235,35 @@ impl Pipeline {
         }
         let bounds = self.bounds(acc.len())?;
         let bytes = self.unwrap_bytes(payload, &bounds, acc.len())?;
+        self.bytes_stage.accumulate(&bytes, weight, ctx, acc)
+    }
+
+    /// Adds `weight` times the array that enters the array->bytes stage, decoded from the payload
+    /// of a chunk of `len` values, to `acc` (`bounds(len).array_lens.last()` values): the
+    /// coefficients of a projection, for aggregation without expanding them.
+    ///
+    /// # Errors
+    /// As [`Pipeline::decode_chunk`]; [`ErrorCode::InvalidArgument`] when `acc` has the wrong length.
+    pub fn accumulate_inner_chunk(
+        &self,
+        payload: &[u8],
+        len: usize,
+        weight: f32,
+        ctx: &ChunkContext<'_>,
+        acc: &mut [f32],
+    ) -> Result<()> {
+        let bounds = self.bounds(len)?;
+        if bounds.array_lens.last() != Some(&acc.len()) {
+            return Err(Error::new(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "a chunk of {len} values enters the array->bytes stage as {:?} values, not {}",
+                    bounds.array_lens.last(),
+                    acc.len()
+                ),
+            ));
+        }
+        let bytes = self.unwrap_bytes(payload, &bounds, len)?;
         self.bytes_stage.accumulate(&bytes, weight, ctx, acc)
     }
 

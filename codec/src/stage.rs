@@ -43,6 +43,15 @@ pub trait ArrayToArray: Send + Sync {
     /// # Errors
     /// Fails on inconsistent input; never panics.
     fn decode(&self, input: &[f32], ctx: &ChunkContext<'_>, out: &mut [f32]) -> Result<()>;
+
+    /// Aggregation capability: whether decoding is linear in the encoded array and the same for
+    /// every stream whose stage has these parameters (a projection regenerated from a shared
+    /// seed). Then the weighted mean of encoded arrays decodes to the weighted mean of the
+    /// decoded values, and aggregation averages encoded arrays without expanding them.
+    /// Default: `false`.
+    fn is_linear(&self) -> bool {
+        false
+    }
 }
 
 /// The one stage that turns an f32 array into bytes (raw, f16, quantizers, sign packing, ...).

@@ -23,7 +23,7 @@ pub enum RuleArg {
 /// Arguments of `gradwire aggregate`.
 #[derive(Args, Debug)]
 pub struct AggregateArgs {
-    /// Input streams: updates of the same round with the same tensors, shapes and codecs.
+    /// Input streams: updates of the same round with the same tensors and shapes.
     #[arg(required = true, num_args = 1..)]
     pub inputs: Vec<String>,
     /// Output stream (replaced only once the aggregate is complete; never one of the inputs).
@@ -38,6 +38,10 @@ pub struct AggregateArgs {
     /// Comma-separated weights, one per input (mean only); default fl.num_examples.
     #[arg(long, value_delimiter = ',')]
     pub weights: Option<Vec<f64>>,
+    /// Refuse inputs whose projections cannot be averaged as coefficients (different seeds or
+    /// parameters, another output pipeline) instead of decoding and re-encoding them.
+    #[arg(long)]
+    pub compressed_only: bool,
 }
 
 /// Runs `gradwire aggregate`.
@@ -50,6 +54,7 @@ pub fn run(args: &AggregateArgs, g: GlobalArgs) -> Result<()> {
     let mut options = AggregateOptions::new(rule);
     options.output = args.codec.as_deref().map(|c| registry.parse_pipeline(c)).transpose()?;
     options.weights.clone_from(&args.weights);
+    options.compressed_only = args.compressed_only;
     options.writer = WriterOptions::default().threads(g.threads_or_all());
     if let Some(input) = args.inputs.iter().find(|i| crate::atomic::same_file(i, &args.output)) {
         anyhow::bail!(gradwire::Error::new(

@@ -9,6 +9,18 @@ use crate::pipeline::Pipeline;
 use crate::rng::chunk_seed;
 use crate::stage::ChunkContext;
 
+/// What a chunk is encoded from: its values, or the array that enters the array->bytes stage.
+enum ChunkInput<'a> {
+    Values(&'a [f32]),
+    Inner { inner: &'a [f32], len: usize },
+}
+
+impl<'a> From<&'a [f32]> for ChunkInput<'a> {
+    fn from(values: &'a [f32]) -> Self {
+        ChunkInput::Values(values)
+    }
+}
+
 /// A tensor whose pipeline has been built: what is needed to encode or decode its chunks.
 #[derive(Debug, Clone)]
 pub struct TensorCodec {
@@ -67,10 +79,26 @@ impl TensorCodec {
         self.encode_chunk_inner(chunk_index, values, body, Some(reconstruction))
     }
 
-    fn encode_chunk_inner(
+    /// As [`TensorCodec::encode_chunk_into`] for a chunk of `len` values given as the array that
+    /// enters the pipeline's array->bytes stage ([`Pipeline::encode_inner_chunk`]): the averaged
+    /// coefficients of a projection, in aggregation.
+    ///
+    /// # Errors
+    /// Codec errors, located at the tensor and chunk.
+    pub fn encode_inner_chunk_into(
         &self,
         chunk_index: u64,
-        values: &[f32],
+        inner: &[f32],
+        len: usize,
+        body: &mut Vec<u8>,
+    ) -> Result<()> {
+        self.encode_chunk_inner(chunk_index, ChunkInput::Inner { inner, len }, body, None)
+    }
+
+    fn encode_chunk_inner<'v>(
+        &self,
+        chunk_index: u64,
+        input: impl Into<ChunkInput<'v>>,
         body: &mut Vec<u8>,
         reconstruction: Option<&mut Vec<f32>>,
     ) -> Result<()> {
@@ -79,13 +107,22 @@ impl TensorCodec {
         let ctx = self.context(chunk_index);
         body.clear();
         ChunkHeader { tensor_id: d.tensor_id, chunk_index, decoded_crc: 0 }.encode_into(body);
-        self.pipeline.encode_chunk(values, &ctx, body).map_err(locate)?;
+        let len = match input.into() {
+            ChunkInput::Values(values) => {
+                self.pipeline.encode_chunk(values, &ctx, body).map_err(locate)?;
+                values.len()
+            }
+            ChunkInput::Inner { inner, len } => {
+                self.pipeline.encode_inner_chunk(inner, len, &ctx, body).map_err(locate)?;
+                len
+            }
+        };
         if !d.has_decoded_crc() && reconstruction.is_none() {
             return Ok(());
         }
         // Decode our own output: the CRC describes what every reader will get, and the round
         // trip checks the encoder (a lossy codec's output is only known after decoding).
-        let mut decoded = vec![0f32; values.len()];
+        let mut decoded = vec![0f32; len];
         self.pipeline
             .decode_chunk(&body[crate::format::CHUNK_HEADER_LEN..], &ctx, &mut decoded)
             .map_err(|e| locate(Error::new(e.code(), format!("encoder self-check failed: {}", e.detail()))))?;

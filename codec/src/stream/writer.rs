@@ -400,6 +400,44 @@ impl<'r, W: Write> Writer<'r, W> {
         Ok(())
     }
 
+    /// Writes the next chunk of tensor `id`, `len` values given as the array that enters its
+    /// pipeline's array->bytes stage: averaged projection coefficients, in aggregation
+    /// ([`crate::Pipeline::encode_inner_chunk`]).
+    ///
+    /// # Errors
+    /// [`ErrorCode::InvalidArgument`] for an unknown tensor, values buffered by
+    /// [`Writer::write_values`], a tensor that keeps its reconstruction, or a `len` that is not the
+    /// next chunk's length; codec errors; [`ErrorCode::Io`].
+    pub fn write_inner_chunk(&mut self, id: TensorId, len: usize, inner: &[f32]) -> Result<()> {
+        let t = self
+            .open
+            .get_mut(&id.0)
+            .ok_or_else(|| Error::new(ErrorCode::InvalidArgument, format!("tensor {} is not open", id.0)))?;
+        let d = Arc::clone(&t.codec.descriptor);
+        if !t.buffered.is_empty() || t.reconstruction.is_some() || d.chunk_len(t.next_chunk) != len as u64 {
+            return Err(Error::new(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "tensor {:?}: chunk {} takes {} values whole, not {len} (after {} buffered values)",
+                    d.name,
+                    t.next_chunk,
+                    d.chunk_len(t.next_chunk),
+                    t.buffered.len()
+                ),
+            ));
+        }
+        let codec = t.codec.clone();
+        let mut body = std::mem::take(&mut self.scratch);
+        let result = codec.encode_inner_chunk_into(t.next_chunk, inner, len, &mut body);
+        let result = result.and_then(|()| self.write_chunk_record(id, &body));
+        self.scratch = body;
+        result?;
+        if let Some(t) = self.open.get_mut(&id.0) {
+            t.written += len as u64;
+        }
+        Ok(())
+    }
+
     /// Closes a tensor after all its values were written.
     ///
     /// # Errors
