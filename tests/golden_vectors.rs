@@ -1262,6 +1262,20 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            id: "valid-intrinsic-block-without-coefficients",
+            description: "intrinsic srht dim=1, unbiased + raw: 65 values, the block of 64 gets no coefficient and decodes to zeros, the tail of 1 keeps its value",
+            expect: "ok",
+            build: |r| {
+                one_tensor(
+                    r,
+                    "intrinsic:dim=1,scaling=unbiased,seed=2+raw",
+                    &[65],
+                    &m22_values(65, 0),
+                    WriterOptions::default(),
+                )
+            },
+        },
+        Case {
             id: "invalid-intrinsic-params-reserved",
             description: "intrinsic parameter byte 3 (reserved) is 1",
             expect: "reserved_nonzero",

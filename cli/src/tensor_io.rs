@@ -25,17 +25,34 @@ pub struct NamedTensor {
 }
 
 impl NamedTensor {
-    /// The writer's description of this tensor with the given pipeline (default chunk size).
+    /// The writer's description of this tensor with the given pipeline: in the writer's chunks,
+    /// or with `whole` as one chunk (up to [`WHOLE_TENSOR_CHUNK_LIMIT`] values).
     #[must_use]
-    pub fn spec(&self, pipeline: &[gradwire::StageDescriptor]) -> gradwire::TensorSpec {
+    pub fn spec(&self, pipeline: &[gradwire::StageDescriptor], whole: bool) -> gradwire::TensorSpec {
         gradwire::TensorSpec {
             name: self.name.clone(),
             dtype: self.dtype,
             shape: self.shape.clone(),
             pipeline: pipeline.to_vec(),
-            chunk_elements: None,
+            chunk_elements: whole.then(|| (self.values.len() as u64).clamp(1, WHOLE_TENSOR_CHUNK_LIMIT)),
         }
     }
+}
+
+/// Largest chunk given to a tensor written whole: 2^24 values, the default limit on a decoded
+/// chunk (64 MiB of f32).
+pub const WHOLE_TENSOR_CHUNK_LIMIT: u64 = 1 << 24;
+
+/// Whether `pipeline` begins with an array->array stage (a projection such as `intrinsic`).
+/// Such a stage's `dim` counts coefficients per chunk, so the command line writes each tensor as
+/// one chunk (up to [`WHOLE_TENSOR_CHUNK_LIMIT`] values) unless `--chunk-size` is given: `dim`
+/// then counts coefficients per tensor, as users of the paper's `d` expect.
+#[must_use]
+pub fn begins_with_projection(registry: &gradwire::Registry, pipeline: &[gradwire::StageDescriptor]) -> bool {
+    pipeline
+        .first()
+        .and_then(|s| registry.factory_for(s).ok())
+        .is_some_and(|f| f.descriptor().kind == gradwire::StageKind::ArrayToArray)
 }
 
 /// Which container a file is, from its first bytes.

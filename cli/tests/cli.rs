@@ -121,7 +121,9 @@ fn damaged_streams_are_refused_with_a_clear_message_and_exit_code() {
 
     let out = gradwire(&["encode", FIXTURE, "-o", s(&tmp("x.gw")), "--codec", "lz4"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("known codecs: bf16, f16, intrinsic, m22, raw, signsgd, zstd"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("known codecs: bf16, f16, intrinsic, m22, raw, signsgd, zstd")
+    );
 }
 
 #[test]

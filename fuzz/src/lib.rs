@@ -323,3 +323,64 @@ pub fn m22(data: &[u8]) {
     }
 }
 
+
+/// `intrinsic` streams: the first byte picks the family, the scaling, the schedule and whether
+/// values are split into chunks of 37; the second the dimension (1..=256) and the seed; the rest
+/// are f32 values (non-finite ones replaced). Oracles: the stream decodes to the right length;
+/// with the projection scaling the adjoint identity `<A c, g> = <c, c>` holds for `c = A^T g`
+/// (each chunk's coefficients are read back from the raw payload); an `srht` projection never
+/// lengthens a chunk (up to rounding); decoding arbitrary coefficients never panics.
+pub fn intrinsic(data: &[u8]) {
+    let [pick, dim, rest @ ..] = data else { return };
+    let family = ["srht", "rademacher", "sparse,nonzeros=3"][usize::from(pick % 3)];
+    let unbiased = pick & 0x04 != 0;
+    let schedule = [",schedule=fixed", ",schedule=group,groups=3,round=7", ",schedule=round,round=5", ""][usize::from(pick >> 3 & 3)];
+    let chunk: usize = if pick & 0x80 != 0 { 37 } else { 1 << 20 };
+    let spec = format!(
+        "intrinsic:dim={},family={family},seed={}{schedule}{}+raw",
+        u32::from(*dim) + 1,
+        dim >> 4,
+        if unbiased { ",scaling=unbiased" } else { "" }
+    );
+    let values: Vec<f32> = rest
+        .chunks_exact(4)
+        .map(|b| {
+            let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            if v.is_finite() && v.abs() < 1e30 { v } else { 1.0 }
+        })
+        .collect();
+    let registry = &*REGISTRY;
+    let mut w = Writer::new(Vec::new(), registry, &StreamHeader::default(), WriterOptions::default().chunk_elements(chunk as u64))
+        .expect("header");
+    let pipeline = registry.parse_pipeline(&spec).expect("pipeline");
+    w.write_tensor(TensorSpec::new("x", &[values.len() as u64], pipeline), &values).expect("encode");
+    let bytes = w.finish().expect("finish");
+    let mut reader = Reader::with_options(&bytes[..], registry, gradwire::ReaderOptions::default().decode_chunks(false));
+    let mut coefficients: Vec<Vec<f32>> = Vec::new();
+    while let Some(e) = reader.next_event().expect("events") {
+        if let gradwire::Event::EncodedChunk(c) = e {
+            coefficients.push(c.payload.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect());
+        }
+    }
+    let decoded = Reader::new(&bytes[..], registry).read_all().expect("decode own output").tensors.remove(0).values;
+    assert_eq!(decoded.len(), values.len());
+    for ((g, y), c) in values.chunks(chunk).zip(decoded.chunks(chunk)).zip(&coefficients) {
+        let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| f64::from(*x) * f64::from(*y)).sum::<f64>();
+        let (gg, yy, cc) = (dot(g, g), dot(y, y), dot(c, c));
+        assert!(yy.is_finite() && cc.is_finite(), "{spec}: non-finite output from finite input");
+        if !unbiased {
+            let gap = (dot(y, g) - cc).abs();
+            assert!(gap <= 1e-3 * (yy * gg).sqrt() + 1e-30, "<A c, g> = {} but <c, c> = {cc}", dot(y, g));
+            if family == "srht" {
+                assert!(yy <= gg * (1.0 + 1e-3) + 1e-30, "projection lengthened a chunk: {yy} > {gg}");
+            }
+        }
+    }
+    // Arbitrary coefficients (the input bytes themselves) decode without panic.
+    let built = registry.build_pipeline(&registry.parse_pipeline(&spec).expect("pipeline"), &tight_limits()).expect("build");
+    let n = values.len().min(chunk);
+    let ctx = gradwire::ChunkContext { tensor_name: "x", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 0 };
+    let payload: Vec<u8> = rest.iter().copied().take(4 * n.min(usize::from(*dim) + 1)).collect();
+    let mut out = vec![0f32; n];
+    let _ = built.decode_chunk(&payload, &ctx, &mut out);
+}

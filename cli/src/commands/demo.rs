@@ -60,8 +60,9 @@ pub fn encode_all(
     let raw_bytes: usize = tensors.iter().map(|t| t.values.len() * 4).sum();
     let sink = Vec::with_capacity(raw_bytes + raw_bytes / 64 + 4096);
     let mut w = Writer::new(sink, registry, &header, WriterOptions::default().threads(threads))?;
+    let whole = crate::tensor_io::begins_with_projection(registry, &pipeline);
     for t in tensors {
-        let spec = t.spec(&pipeline);
+        let spec = t.spec(&pipeline, whole);
         w.write_tensor(spec, &t.values)?;
     }
     Ok(w.finish()?)

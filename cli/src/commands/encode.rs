@@ -9,7 +9,7 @@ use indicatif::ProgressBar;
 
 use crate::GlobalArgs;
 use crate::progress::values_bar;
-use crate::tensor_io::{NamedTensor, read_tensors};
+use crate::tensor_io::{NamedTensor, begins_with_projection, read_tensors};
 
 /// Arguments of `gradwire encode`.
 #[derive(Args, Debug)]
@@ -22,7 +22,8 @@ pub struct EncodeArgs {
     /// Codec pipeline, e.g. raw, bf16+zstd:level=3 (see `gradwire codecs`).
     #[arg(long, default_value = "raw")]
     pub codec: String,
-    /// Elements per chunk (default 1048576).
+    /// Elements per chunk (default 1048576; with a pipeline that begins with a projection such as
+    /// intrinsic, each tensor is one chunk of up to 2^24 values, so `dim` counts per tensor).
     #[arg(long, value_name = "N")]
     pub chunk_size: Option<u64>,
     /// Store the CRC32C of each chunk's decoded values (costs one decode per chunk).
@@ -89,7 +90,9 @@ pub fn run(args: &EncodeArgs, g: GlobalArgs) -> Result<()> {
         // With error feedback the stream carries values plus residuals: measured on a copy of
         // the state, which this trial must not advance.
         let mut trial = feedback.clone();
-        Ok(write_tensors(writer, &tensors, &pipeline, trial.as_mut(), piece_len, &ProgressBar::hidden())?.len() as u64)
+        let whole = args.chunk_size.is_none() && begins_with_projection(&registry, &pipeline);
+        Ok(write_tensors(writer, &tensors, &pipeline, trial.as_mut(), piece_len, &ProgressBar::hidden(), whole)?.len()
+            as u64)
     };
     // The allocation sees what will be encoded: with error feedback, values plus residuals.
     let with_residuals: Option<Vec<NamedTensor>> = feedback.as_ref().map(|f| {
@@ -115,7 +118,8 @@ pub fn run(args: &EncodeArgs, g: GlobalArgs) -> Result<()> {
     let total: u64 = tensors.iter().map(|t| t.values.len() as u64).sum();
     let bar = values_bar(total, g.quiet, "encoding");
     let writer = Writer::new(BufWriter::with_capacity(1 << 20, sink), &registry, &header, options)?;
-    write_tensors(writer, &tensors, &pipeline, feedback.as_mut(), piece_len, &bar)?
+    let whole = args.chunk_size.is_none() && begins_with_projection(&registry, &pipeline);
+    write_tensors(writer, &tensors, &pipeline, feedback.as_mut(), piece_len, &bar, whole)?
         .flush()
         .context("flushing the output")?;
     bar.finish_and_clear();
@@ -143,9 +147,10 @@ fn write_tensors<W: Write>(
     mut feedback: Option<&mut ErrorFeedback>,
     piece_len: usize,
     bar: &ProgressBar,
+    whole: bool,
 ) -> Result<W> {
     for t in tensors {
-        let spec = t.spec(pipeline);
+        let spec = t.spec(pipeline, whole);
         if let Some(feedback) = feedback.as_deref_mut() {
             feedback.write_tensor(&mut writer, spec, &t.values).with_context(|| format!("tensor {:?}", t.name))?;
             bar.inc(t.values.len() as u64 * 4);

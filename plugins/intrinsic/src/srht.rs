@@ -69,6 +69,11 @@ pub fn decode(c: &[f32], scaling: Scaling, rng: &mut SeededRng, out: &mut [f32])
             draw(rng, &b, s);
             let (mine, rest) = coefficients.split_at(b.dim);
             coefficients = rest;
+            if b.dim == 0 {
+                // No coefficient: zeros (the unbiased factor padded/0 would turn them into NaN).
+                out[b.start..b.start + b.len].fill(0.0);
+                continue;
+            }
             s.values.clear();
             s.values.resize(b.padded, 0.0);
             for (&r, &v) in s.rows[..b.dim].iter().zip(mine) {

@@ -154,6 +154,19 @@ fn odd_lengths_and_tiny_chunks_round_trip_in_shape() {
 }
 
 #[test]
+fn a_block_without_coefficients_decodes_to_zeros() {
+    // n = 65, d = 1: the block of 64 gets no coefficient, the tail of 1 gets it (found by fuzzing:
+    // the unbiased factor 64/0 made the block NaN).
+    for scaling in ["projection", "unbiased"] {
+        let p = params(&format!("dim=1,scaling={scaling}"));
+        let g = gradient(65, 11);
+        let y = decode(&p, 3, &encode(&p, 3, &g), 65);
+        assert!(y[..64].iter().all(|v| v.to_bits() == 0), "{scaling}: {:?}", &y[..4]);
+        assert_eq!(y[64].to_bits(), g[64].to_bits(), "{scaling}: the tail of one value is kept exactly");
+    }
+}
+
+#[test]
 fn same_seed_same_bits_and_schedules_change_the_subspace() {
     let g = gradient(3000, 9);
     let bits = |p: &IntrinsicParams, seed| encode(p, seed, &g).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
