@@ -346,6 +346,42 @@ fn signsgd_aggregate_majority_and_mean_match_references() {
     assert_eq!(std::fs::read(&paths[0]).unwrap(), before);
 }
 
+#[test]
+fn intrinsic_costs_32_bits_per_coefficient_per_tensor_and_aggregates_coefficients() {
+    let raw = tmp("int-raw.gw");
+    ok(&["encode", FIXTURE, "-o", s(&raw), "-q"]);
+    let original = decoded(&raw);
+    let mut paths = Vec::new();
+    for (c, f) in [|_, x| x, |i, x: f32| if i % 3 == 0 { -x } else { 2.0 * x }].iter().enumerate() {
+        let npz = tmp(&format!("int-in{c}.npz"));
+        write_npz(&npz, &original, *f);
+        let gw = tmp(&format!("int-c{c}.gw"));
+        ok(&["encode", s(&npz), "-o", s(&gw), "--codec", "intrinsic:dim=1000,seed=9+raw", "-q"]);
+        paths.push(gw);
+    }
+    // One chunk per tensor: min(1000, n) coefficients of 4 bytes each, plus the container.
+    let coefficients: usize = original.iter().map(|(_, v)| v.len().min(1000)).sum();
+    let size = std::fs::metadata(&paths[0]).unwrap().len() as usize;
+    assert!(size >= 4 * coefficients && size < 4 * coefficients + 2048, "{size} bytes for {coefficients} coefficients");
+    let mean = tmp("int-mean.gw");
+    ok(&["aggregate", s(&paths[0]), s(&paths[1]), "--compressed-only", "-o", s(&mean), "-q"]);
+    assert!(std::fs::metadata(&mean).unwrap().len() < size as u64 + 256, "the mean stays in coefficients");
+    let (a, b) = (decoded(&paths[0]), decoded(&paths[1]));
+    for ((name, m), ((_, x), (_, y))) in decoded(&mean).iter().zip(a.iter().zip(&b)) {
+        let scale = x.iter().chain(y).fold(0f32, |acc, v| acc.max(v.abs()));
+        for i in 0..m.len() {
+            assert!((m[i] - 0.5 * (x[i] + y[i])).abs() <= 1e-5 * scale, "{name}[{i}]");
+        }
+    }
+    // Another seed: refused with --compressed-only (exit code 2), decoded and re-encoded without.
+    let other = tmp("int-other.gw");
+    ok(&["encode", s(&tmp("int-in0.npz")), "-o", s(&other), "--codec", "intrinsic:dim=1000,seed=10+raw", "-q"]);
+    let out = gradwire(&["aggregate", s(&paths[0]), s(&other), "--compressed-only", "-o", s(&tmp("int-bad.gw"))]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pipelines differ"));
+    ok(&["aggregate", s(&paths[0]), s(&other), "-o", s(&tmp("int-mixed.gw")), "-q"]);
+}
+
 /// Writes `tensors` (as 1-D f32 arrays) with `f(index, value)` applied to an .npz file.
 fn write_npz(path: &Path, tensors: &[(String, Vec<f32>)], f: fn(usize, f32) -> f32) {
     let file = std::fs::File::create(path).unwrap();
