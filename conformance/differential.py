@@ -7,7 +7,11 @@ the Python decoder (conformance/python, written from the spec alone), and writes
 the Python decoder's result as a manifest. `gradwire conformance run` then checks that the Rust
 decoder produces the same result for every one: the same decoded content, or the same error code.
 
-Usage: python3 conformance/differential.py OUT_DIR [--random N] [--seed S]
+With --cases it also writes the hand-built streams of conformance/python/test_cases.py (rules
+and corners, e.g. of the intrinsic codec, that the spec vectors do not cover), again with the
+Python decoder's result as the expectation.
+
+Usage: python3 conformance/differential.py OUT_DIR [--random N] [--seed S] [--cases]
        then: gradwire conformance run OUT_DIR
 """
 
@@ -60,33 +64,42 @@ def main() -> int:
     ap.add_argument("out")
     ap.add_argument("--random", type=int, default=300, help="CRC-repaired random mutants per vector")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--cases", action="store_true", help="also write test_cases.py's hand-built streams")
     args = ap.parse_args()
     vectors = os.path.join(HERE, "..", "spec", "vectors")
     manifest = json.load(open(os.path.join(vectors, "manifest.json")))
     os.makedirs(args.out, exist_ok=True)
     rng = random.Random(args.seed)
     out, codes = [], {}
+
+    def add(vid: str, m: bytes, description: str) -> None:
+        try:
+            expected, expect = gw.decode_bytes(m), "ok"
+        except gw.GradwireError as e:
+            expected, expect = None, e.code
+        codes[expect] = codes.get(expect, 0) + 1
+        name = vid + ".gw"
+        with open(os.path.join(args.out, name), "wb") as f:
+            f.write(m)
+        item = {"id": vid, "file": name, "description": description, "expect": expect, "sha256": hashlib.sha256(m).hexdigest()}
+        if expected is not None:
+            item["expected"] = expected
+        out.append(item)
+
     for entry in manifest:
         if entry["expect"] != "ok":
             continue
         data = open(os.path.join(vectors, entry["file"]), "rb").read()
         for tag, m in mutants(data, rng, args.random):
-            vid = f"{entry['id']}-{tag}"
-            try:
-                expected, expect = gw.decode_bytes(m), "ok"
-            except gw.GradwireError as e:
-                expected, expect = None, e.code
-            codes[expect] = codes.get(expect, 0) + 1
-            name = vid + ".gw"
-            with open(os.path.join(args.out, name), "wb") as f:
-                f.write(m)
-            item = {"id": vid, "file": name, "description": "mutant", "expect": expect, "sha256": hashlib.sha256(m).hexdigest()}
-            if expected is not None:
-                item["expected"] = expected
-            out.append(item)
+            add(f"{entry['id']}-{tag}", m, "mutant")
+    if args.cases:
+        import test_cases  # noqa: E402  (conformance/python is on sys.path)
+
+        for i, (title, m, _) in enumerate(test_cases.finish_cases(test_cases.cases())):
+            add(f"case{i:03d}", m, title)
     with open(os.path.join(args.out, "manifest.json"), "w") as f:
         json.dump(out, f)
-    print(f"{len(out)} mutants written; Python decoder results: {dict(sorted(codes.items()))}")
+    print(f"{len(out)} streams written; Python decoder results: {dict(sorted(codes.items()))}")
     return 0
 
 

@@ -1276,6 +1276,49 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            id: "valid-intrinsic-nonfinite-coefficients",
+            description: "intrinsic rademacher dim=4 + raw on 10 values whose coefficients were replaced by +inf, -inf, 1 and 3e38: each value is +-inf or, where the infinities cancel, NaN, which decodes as 0x7FC00000",
+            expect: "ok",
+            build: |r| {
+                let b = one_tensor(
+                    r,
+                    "intrinsic:dim=4,family=rademacher,seed=1+raw",
+                    &[10],
+                    &m22_values(10, 0),
+                    WriterOptions::default().write_index(false),
+                );
+                edit(&b, |recs| {
+                    let c = &mut first(recs, record::CHUNK).body;
+                    for (i, v) in [0x7F80_0000u32, 0xFF80_0000, 0x3F80_0000, 3e38f32.to_bits()].iter().enumerate() {
+                        c[24 + 4 * i..28 + 4 * i].copy_from_slice(&v.to_le_bytes());
+                    }
+                })
+            },
+        },
+        Case {
+            id: "valid-intrinsic-srht-nonfinite-coefficients",
+            description: "intrinsic srht dim=4 + raw on 8 values whose coefficients were replaced by 3e38, 3e38, -3e38 and a negative NaN with a payload in a second chunk: sums overflow to infinities that cancel into NaN, and every NaN decodes as 0x7FC00000",
+            expect: "ok",
+            build: |r| {
+                let b = one_tensor(
+                    r,
+                    "intrinsic:dim=4,seed=1+raw",
+                    &[16],
+                    &m22_values(16, 0),
+                    WriterOptions::default().chunk_elements(8).write_index(false),
+                );
+                edit(&b, |recs| {
+                    let mut chunks = recs.iter_mut().filter(|r| r.rtype == record::CHUNK);
+                    let c = &mut chunks.next().unwrap().body;
+                    for (i, v) in [3e38f32, 3e38, -3e38].iter().enumerate() {
+                        c[24 + 4 * i..28 + 4 * i].copy_from_slice(&v.to_le_bytes());
+                    }
+                    let c = &mut chunks.next().unwrap().body;
+                    c[24..28].copy_from_slice(&0xFFC0_0001u32.to_le_bytes());
+                })
+            },
+        },
+        Case {
             id: "invalid-intrinsic-params-reserved",
             description: "intrinsic parameter byte 3 (reserved) is 1",
             expect: "reserved_nonzero",

@@ -177,6 +177,97 @@ REGISTERED_KEYS = {
 KV_TYPE_NAMES = {0: "bytes", 1: "utf8", 2: "u64", 3: "i64", 4: "f64"}
 
 # --------------------------------------------------------------------------------------------
+# The seeded random generator (§9): wrapping 64-bit integer arithmetic on Python ints
+# --------------------------------------------------------------------------------------------
+
+M64 = (1 << 64) - 1
+
+
+def splitmix64(state: int) -> tuple[int, int]:
+    """§9.1: one SplitMix64 step; returns (new state, output)."""
+    state = (state + 0x9E3779B97F4A7C15) & M64
+    z = state
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+    return state, z ^ (z >> 31)
+
+
+def mix64(x: int) -> int:
+    """§9.1: splitmix64 applied once to a copy of state x."""
+    return splitmix64(x & M64)[1]
+
+
+def fnv1a64(data: bytes) -> int:
+    """§9.2."""
+    h = 0xCBF29CE484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001B3) & M64
+    return h
+
+
+def chunk_seed(s: int, name: str, c: int) -> int:
+    """§9.5: chunk_seed(s, name, c) = mix64(s XOR mix64(fnv1a64(utf8(name)) XOR mix64(c)))."""
+    return mix64(s ^ mix64(fnv1a64(name.encode("utf-8")) ^ mix64(c)))
+
+
+def _rotl64(x: int, k: int) -> int:
+    return ((x << k) | (x >> (64 - k))) & M64
+
+
+class Xoshiro256:
+    """§9.3: xoshiro256**, seeded by four successive splitmix64 outputs from state `seed`."""
+
+    __slots__ = ("s0", "s1", "s2", "s3")
+
+    def __init__(self, seed: int | None = None, raw: tuple[int, int, int, int] | None = None):
+        if raw is not None:
+            self.s0, self.s1, self.s2, self.s3 = (v & M64 for v in raw)
+            return
+        st = seed & M64
+        out = []
+        for _ in range(4):
+            st, o = splitmix64(st)
+            out.append(o)
+        self.s0, self.s1, self.s2, self.s3 = out
+
+    def next_u64(self) -> int:
+        s0, s1, s2, s3 = self.s0, self.s1, self.s2, self.s3
+        result = (_rotl64((s1 * 5) & M64, 7) * 9) & M64
+        t = (s1 << 17) & M64
+        s2 ^= s0
+        s3 ^= s1
+        s1 ^= s2
+        s0 ^= s3
+        s2 ^= t
+        s3 = _rotl64(s3, 45)
+        self.s0, self.s1, self.s2, self.s3 = s0, s1, s2, s3
+        return result
+
+    def next_u32(self) -> int:
+        return self.next_u64() >> 32
+
+    def next_below(self, bound: int) -> int:
+        """Lemire's method; next_below(0) is 0 and draws nothing."""
+        if bound == 0:
+            return 0
+        threshold = ((1 << 64) - bound) % bound
+        while True:
+            m = self.next_u64() * bound
+            if (m & M64) >= threshold:
+                return m >> 64
+
+    def next_unit_f32(self) -> np.float32:
+        """(next_u64 >> 40) converted to f32 (exact) times 2^-24 (exact)."""
+        return np.float32(self.next_u64() >> 40) * np.float32(2.0**-24)
+
+    def sign_bits(self, count: int) -> np.ndarray:
+        """`count` sign bits drawn 64 to a next_u64, least significant bit first (CODECS.md §7.2),
+        as a uint32 array of 0/1 (1 = negative)."""
+        words = np.array([self.next_u64() for _ in range(-(-count // 64))], dtype="<u8")
+        return np.unpackbits(words.view(np.uint8), bitorder="little")[:count].astype(np.uint32)
+
+
+# --------------------------------------------------------------------------------------------
 # Body cursor: field-by-field parsing, a missing field is `malformed` (§6.0 step 2)
 # --------------------------------------------------------------------------------------------
 
@@ -343,6 +434,7 @@ class Stage:
     sign_mode: int = 0
     sign_block: int = 0
     m22_bits: int = 0
+    intrinsic: "IntrinsicParams | None" = None
 
     def sign_scales(self, n: int) -> int:
         """CODECS.md §5: number of f32 scales in a signsgd chunk of n values."""
@@ -353,6 +445,12 @@ class Stage:
         return -(-n // self.sign_block)
 
     # ---- size bounds ----
+    def array_output_len(self, n: int) -> int:
+        """array->array stages: the output (encoded) length for an input of n values (§7.3)."""
+        if self.codec_id == INTRINSIC_ID:
+            return intrinsic_output_len(self.intrinsic, n)
+        raise AssertionError("unreachable: unknown array->array codec in a built pipeline")
+
     def max_output(self, n: int) -> int:
         """Maximum encoded size: n values for array->bytes, n bytes for bytes->bytes."""
         if self.codec_id == 0x01:
@@ -411,6 +509,13 @@ class Stage:
             magnitudes = scales[np.arange(n) // self.sign_block]  # never more than n entries
         return (magnitudes | (signs << np.uint32(31))).astype(np.uint32)
 
+    def decode_array(self, values: np.ndarray, n: int, ctx: "ChunkContext") -> np.ndarray:
+        """array->array decode: array_output_len(n) values (uint32 bit patterns) -> n values."""
+        if self.codec_id == INTRINSIC_ID:
+            with np.errstate(all="ignore"):  # inf - inf and the like are legal f32 results
+                return decode_intrinsic(self.intrinsic, values, n, ctx.tensor_name, ctx.chunk_index)
+        raise AssertionError("unreachable")
+
     def decode_bytes(self, payload: bytes, max_out: int) -> bytes:
         """bytes->bytes decode, producing at most max_out bytes."""
         if self.codec_id == 0x10:
@@ -429,6 +534,7 @@ CORE_CODECS = {
 REGISTERED_CODECS = {
     0x100: ("signsgd", KIND_AB, {1}),
     0x101: ("m22", KIND_AB, {1, 2}),
+    0x102: ("intrinsic", KIND_AA, {1}),
 }
 # Private-range codecs registered with this reader: none.
 PRIVATE_CODECS: dict[int, tuple[str, str, set]] = {}
@@ -484,6 +590,19 @@ def check_params(stage: Stage) -> None:
             if not (math.isfinite(target) and target > 0):
                 raise _err("invalid_params", f"m22: target {target}")
         stage.m22_bits = p[0]
+    elif stage.codec_id == INTRINSIC_ID:
+        stage.intrinsic = parse_intrinsic_params(stage.params)
+
+
+@dataclass(frozen=True)
+class ChunkContext:
+    """§7.4: the chunk context every stage call receives."""
+
+    tensor_name: str
+    tensor_id: int
+    chunk_index: int
+    first_element: int
+    chunk_seed: int  # §9.5, from the stream seed (intrinsic derives its own, CODECS.md §7.2)
 
 
 class Pipeline:
@@ -493,34 +612,47 @@ class Pipeline:
         self.ab = next(s for s in stages if s.kind == KIND_AB)
         self.bb = [s for s in stages if s.kind == KIND_BB]
 
-    def bounds(self, n: int) -> list[int]:
-        """§7.3: b0 = array->bytes bound, b(j+1) = bytes stage j's bound for bj."""
-        # No array->array codec exists in 1.0, so the last array length is n.
-        b = [self.ab.max_output(n)]
+    def lengths(self, n: int) -> list[int]:
+        """§7.3: n0 = n, n(k+1) = array->array stage k's output length for nk.
+
+        Also raises the array->array stages' own limits (intrinsic: CODECS.md §7.2)."""
+        lens = [n]
+        for s in self.aa:
+            lens.append(s.array_output_len(lens[-1]))
+        return lens
+
+    def bounds(self, n: int) -> tuple[list[int], list[int]]:
+        """§7.3: the array lengths, then b0 = array->bytes bound for the last array length and
+        b(j+1) = bytes stage j's bound for bj."""
+        lens = self.lengths(n)
+        b = [self.ab.max_output(lens[-1])]
         for s in self.bb:
             b.append(s.max_output(b[-1]))
-        return b
+        return lens, b
 
-    def check_bounds(self, n: int, limits: Limits) -> list[int]:
-        b = self.bounds(n)
+    def check_bounds(self, n: int, limits: Limits) -> tuple[list[int], list[int]]:
+        lens, b = self.bounds(n)
         for j, bj in enumerate(b):
             if bj > limits.max_record_body:
                 raise _err(
                     "limit_exceeded",
                     f"pipeline size bound b{j} = {bj} exceeds max_record_body for a chunk of {n} values",
                 )
-        return b
+        return lens, b
 
-    def decode(self, payload: bytes, n: int, limits: Limits) -> np.ndarray:
-        b = self.check_bounds(n, limits)
+    def decode(self, payload: bytes, n: int, limits: Limits, ctx: ChunkContext) -> np.ndarray:
+        """§7.4: bytes->bytes stages last to first, the array->bytes stage (exactly the last
+        array length), then array->array stages last to first (each to its input length)."""
+        lens, b = self.check_bounds(n, limits)
         if len(payload) > b[-1]:
             raise _err("codec_output_size", f"payload of {len(payload)} bytes exceeds the bound {b[-1]}")
         data = payload
         for j in range(len(self.bb) - 1, -1, -1):
             data = self.bb[j].decode_bytes(data, b[j])
-        values = self.ab.decode_values(data, n)
-        for s in reversed(self.aa):  # none in 1.0
-            raise AssertionError("unreachable")
+        values = self.ab.decode_values(data, lens[-1])
+        for k in range(len(self.aa) - 1, -1, -1):
+            values = self.aa[k].decode_array(values, lens[k], ctx)
+            assert len(values) == lens[k]
         return values
 
 
@@ -730,6 +862,178 @@ def decode_m22(payload: bytes, n: int, max_points: int, version: int) -> np.ndar
             raise _err("reserved_nonzero", "m22: padding label of the last pair is not 0")
         sym = np.array(flat[:n], dtype=np.uint32)
     return table[sym.astype(np.int64)].astype(np.uint32) if n else np.zeros(0, np.uint32)
+
+
+# --------------------------------------------------------------------------------------------
+# intrinsic (CODECS.md §7): the array->array random projection
+# --------------------------------------------------------------------------------------------
+
+INTRINSIC_ID = 0x102
+U32_MAX = (1 << 32) - 1
+RADEMACHER_MAX_ENTRIES = 1 << 26
+FAMILY_SRHT, FAMILY_RADEMACHER, FAMILY_SPARSE = 0, 1, 2
+SCHEDULE_FIXED, SCHEDULE_GROUP, SCHEDULE_ROUND = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class IntrinsicParams:
+    family: int
+    scaling: int
+    schedule: int
+    dim: int
+    nonzeros: int
+    groups: int
+    seed: int
+    round: int
+
+    def projection_seed(self) -> int:
+        """CODECS.md §7.2: the projection seed P (the stream seed plays no part)."""
+        if self.schedule == SCHEDULE_FIXED:
+            return self.seed
+        if self.schedule == SCHEDULE_GROUP:
+            return mix64(self.seed ^ mix64(self.round % self.groups))
+        return mix64(self.seed ^ mix64(self.round))
+
+
+def parse_intrinsic_params(p: bytes) -> IntrinsicParams:
+    """CODECS.md §7.1, checks in the order given there."""
+    if len(p) != 32:
+        raise _err("invalid_params", f"intrinsic: parameter block of {len(p)} bytes, expected 32")
+    if p[3] != 0:
+        raise _err("reserved_nonzero", "intrinsic: reserved parameter byte 3 is not zero")
+    family, scaling, schedule = p[0], p[1], p[2]
+    dim, nonzeros, groups = struct.unpack_from("<III", p, 4)
+    seed, rnd = struct.unpack_from("<QQ", p, 16)
+    if family > 2:
+        raise _err("invalid_params", f"intrinsic: family {family}")
+    if scaling > 1:
+        raise _err("invalid_params", f"intrinsic: scaling {scaling}")
+    if schedule > 2:
+        raise _err("invalid_params", f"intrinsic: schedule {schedule}")
+    if dim == 0:
+        raise _err("invalid_params", "intrinsic: dim 0")
+    if family == FAMILY_SPARSE and not 1 <= nonzeros <= 64:
+        raise _err("invalid_params", f"intrinsic: sparse with nonzeros {nonzeros} (1..=64)")
+    if family != FAMILY_SPARSE and nonzeros != 0:
+        raise _err("invalid_params", f"intrinsic: nonzeros {nonzeros} with family {family} (MUST be 0)")
+    if schedule == SCHEDULE_GROUP and groups < 1:
+        raise _err("invalid_params", "intrinsic: schedule group with 0 groups")
+    if schedule != SCHEDULE_GROUP and groups != 0:
+        raise _err("invalid_params", f"intrinsic: groups {groups} with schedule {schedule} (MUST be 0)")
+    if schedule == SCHEDULE_FIXED and rnd != 0:
+        raise _err("invalid_params", f"intrinsic: round {rnd} with schedule fixed (MUST be 0)")
+    return IntrinsicParams(family, scaling, schedule, dim, nonzeros, groups, seed, rnd)
+
+
+def intrinsic_output_len(ip: IntrinsicParams, n: int) -> int:
+    """CODECS.md §7.2: encoded length d = min(dim, n), with the limit_exceeded rules."""
+    if n > U32_MAX:
+        raise _err("limit_exceeded", f"intrinsic: chunk of {n} values (more than 2^32 - 1)")
+    d = min(ip.dim, n)
+    if ip.family == FAMILY_RADEMACHER and n * d > RADEMACHER_MAX_ENTRIES:
+        raise _err("limit_exceeded", f"intrinsic: rademacher n x d = {n} x {d} > 2^26")
+    return d
+
+
+def intrinsic_factor(scaling: int, num: int, den: int, m: int) -> np.float32:
+    """CODECS.md §7.2: f(num, den, m) = round_to_f32(g / sqrt(m)) in binary64."""
+    g = 1.0 if scaling == 0 else float(num) / float(den)
+    return np.float32(g / math.sqrt(float(m)))
+
+
+def _flip(bits: np.ndarray, signs: np.ndarray) -> np.ndarray:
+    """flip(v, b) on uint32 bit patterns: XOR of the sign bit."""
+    return (bits ^ (signs.astype(np.uint32) << np.uint32(31))).astype(np.uint32)
+
+
+def srht_blocks(n: int, d: int) -> list[tuple[int, int, int, int]]:
+    """CODECS.md §7.3: blocks (start, end, P_b, d_b), in order."""
+    sizes = [(1 << k, 1 << k) for k in range(n.bit_length() - 1, 5, -1) if (n >> k) & 1]
+    t = n % 64
+    if t:
+        sizes.append((t, 1 << (t - 1).bit_length()))
+    blocks = []
+    start = 0
+    for length, pb in sizes:
+        end = start + length
+        blocks.append((start, end, pb, d * end // n - d * start // n))
+        start = end
+    assert start == n
+    return blocks
+
+
+def srht_block_draws(rng: Xoshiro256, pb: int, db: int) -> tuple[np.ndarray, list[int]]:
+    """CODECS.md §7.3: the block's signs (ceil(P_b/64) words), then d_b Fisher-Yates steps."""
+    sigma = rng.sign_bits(pb)
+    r = list(range(pb))
+    for j in range(db):
+        k = j + rng.next_below(pb - j)
+        r[j], r[k] = r[k], r[j]
+    return sigma, r[:db]
+
+
+def fwht_f32(y: np.ndarray) -> np.ndarray:
+    """CODECS.md §7.3 H: unnormalized Walsh-Hadamard transform in f32, stages in increasing h."""
+    p = len(y)
+    h = 1
+    while h < p:
+        v = y.reshape(-1, 2, h)
+        a = v[:, 0, :]
+        b = v[:, 1, :]
+        y = np.stack((a + b, a - b), axis=1).reshape(p)
+        h *= 2
+    assert y.dtype == np.float32
+    return y
+
+
+def decode_intrinsic(ip: IntrinsicParams, coeffs: np.ndarray, n: int, name: str, chunk_index: int) -> np.ndarray:
+    """CODECS.md §7.3-7.5: d coefficients (f32 bit patterns as uint32) -> n values (uint32)."""
+    d = len(coeffs)
+    assert d == min(ip.dim, n)
+    rng = Xoshiro256(chunk_seed(ip.projection_seed(), name, chunk_index))
+    coeffs = coeffs.astype(np.uint32)
+    if ip.family == FAMILY_SRHT:
+        out = np.zeros(n, dtype=np.uint32)  # +0.0
+        pos = 0
+        for start, end, pb, db in srht_blocks(n, d):
+            sigma, rows = srht_block_draws(rng, pb, db)
+            if db == 0:
+                continue  # "A block with d_b = 0 decodes to zeros" (+0.0 here)
+            yb = np.zeros(pb, dtype=np.uint32)
+            yb[np.array(rows, dtype=np.int64)] = coeffs[pos : pos + db]
+            pos += db
+            y = fwht_f32(yb.view(np.float32))
+            m = end - start
+            flipped = _flip(y.view(np.uint32)[:m], sigma[:m]).view(np.float32)
+            out[start:end] = (flipped * intrinsic_factor(ip.scaling, pb, db, pb)).view(np.uint32)
+        assert pos == d
+        return canonical_nan(out)
+    acc = np.zeros(n, dtype=np.float32)
+    if ip.family == FAMILY_RADEMACHER:
+        for j in range(d):
+            sigma = rng.sign_bits(n)
+            # every acc[i] receives its additions in column order j = 0, 1, ...
+            acc = acc + _flip(np.full(n, coeffs[j], dtype=np.uint32), sigma).view(np.float32)
+        f = intrinsic_factor(ip.scaling, n, d, n)
+    else:
+        s = ip.nonzeros
+        for j in range(d):
+            w = rng.next_u64()
+            rows = [rng.next_below(n) for _ in range(s)]
+            c = int(coeffs[j])
+            for k in range(s):
+                v = np.uint32(c ^ (((w >> k) & 1) << 31)).view(np.float32)
+                r = rows[k]
+                acc[r] = acc[r] + v  # np.float32 + np.float32: one f32 addition, in (j, k) order
+        f = intrinsic_factor(ip.scaling, n, d, s)
+    return canonical_nan((acc * f).view(np.uint32).astype(np.uint32))
+
+
+def canonical_nan(bits: np.ndarray) -> np.ndarray:
+    """CODECS.md §7.2: every NaN of the output becomes 0x7FC00000 (NaN payloads of f32
+    arithmetic differ between platforms)."""
+    v = bits.view(np.float32)
+    return np.where(np.isnan(v), np.uint32(0x7FC00000), bits).astype(np.uint32)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1157,8 +1461,9 @@ class Decoder:
             raise _err("reserved_nonzero", f"tensor {t.name!r} chunk {chunk_index}: decoded_crc32c set without DECODED_CRC")
         start = chunk_index * t.chunk_elements
         n = min(start + t.chunk_elements, t.n_elements) - start
+        ctx = ChunkContext(t.name, t.tid, chunk_index, start, chunk_seed(self.seed, t.name, chunk_index))
         try:
-            values = t.pipeline.decode(payload, n, self.limits)
+            values = t.pipeline.decode(payload, n, self.limits, ctx)
         except GradwireError as e:
             raise _err(e.code, f"tensor {t.name!r} chunk {chunk_index}: {e.message}") from None
         raw = values.astype("<u4").tobytes()

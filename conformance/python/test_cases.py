@@ -377,7 +377,232 @@ def cases():
     C.append(("decoded crc zero is checked", one_tensor([RAW], [vals], flags=1, dcrcs=[0]), "checksum_decoded"))
     C.append(("order: output size before decoded crc", one_tensor([RAW], [vals[:12]], flags=1, dcrcs=[0]), "codec_output_size"))
     del d
+    C.extend(intrinsic_cases())
     return C
+
+
+# --------------------------------------------------------------------------------------------
+# intrinsic (CODECS.md §7)
+# --------------------------------------------------------------------------------------------
+
+
+def INTR(dim, family=0, scaling=0, schedule=0, nonzeros=None, groups=None, seed=0, rnd=0, reserved=0, ver=1,
+         length=None):
+    """An intrinsic stage entry (CODECS.md §7.1); `length` cuts or pads the 32-byte block."""
+    if nonzeros is None:
+        nonzeros = 4 if family == 2 else 0
+    if groups is None:
+        groups = 2 if schedule == 1 else 0
+    p = struct.pack("<BBBBIIIQQ", family, scaling, schedule, reserved, dim, nonzeros, groups, seed, rnd)
+    if length is not None:
+        p = (p + b"\0" * length)[:length]
+    return stage(0x102, ver=ver, params=p)
+
+
+def bits_f32(bits):
+    return np.asarray(bits, dtype="<u4").tobytes()
+
+
+def intr_stream(stages, payloads, dims, ce=1 << 20, name="t", seed=0, flags=0, dcrcs=None):
+    w = W().hdr(seed=seed).begin(0, name, list(dims), stages, ce=ce, flags=flags)
+    for i, p in enumerate(payloads):
+        w.chunk(0, i, p, dcrc=(dcrcs[i] if dcrcs else 0))
+    return w.tend(0, len(payloads)).end()
+
+
+def intrinsic_cases():
+    """Codes for intrinsic streams.  The streams that decode are also useful to the Rust decoder
+    (differential.py --cases): several sit on corners no spec vector covers."""
+    rs = np.random.RandomState(7)
+
+    def coeffs(k):
+        return f32(rs.standard_normal(k).astype(np.float32))
+
+    C = []
+    # --- parameters (CODECS.md §7.1), in the order of the checks
+    C.append(("intrinsic srht + raw, 200 values in chunks of 150 and 50",
+              intr_stream([INTR(100, seed=42), RAW], [coeffs(100), coeffs(50)], [200], ce=150, name="fc1.weight"), "ok"))
+    C.append(("intrinsic params 33 bytes", intr_stream([INTR(4, length=33), RAW], [coeffs(4)], [4]), "invalid_params"))
+    C.append(("intrinsic params 0 bytes", intr_stream([INTR(4, length=0), RAW], [coeffs(4)], [4]), "invalid_params"))
+    C.append(("intrinsic order: length before reserved", intr_stream([INTR(4, reserved=1, length=31), RAW], [coeffs(4)], [4]), "invalid_params"))
+    C.append(("intrinsic order: reserved before family", intr_stream([INTR(4, reserved=1, family=9), RAW], [coeffs(4)], [4]), "reserved_nonzero"))
+    C.append(("intrinsic order: reserved before dim", intr_stream([INTR(0, reserved=0x80), RAW], [coeffs(4)], [4]), "reserved_nonzero"))
+    C.append(("intrinsic scaling 2", intr_stream([INTR(4, scaling=2), RAW], [coeffs(4)], [4]), "invalid_params"))
+    C.append(("intrinsic schedule 3", intr_stream([INTR(4, schedule=3, groups=0), RAW], [coeffs(4)], [4]), "invalid_params"))
+    C.append(("intrinsic dim 0", intr_stream([INTR(0), RAW], [b""], [4]), "invalid_params"))
+    C.append(("intrinsic dim 2^32-1 (d = n)", intr_stream([INTR(0xFFFFFFFF), RAW], [coeffs(4)], [4]), "ok"))
+    C.append(("intrinsic sparse nonzeros 0", intr_stream([INTR(4, family=2, nonzeros=0), RAW], [coeffs(4)], [4]), "invalid_params"))
+    C.append(("intrinsic sparse nonzeros 65", intr_stream([INTR(4, family=2, nonzeros=65), RAW], [coeffs(4)], [4]), "invalid_params"))
+    C.append(("intrinsic sparse nonzeros 64", intr_stream([INTR(4, family=2, nonzeros=64), RAW], [coeffs(4)], [5]), "ok"))
+    C.append(("intrinsic rademacher nonzeros 1", intr_stream([INTR(4, family=1, nonzeros=1), RAW], [coeffs(4)], [4]), "invalid_params"))
+    C.append(("intrinsic fixed with groups 1", intr_stream([INTR(4, groups=1), RAW], [coeffs(4)], [4]), "invalid_params"))
+    C.append(("intrinsic round with groups 1", intr_stream([INTR(4, schedule=2, groups=1, rnd=3), RAW], [coeffs(4)], [4]), "invalid_params"))
+    C.append(("intrinsic group with 0 groups", intr_stream([INTR(4, schedule=1, groups=0), RAW], [coeffs(4)], [4]), "invalid_params"))
+    C.append(("intrinsic fixed with round 1", intr_stream([INTR(4, rnd=1), RAW], [coeffs(4)], [4]), "invalid_params"))
+    C.append(("intrinsic round schedule, round 2^64-1",
+              intr_stream([INTR(3, schedule=2, rnd=2**64 - 1, seed=2**64 - 1), RAW], [coeffs(3)], [7]), "ok"))
+    C.append(("intrinsic group schedule, 3 groups, round 2^64-1",
+              intr_stream([INTR(3, schedule=1, groups=3, rnd=2**64 - 1), RAW], [coeffs(3)], [7]), "ok"))
+    C.append(("intrinsic group schedule, 2^32-1 groups",
+              intr_stream([INTR(3, schedule=1, groups=0xFFFFFFFF, rnd=5), RAW], [coeffs(3)], [7]), "ok"))
+    C.append(("intrinsic version 2", intr_stream([INTR(4, ver=2), RAW], [coeffs(4)], [4]), "unsupported_codec"))
+    C.append(("intrinsic version 0", intr_stream([INTR(4, ver=0), RAW], [coeffs(4)], [4]), "unsupported_codec"))
+
+    # --- pipeline typing (FORMAT.md §7.3, §6.2 'Building the pipeline')
+    C.append(("intrinsic alone", intr_stream([INTR(4)], [coeffs(4)], [4]), "pipeline_invalid"))
+    C.append(("intrinsic after raw", intr_stream([RAW, INTR(4)], [coeffs(4)], [4]), "pipeline_invalid"))
+    C.append(("intrinsic + zstd, no array->bytes", intr_stream([INTR(4), ZSTD()], [zframe(coeffs(4))], [4]), "pipeline_invalid"))
+    C.append(("raw + zstd + intrinsic", intr_stream([RAW, ZSTD(), INTR(4)], [zframe(coeffs(4))], [4]), "pipeline_invalid"))
+    C.append(("order: params before stage kind", intr_stream([RAW, INTR(0)], [coeffs(4)], [4]), "invalid_params"))
+    C.append(("order: stage kind of stage 1 before params of stage 2",
+              intr_stream([RAW, INTR(4), INTR(0)], [coeffs(4)], [4]), "pipeline_invalid"))
+    C.append(("intrinsic + intrinsic + raw (lengths 40 -> 16 -> 5)",
+              intr_stream([INTR(16, seed=1), INTR(5, family=1, seed=2), RAW], [coeffs(5)], [40]), "ok"))
+    C.append(("intrinsic + bf16 + zstd",
+              intr_stream([INTR(30, family=2, nonzeros=3, scaling=1), BF16, ZSTD()],
+                          [zframe((np.frombuffer(coeffs(30), "<u4") >> 16).astype("<u2").tobytes())],
+                          [100]), "ok"))
+
+    # --- sizes (CODECS.md §7.2) and the stage after it
+    C.append(("intrinsic coefficients one short", intr_stream([INTR(10), RAW], [coeffs(9)], [50]), "codec_output_size"))
+    C.append(("intrinsic coefficients one long", intr_stream([INTR(10), RAW], [coeffs(11)], [50]), "codec_output_size"))
+    C.append(("intrinsic dim > n: d = n", intr_stream([INTR(1000, family=1), RAW], [coeffs(37)], [37]), "ok"))
+    C.append(("intrinsic dim > n: dim coefficients refused", intr_stream([INTR(40), RAW], [coeffs(40)], [37]), "codec_output_size"))
+    C.append(("intrinsic last chunk shorter: d = min(dim, n)",
+              intr_stream([INTR(20, family=2, nonzeros=2), RAW], [coeffs(20), coeffs(20), coeffs(7)], [47], ce=20), "ok"))
+    C.append(("intrinsic + zstd payload over bound",
+              intr_stream([INTR(10), RAW, ZSTD()], [zframe(coeffs(10)) + b"\0" * 100], [50]), "codec_output_size"))
+
+    # --- limits (CODECS.md §7.2), checked when the tensor begins
+    C.append(("intrinsic rademacher n x d = 2^26 accepted", intr_stream([INTR(8192, family=1), RAW], [], [8192]), "chunk_order"))
+    C.append(("intrinsic rademacher n x d > 2^26", intr_stream([INTR(8192, family=1), RAW], [], [8193]), "limit_exceeded"))
+    C.append(("intrinsic rademacher limit: srht and sparse have none",
+              intr_stream([INTR(8192, family=2, nonzeros=1), RAW], [], [16384]), "chunk_order"))
+    C.append(("intrinsic rademacher limit, first chunk of several",
+              intr_stream([INTR(4096, family=1), RAW], [], [40000], ce=20000), "limit_exceeded"))
+    C.append(("intrinsic rademacher limit in a second array->array stage",
+              intr_stream([INTR(10000), INTR(8192, family=1), RAW], [], [10000]), "limit_exceeded"))
+    C.append(("intrinsic rademacher limit after a reducing first stage",
+              intr_stream([INTR(8192), INTR(8192, family=1), RAW], [], [20000]), "chunk_order"))
+    C.append(("order: rademacher limit before the chunk", intr_stream([INTR(4096, family=1), RAW], [b""], [20000]), "limit_exceeded"))
+    C.append(("intrinsic rademacher limit, chunk_elements large but tensor small [interp]",
+              intr_stream([INTR(4096, family=1), RAW], [coeffs(100)], [100], ce=20000), "ok"))
+    C.append(("intrinsic rademacher limit, empty tensor [interp]",
+              intr_stream([INTR(4096, family=1), RAW], [], [0], ce=20000), "ok"))
+
+    # --- decoded CRC over the projected values
+    cb = coeffs(5)
+    out = gw.decode_bytes(intr_stream([INTR(5, family=1, seed=9), RAW], [cb], [12]))["tensors"][0]["values_hex"]
+    crc = crc32c(b"".join(int(h, 16).to_bytes(4, "little") for h in out))
+    C.append(("intrinsic decoded crc ok", intr_stream([INTR(5, family=1, seed=9), RAW], [cb], [12], flags=1, dcrcs=[crc]), "ok"))
+    C.append(("intrinsic decoded crc of the coefficients is wrong",
+              intr_stream([INTR(5, family=1, seed=9), RAW], [cb], [12], flags=1, dcrcs=[crc32c(cb)]), "checksum_decoded"))
+
+    # --- corners for bit-exactness (values checked by intrinsic_value_checks and by the Rust decoder
+    # through differential.py --cases)
+    specials = [0x7FC00001, 0xFFC00002, 0x7F800000, 0xFF800000, 0x7F800001, 0x3F800000, 0x80000000, 0x00000001]
+    for fam, nz in ((0, 0), (1, 0), (2, 64)):
+        C.append((f"intrinsic family {fam}: NaN, inf, sNaN, -0, subnormal coefficients",
+                  intr_stream([INTR(8, family=fam, nonzeros=nz), RAW], [bits_f32(specials)], [8]), "ok"))
+        C.append((f"intrinsic family {fam}: inf and -inf meet",
+                  intr_stream([INTR(2, family=fam, nonzeros=nz, scaling=1), RAW], [bits_f32([0x7F800000, 0x7F800000])], [2]), "ok"))
+    wide = f32([1e30, 1.0, -1e30, 16777216.0, 3e-8])
+    C.append(("intrinsic sparse: rows repeat, order of additions matters",
+              intr_stream([INTR(8, family=2, nonzeros=64, scaling=1), RAW], [wide[:12]], [3]), "ok"))
+    C.append(("intrinsic rademacher: order of additions matters",
+              intr_stream([INTR(8, family=1), RAW], [wide], [5]), "ok"))
+    C.append(("intrinsic srht: blocks with d_b = 0 [interp]",
+              intr_stream([INTR(1, seed=3), RAW], [f32([2.0])], [200]), "ok"))
+    C.append(("intrinsic srht unbiased: blocks with d_b = 0 [interp]",
+              intr_stream([INTR(1, seed=3, scaling=1), RAW], [f32([2.0])], [200]), "ok"))
+    for n in (1, 2, 63, 64, 65, 127, 129, 1000):
+        d = max(1, n // 3)
+        C.append((f"intrinsic srht n = {n}, d = {d}",
+                  intr_stream([INTR(d, seed=n, scaling=n % 2), RAW], [coeffs(d)], [n]), "ok"))
+    C.append(("intrinsic non-ASCII tensor name (chunk seed over UTF-8)",
+              intr_stream([INTR(3, family=2, nonzeros=2), RAW], [coeffs(3)], [9], name="\u00e9t\u00e9/\u4e2d"), "ok"))
+    C.append(("intrinsic stream seed plays no part",
+              intr_stream([INTR(3, family=2, nonzeros=2), RAW], [coeffs(3)], [9], seed=12345), "ok"))
+    return C
+
+
+def intrinsic_value_checks():
+    """Exact values of tiny intrinsic chunks, computed here from CODECS.md §7 by hand (scalar f32
+    arithmetic), against the decoder's vectorized code.  Returns a list of failures."""
+    fails = []
+
+    def decode(stages, coef_bits, n, name="t", seed=0):
+        data = intr_stream(stages, [bits_f32(coef_bits)], [n], name=name, seed=seed)
+        return [int(h, 16) for h in gw.decode_bytes(data)["tensors"][0]["values_hex"]]
+
+    def flip(bits, b):
+        return np.uint32(bits ^ (b << 31)).view(np.float32)
+
+    def f32bits(x):
+        return int(np.float32(x).view(np.uint32))
+
+    def gen(P, name, c):
+        return gw.Xoshiro256(gw.chunk_seed(P, name, c))
+
+    one = 0x3FC00000  # 1.5
+    # srht, n = 1: P_b = 1, H is the identity, f = 1 / sqrt(1) = 1.
+    g = gen(7, "t", 0)
+    s0 = g.next_u64() & 1
+    got = decode([INTR(1, seed=7), RAW], [one], 1)
+    want = [f32bits(flip(one, s0) * np.float32(1.0))]
+    if got != want:
+        fails.append(f"srht n=1: {got} != {want}")
+    # srht, n = 2, d = 2: P_b = 2, rows from one Fisher-Yates step (the second draws below 1).
+    c = [0x3F800000, 0x40400000]  # 1, 3
+    g = gen(7, "t", 0)
+    w = g.next_u64()
+    r = [0, 1]
+    for j in range(2):
+        k = j + g.next_below(2 - j)
+        r[j], r[k] = r[k], r[j]
+    y = [np.float32(0), np.float32(0)]
+    for j in range(2):
+        y[r[j]] = np.uint32(c[j]).view(np.float32)
+    y = [y[0] + y[1], y[0] - y[1]]
+    f = np.float32(1.0 / np.sqrt(2.0))
+    want = [f32bits(flip(int(np.float32(y[i]).view(np.uint32)), (w >> i) & 1) * f) for i in range(2)]
+    got = decode([INTR(2, seed=7), RAW], c, 2)
+    if got != want:
+        fails.append(f"srht n=2: {got} != {want}")
+    # rademacher n = 3, d = 2, unbiased: f = (3/2) / sqrt(3).
+    c = [0x3F800000, 0x3E800000]  # 1, 0.25
+    g = gen(5, "r", 0)
+    cols = [g.next_u64() for _ in range(2)]
+    acc = [np.float32(0)] * 3
+    for j in range(2):
+        for i in range(3):
+            acc[i] = np.float32(acc[i] + flip(c[j], (cols[j] >> i) & 1))
+    f = np.float32((3.0 / 2.0) / np.sqrt(3.0))
+    want = [f32bits(a * f) for a in acc]
+    got = decode([INTR(2, family=1, scaling=1, seed=5), RAW], c, 3, name="r")
+    if got != want:
+        fails.append(f"rademacher n=3: {got} != {want}")
+    # sparse n = 4, d = 3, s = 5, schedule round 9: P = mix64(seed XOR mix64(9)).
+    c = [0x3F800000, 0xC0000000, 0x3DCCCCCD]  # 1, -2, 0.1
+    P = gw.mix64(11 ^ gw.mix64(9))
+    g = gen(P, "s", 0)
+    acc = [np.float32(0)] * 4
+    for j in range(3):
+        sw = g.next_u64()
+        rows = [g.next_below(4) for _ in range(5)]
+        for k in range(5):
+            acc[rows[k]] = np.float32(acc[rows[k]] + flip(c[j], (sw >> k) & 1))
+    f = np.float32(1.0 / np.sqrt(5.0))
+    want = [f32bits(a * f) for a in acc]
+    got = decode([INTR(3, family=2, nonzeros=5, schedule=2, rnd=9, seed=11), RAW], c, 4, name="s")
+    if got != want:
+        fails.append(f"sparse n=4: {got} != {want}")
+    # srht blocks with d_b = 0 decode to +0.0.
+    ip = gw.IntrinsicParams(family=0, scaling=0, schedule=0, dim=1, nonzeros=0, groups=0, seed=3, round=0)
+    got = [int(v) for v in gw.decode_intrinsic(ip, np.array([0x40000000], np.uint32), 200, "t", 0)]
+    if any(v != 0 for v in got[:192]) or all(v == 0 for v in got[192:]):
+        fails.append("srht d_b = 0 blocks are not +0.0")
+    return fails
 
 
 # Cases built with "or None": finish them here (the writer returns None from add()).
@@ -500,6 +725,11 @@ def main():
             bad += 1
             print(f"FAIL {name}: expected {exp}, got {got} ({msg if got != 'ok' else ''})")
     print(f"hand-built cases: {len(C) - bad} passed, {bad} failed")
+    vfails = intrinsic_value_checks()
+    for f in vfails:
+        print("FAIL intrinsic value check:", f)
+    bad += len(vfails)
+    print(f"intrinsic value checks: {len(vfails)} failed")
     n, codes, crashes = fuzz(vectors)
     print(f"CRC-fixing fuzz: {n} mutated streams, outcomes {dict(sorted(codes.items()))}, {len(crashes)} crash(es)")
     for c in crashes[:10]:

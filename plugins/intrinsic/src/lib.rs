@@ -163,6 +163,15 @@ impl ArrayToArray for IntrinsicStage {
     }
 
     fn encode(&self, input: &[f32], ctx: &ChunkContext<'_>, out: &mut Vec<f32>) -> Result<()> {
+        if let Some(i) = input.iter().position(|v| !v.is_finite()) {
+            return Err(Error::new(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "intrinsic cannot project value {i} of the chunk, {}: a projection spreads it over every coefficient",
+                    input[i]
+                ),
+            ));
+        }
         out.clear();
         project::encode(&self.params, &mut self.rng(ctx), input, out);
         Ok(())

@@ -54,10 +54,22 @@ pub fn encode(params: &IntrinsicParams, rng: &mut SeededRng, x: &[f32], out: &mu
 }
 
 /// Writes `gamma A c` into `out` (one chunk); `c.len()` is `params.dim_for(out.len())`.
+///
+/// Every NaN of the result becomes [`CANONICAL_NAN`]: coefficients are untrusted (infinities
+/// and NaNs, or sums that overflow), and the payload of a NaN produced by f32 arithmetic differs
+/// between platforms, so only a fixed pattern keeps decoding bit-exact everywhere.
 pub fn decode(params: &IntrinsicParams, rng: &mut SeededRng, c: &[f32], out: &mut [f32]) {
     match params.family {
         Family::Srht => srht::decode(c, params.scaling, rng, out),
         Family::Rademacher => dense::decode(c, params.scaling, rng, out),
         Family::Sparse => sparse::decode(c, params.nonzeros as usize, params.scaling, rng, out),
     }
+    for v in out {
+        if v.is_nan() {
+            *v = f32::from_bits(CANONICAL_NAN);
+        }
+    }
 }
+
+/// The bit pattern of every NaN a decoder returns (the quiet NaN with a clear sign bit).
+pub const CANONICAL_NAN: u32 = 0x7FC0_0000;
