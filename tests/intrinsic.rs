@@ -132,7 +132,9 @@ fn compressed_only_refuses_another_output_pipeline() {
     let mut options = AggregateOptions::new(Rule::Mean);
     options.output = Some(registry.parse_pipeline("raw").unwrap());
     options.compressed_only = true;
-    assert!(aggregate(inputs.clone(), &registry, &options, Vec::new()).is_err());
+    let err = aggregate(inputs.clone(), &registry, &options, Vec::new()).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidArgument);
+    assert!(err.detail().contains("only averaged by the mean into the inputs' own pipeline"), "{err}");
     options.compressed_only = false;
     let (out, _) = aggregate(inputs, &registry, &options, Vec::new()).unwrap();
     assert!(max_relative_gap(&decode(&registry, &out), &mean(&decoded)) < 1e-5);

@@ -74,6 +74,8 @@ enum Command {
     Aggregate(commands::aggregate::AggregateArgs),
     /// Conformance: canonical JSON of a stream, run test vectors, generate random streams.
     Conformance(commands::conformance::ConformanceArgs),
+    /// Archives: many streams in one appendable, indexed file (append, ls, extract, verify, repair).
+    Archive(commands::archive::ArchiveArgs),
 }
 
 fn exit_code(err: &anyhow::Error) -> u8 {
@@ -101,6 +103,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => commands::bench::run(&a, g),
         Command::Aggregate(a) => commands::aggregate::run(&a, g),
         Command::Conformance(a) => commands::conformance::run_command(&a, g),
+        Command::Archive(a) => commands::archive::run(&a, g),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -276,9 +276,11 @@ fn input_codecs(
         .collect::<Result<Vec<_>>>()?;
     let has_projection = codecs[0].pipeline.has_linear_projection();
     let projected = options.rule == Rule::Mean && shared && output == d.pipeline.as_slice() && has_projection;
-    if options.compressed_only && !projected && (!shared || has_projection) {
-        let why = if shared {
+    if options.compressed_only && !projected && (!shared || codecs[0].pipeline.has_array_stages()) {
+        let why = if shared && has_projection {
             "its projection is only averaged by the mean into the inputs' own pipeline"
+        } else if shared {
+            "its array->array stages are not linear, so their outputs cannot be averaged"
         } else {
             "the inputs' pipelines differ (another seed or codec), so their coefficients do not add up"
         };

@@ -27,6 +27,7 @@
 #![forbid(unsafe_code)]
 
 pub mod aggregate;
+pub mod archive;
 pub mod codecs;
 #[cfg(feature = "conformance")]
 pub mod conformance;

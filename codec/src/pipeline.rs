@@ -148,6 +148,12 @@ impl Pipeline {
         self.encode_inner(current, ctx, &bounds, out)
     }
 
+    /// Whether the pipeline has array->array stages (of any kind).
+    #[must_use]
+    pub fn has_array_stages(&self) -> bool {
+        !self.array_stages.is_empty()
+    }
+
     /// Whether the pipeline has array->array stages, all of them linear
     /// ([`ArrayToArray::is_linear`]): a weighted mean can then be taken of the arrays that enter
     /// its array->bytes stage ([`Pipeline::accumulate_inner_chunk`], [`Pipeline::encode_inner_chunk`]).

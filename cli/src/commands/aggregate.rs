@@ -38,8 +38,9 @@ pub struct AggregateArgs {
     /// Comma-separated weights, one per input (mean only); default fl.num_examples.
     #[arg(long, value_delimiter = ',')]
     pub weights: Option<Vec<f64>>,
-    /// Refuse inputs whose projections cannot be averaged as coefficients (different seeds or
-    /// parameters, another output pipeline) instead of decoding and re-encoding them.
+    /// Refuse what cannot be combined in the compressed domain instead of decoding and
+    /// re-encoding it: inputs whose pipelines differ (another codec, or a projection with another
+    /// seed), and projections written with another output pipeline or rule.
     #[arg(long)]
     pub compressed_only: bool,
 }

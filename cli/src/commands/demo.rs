@@ -55,11 +55,24 @@ pub fn encode_all(
     threads: usize,
     seed: u64,
 ) -> Result<Vec<u8>> {
+    encode_with_header(registry, tensors, spec, threads, &StreamHeader { seed, ..StreamHeader::default() })
+}
+
+/// As [`encode_all`], with the given stream header (seed and metadata).
+///
+/// # Errors
+/// Pipeline parsing, codec and writer errors.
+pub fn encode_with_header(
+    registry: &Registry,
+    tensors: &[NamedTensor],
+    spec: &str,
+    threads: usize,
+    header: &StreamHeader,
+) -> Result<Vec<u8>> {
     let pipeline = registry.parse_pipeline(spec)?;
-    let header = StreamHeader { seed, ..StreamHeader::default() };
     let raw_bytes: usize = tensors.iter().map(|t| t.values.len() * 4).sum();
     let sink = Vec::with_capacity(raw_bytes + raw_bytes / 64 + 4096);
-    let mut w = Writer::new(sink, registry, &header, WriterOptions::default().threads(threads))?;
+    let mut w = Writer::new(sink, registry, header, WriterOptions::default().threads(threads))?;
     let whole = crate::tensor_io::begins_with_projection(registry, &pipeline);
     for t in tensors {
         let spec = t.spec(&pipeline, whole);

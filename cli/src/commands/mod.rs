@@ -2,6 +2,7 @@
 
 pub mod aggregate;
 pub mod allocate;
+pub mod archive;
 pub mod bench;
 pub mod codecs;
 pub mod conformance;

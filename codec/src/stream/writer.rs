@@ -414,7 +414,12 @@ impl<'r, W: Write> Writer<'r, W> {
             .get_mut(&id.0)
             .ok_or_else(|| Error::new(ErrorCode::InvalidArgument, format!("tensor {} is not open", id.0)))?;
         let d = Arc::clone(&t.codec.descriptor);
-        if !t.buffered.is_empty() || t.reconstruction.is_some() || d.chunk_len(t.next_chunk) != len as u64 {
+        let next_exists = t.next_chunk < d.n_chunks();
+        if !next_exists
+            || !t.buffered.is_empty()
+            || t.reconstruction.is_some()
+            || d.chunk_len(t.next_chunk) != len as u64
+        {
             return Err(Error::new(
                 ErrorCode::InvalidArgument,
                 format!(

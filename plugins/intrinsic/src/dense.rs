@@ -1,5 +1,5 @@
 //! `family=rademacher`: a dense matrix of +-1 entries, column by column from the generator
-//! (`spec/CODECS.md` §7.5). O(n d) time: for small chunks only (`MAX_DENSE_ENTRIES`).
+//! (`spec/CODECS.md` §7.4). O(n d) time: for small chunks only (`MAX_DENSE_ENTRIES`).
 
 use gradwire_codec::rng::SeededRng;
 

@@ -1,5 +1,5 @@
 //! The fast Walsh-Hadamard transform in f32 and the split of a chunk into power-of-two blocks
-//! (`spec/CODECS.md` §7.4).
+//! (`spec/CODECS.md` §7.3).
 //!
 //! The transform is unnormalized: stage `h = 1, 2, 4, ..., L/2` replaces every pair
 //! `(x[i], x[i + h])` with `i & h == 0` by `(x[i] + x[i + h], x[i] - x[i + h])`. Every f32

@@ -41,9 +41,9 @@
 mod dense;
 pub mod hadamard;
 mod params;
-pub mod project;
+mod project;
 mod sparse;
-pub mod srht;
+mod srht;
 
 use gradwire_codec::rng::{SeededRng, chunk_seed};
 use gradwire_codec::{

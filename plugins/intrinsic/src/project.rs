@@ -1,5 +1,5 @@
 //! What the three families share: sign draws, sign flips and the decoder's scale factor
-//! (`spec/CODECS.md` §7.3), and the dispatch from parameters to a family.
+//! (`spec/CODECS.md` §7.2), and the dispatch from parameters to a family.
 
 use gradwire_codec::rng::SeededRng;
 

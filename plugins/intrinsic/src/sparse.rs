@@ -1,5 +1,5 @@
 //! `family=sparse`: each column holds `s` entries +-1 at rows drawn with replacement, a count
-//! sketch (`spec/CODECS.md` §7.6). O(d s) time besides one pass over the chunk.
+//! sketch (`spec/CODECS.md` §7.5). O(d s) time besides one pass over the chunk.
 
 use gradwire_codec::rng::SeededRng;
 

@@ -1,5 +1,5 @@
 //! `family=srht`: per power-of-two block, random signs, the Walsh-Hadamard transform scaled to be
-//! orthonormal, and `dim` rows drawn without replacement (`spec/CODECS.md` §7.4). O(n log n) time,
+//! orthonormal, and `dim` rows drawn without replacement (`spec/CODECS.md` §7.3). O(n log n) time,
 //! O(n) memory; the matrix is never stored.
 
 use std::cell::RefCell;
@@ -37,7 +37,8 @@ fn draw(rng: &mut SeededRng, b: &Block, s: &mut Scratch) {
 /// The first block's signs (as `ceil(padded/64)` words) and rows of a chunk of `n` values with
 /// `d` coefficients: what the spec's test vectors list.
 #[must_use]
-pub fn first_block_draws(rng: &mut SeededRng, n: usize, d: usize) -> (Vec<u64>, Vec<u32>) {
+#[cfg(test)]
+pub(crate) fn first_block_draws(rng: &mut SeededRng, n: usize, d: usize) -> (Vec<u64>, Vec<u32>) {
     let mut s = Scratch::default();
     let Some(b) = blocks(n, d).into_iter().next() else { return (Vec::new(), Vec::new()) };
     draw(rng, &b, &mut s);

@@ -237,7 +237,7 @@ fn stage_refuses_wrong_lengths_and_huge_dense_matrices() {
     assert!(dense.encoded_len((1 << 14) + 1).is_err());
 }
 
-/// The draws listed in `spec/CODECS.md` §7.8.
+/// The draws listed in `spec/CODECS.md` §7.7.
 #[test]
 fn spec_test_vectors() {
     let seed = chunk_seed(params("seed=42").projection_seed(), "fc1.weight", 0);
@@ -248,8 +248,14 @@ fn spec_test_vectors() {
     assert_eq!(rows.len(), 64);
     assert_eq!(params("seed=42,schedule=round,round=3").projection_seed(), 0x43aa_8652_ad94_b3a2);
     assert_eq!(params("seed=42,schedule=group,groups=2,round=3").projection_seed(), 0x7eb3_b394_ac9e_fc29);
-    // sparse: per column one draw of signs, then the rows.
+    // sparse: per column one draw of signs, then the rows: one coefficient 1.0 with s = 4 lands
+    // at rows 82, 170, 15 and 170 with the signs of bits 0..4 of 0x...5f (all negative), times
+    // 1/sqrt(4).
     let mut rng = SeededRng::new(seed);
     assert_eq!(rng.next_u64(), 0x46e8_1078_b42a_185f);
     assert_eq!((0..4).map(|_| rng.next_below(200)).collect::<Vec<_>>(), [82, 170, 15, 170]);
+    let y = decode(&params("dim=1,family=sparse,nonzeros=4"), seed, &[1.0], 200);
+    let nonzero: Vec<(usize, u32)> =
+        y.iter().enumerate().filter(|(_, v)| **v != 0.0).map(|(i, v)| (i, v.to_bits())).collect();
+    assert_eq!(nonzero, [(15, (-0.5f32).to_bits()), (82, (-0.5f32).to_bits()), (170, (-1.0f32).to_bits())]);
 }
