@@ -384,3 +384,45 @@ pub fn intrinsic(data: &[u8]) {
     let mut out = vec![0f32; n];
     let _ = built.decode_chunk(&payload, &ctx, &mut out);
 }
+
+/// Archives (`spec/FORMAT.md` §18) of arbitrary bytes, and of valid streams with arbitrary bytes
+/// spliced in: finding the layout never panics; every entry it reports decodes or fails with a
+/// typed error; entries do not overlap and lie inside the input; the index, when used, lists the
+/// same entries a walk finds.
+pub fn archive(data: &[u8]) {
+    use gradwire::archive::{Window, encode_index, encode_trailer, read_layout};
+    let registry = &*REGISTRY;
+    let check = |bytes: &[u8]| {
+        let mut input = Cursor::new(bytes);
+        let layout = read_layout(&mut input, registry, tight_limits()).expect("in-memory input never fails to read");
+        let mut end = 0;
+        for e in &layout.entries {
+            assert!(e.offset >= end && e.offset + e.length <= bytes.len() as u64, "entry outside the input");
+            end = e.offset + e.length;
+            let window = Window::new(Cursor::new(bytes), e.offset, e.length);
+            let _ = Reader::with_options(window, registry, gradwire::ReaderOptions::default().limits(tight_limits())).read_all();
+        }
+        layout
+    };
+    check(data);
+    // A valid two-entry archive with the input spliced into its middle, then indexed.
+    let stream = |v: f32| {
+        let options = WriterOptions::default().chunk_elements(2); // within tight_limits()
+        let mut w = Writer::new(Vec::new(), registry, &StreamHeader::default(), options).expect("writer");
+        w.write_tensor(TensorSpec::new("x", &[2], registry.parse_pipeline("raw").expect("raw")), &[v, -v]).expect("write");
+        w.finish().expect("finish")
+    };
+    let mut bytes = stream(1.0);
+    bytes.extend_from_slice(data);
+    bytes.extend_from_slice(&stream(2.0));
+    let walked = check(&bytes);
+    assert!(walked.index_offset.is_none());
+    assert!(walked.entries.len() >= 2, "the two intact streams around the damage are found: {:?}", walked.damaged);
+    let index = encode_index(&walked.entries);
+    let offset = bytes.len() as u64;
+    bytes.extend_from_slice(&index);
+    bytes.extend_from_slice(&encode_trailer(offset, index.len() as u64));
+    let indexed = check(&bytes);
+    assert_eq!(indexed.index_offset, Some(offset));
+    assert_eq!(indexed.entries, walked.entries);
+}

@@ -124,12 +124,12 @@ impl Archive {
 
     fn open_with(path: impl AsRef<Path>, registry: &Registry, limits: Limits, force_scan: bool) -> Result<Archive> {
         let path = path.as_ref().to_path_buf();
-        let mut file = File::open(&path).map_err(io("opening the archive"))?;
+        let file = File::open(&path).map_err(io("opening the archive"))?;
         let file_len = file.metadata().map_err(io("reading the archive's size"))?.len();
-        let indexed = if force_scan { None } else { scan::from_index(&mut file, file_len) };
-        let layout = match indexed {
-            Some(layout) => layout,
-            None => scan::scan(&mut BufReader::with_capacity(1 << 16, file), file_len, registry, limits)?,
+        let layout = if force_scan {
+            scan::scan(&mut BufReader::with_capacity(1 << 16, file), file_len, registry, limits)?
+        } else {
+            read_layout(&mut BufReader::with_capacity(1 << 16, file), registry, limits)?
         };
         Ok(Archive { path, layout, limits })
     }
@@ -301,6 +301,20 @@ impl Archive {
         let dropped_tail = layout.damaged.iter().filter(|d| d.is_torn_tail(layout.file_len)).map(|d| d.length).sum();
         let damaged = layout.damaged.into_iter().filter(|d| !d.is_torn_tail(layout.file_len)).collect();
         Ok(RepairReport { entries: layout.entries.len(), dropped_tail, damaged })
+    }
+}
+
+/// Finds the streams of an archive held in any seekable input (a file, or bytes in memory):
+/// from its index when the trailer and index check out, otherwise by walking the streams.
+/// [`Layout::index_offset`] says which.
+///
+/// # Errors
+/// [`ErrorCode::Io`] when the input cannot be read; damage is listed in [`Layout::damaged`].
+pub fn read_layout<R: std::io::Read + Seek>(input: &mut R, registry: &Registry, limits: Limits) -> Result<Layout> {
+    let len = input.seek(SeekFrom::End(0)).map_err(io("measuring the archive"))?;
+    match scan::from_index(input, len) {
+        Some(layout) => Ok(layout),
+        None => scan::scan(input, len, registry, limits),
     }
 }
 

@@ -117,7 +117,9 @@ fn next_magic<R: Read + Seek>(input: &mut R, from: u64, file_len: u64) -> Result
     while pos < file_len {
         input.seek(SeekFrom::Start(pos)).map_err(io)?;
         let want = (file_len - pos).min(buf.len() as u64) as usize;
-        input.read_exact(&mut buf[..want]).map_err(io)?;
+        if input.read_exact(&mut buf[..want]).is_err() {
+            return Ok(file_len); // the file shrank while being read: no further stream
+        }
         if let Some(i) = buf[..want].windows(MAGIC.len()).position(|w| w == MAGIC) {
             return Ok(pos + i as u64);
         }
@@ -127,6 +129,37 @@ fn next_magic<R: Read + Seek>(input: &mut R, from: u64, file_len: u64) -> Result
         pos += (want - MAGIC.len() + 1) as u64;
     }
     Ok(file_len)
+}
+
+/// Whether `len` bytes at `pos` are an index block with a matching CRC (read in pieces, at most
+/// `limits.max_record_body` bytes), so that a walk may skip them without skipping a stream.
+fn is_index_block<R: Read + Seek>(input: &mut R, pos: u64, len: u64, file_len: u64, limits: Limits) -> bool {
+    if len < 36 || len > file_len - pos || len > limits.max_record_body || input.seek(SeekFrom::Start(pos)).is_err() {
+        return false;
+    }
+    let mut crc = 0u32;
+    let mut left = len - 4;
+    let mut buf = vec![0u8; 1 << 16];
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        if input.read_exact(&mut buf[..n]).is_err() {
+            return false;
+        }
+        crc = crc32c::crc32c_append(crc, &buf[..n]);
+        left -= n as u64;
+    }
+    let mut stored = [0u8; 4];
+    input.read_exact(&mut stored).is_ok() && stored == crc.to_le_bytes()
+}
+
+/// Whether the 32 bytes at `pos` are a trailer with a matching CRC (of any index: an older one).
+fn is_trailer<R: Read + Seek>(input: &mut R, pos: u64, file_len: u64) -> bool {
+    let mut t = [0u8; TRAILER_LEN as usize];
+    file_len - pos >= TRAILER_LEN
+        && input.seek(SeekFrom::Start(pos)).is_ok()
+        && input.read_exact(&mut t).is_ok()
+        && t[24..28] == [0; 4]
+        && crate::format::crc32c(&t[..28]).to_le_bytes() == t[28..]
 }
 
 /// The layout from the index, when the file ends with a valid trailer pointing at a valid index.
@@ -159,7 +192,12 @@ pub(crate) fn scan<R: Read + Seek>(
         let mut head = [0u8; 24];
         let n = ((file_len - pos).min(24)) as usize;
         input.seek(SeekFrom::Start(pos)).map_err(io)?;
-        input.read_exact(&mut head[..n]).map_err(io)?;
+        if let Err(e) = input.read_exact(&mut head[..n]) {
+            // The file shrank since its length was read (a writer truncating its old index).
+            let error = Error::from_io(&e, "reading the archive").context(&format!("at archive offset {pos}"));
+            layout.damaged.push(Damage { offset: pos, length: file_len - pos, error });
+            break;
+        }
         let head = &head[..n];
         let problem = if head.starts_with(&MAGIC) {
             match read_entry(&mut *input, pos, file_len - pos, registry, limits) {
@@ -170,10 +208,10 @@ pub(crate) fn scan<R: Read + Seek>(
                 }
                 Err(e) => e,
             }
-        } else if let Some(len) = index_block_len(head).filter(|&l| l >= 36 && l <= file_len - pos) {
+        } else if let Some(len) = index_block_len(head).filter(|&l| is_index_block(input, pos, l, file_len, limits)) {
             pos += len; // an older index block: a cache, skipped
             continue;
-        } else if head.starts_with(&TRAILER_MAGIC) && file_len - pos >= TRAILER_LEN {
+        } else if head.starts_with(&TRAILER_MAGIC) && is_trailer(input, pos, file_len) {
             pos += TRAILER_LEN;
             continue;
         } else if head.starts_with(&INDEX_MAGIC) || head.starts_with(&TRAILER_MAGIC) {

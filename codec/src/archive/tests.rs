@@ -189,3 +189,12 @@ fn readers_see_a_consistent_prefix_while_a_writer_appends() {
     }
     writer.join().unwrap();
 }
+
+#[test]
+fn concatenated_streams_in_memory_are_found() {
+    let registry = Registry::core();
+    let mut bytes = update(&registry, 1, 1);
+    bytes.extend_from_slice(&update(&registry, 2, 2));
+    let layout = read_layout(&mut std::io::Cursor::new(&bytes), &registry, Limits::default()).unwrap();
+    assert_eq!(layout.entries.len(), 2, "{:?}", layout.damaged);
+}
