@@ -15,7 +15,6 @@
 //! Run: `cargo bench --bench codecs` (one thread; `GRADWIRE_BENCH_FILTER` is criterion's filter).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use gradwire::rng::SeededRng;
 use gradwire::{ChunkContext, Event, Limits, Reader, Registry, StreamHeader, TensorSpec, Writer, WriterOptions};
 
 #[global_allocator]
@@ -43,16 +42,7 @@ const PIPELINES: &[&str] = &[
     "intrinsic:dim=16,family=rademacher+raw",
 ];
 
-fn laplace(n: usize, seed: u64) -> Vec<f32> {
-    let mut rng = SeededRng::new(seed);
-    (0..n)
-        .map(|_| {
-            let u = f64::from(rng.next_unit_f32()).max(1e-9);
-            let sign = if rng.next_u32() & 1 == 0 { 1.0 } else { -1.0 };
-            (sign * -u.ln() * 1e-3) as f32
-        })
-        .collect()
-}
+use gradwire::testing::laplace;
 
 fn chunk_level(c: &mut Criterion) {
     let registry = gradwire::registry().unwrap();

@@ -1395,14 +1395,11 @@ fn cases() -> Vec<Case> {
 
 /// Laplace-like values from the specified generator, every fifth exactly zero when `zero_every` is 5.
 fn m22_values(n: usize, zero_every: usize) -> Vec<f32> {
-    let mut rng = gradwire::rng::SeededRng::new(22);
-    (0..n)
-        .map(|i| {
-            let u = f64::from(rng.next_unit_f32()).max(1e-9);
-            let s = if rng.next_u32() & 1 == 0 { 1.0 } else { -1.0 };
-            if zero_every > 0 && i % zero_every == 0 { 0.0 } else { (s * -u.ln() * 1e-3) as f32 }
-        })
-        .collect()
+    let mut values = gradwire::testing::laplace(n, 22);
+    if zero_every > 0 {
+        values.iter_mut().step_by(zero_every).for_each(|v| *v = 0.0);
+    }
+    values
 }
 
 /// One `intrinsic:dim=16+raw` tensor of 100 values in one chunk, without an index.

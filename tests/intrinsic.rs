@@ -4,24 +4,13 @@
 #![allow(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
 
 use gradwire::aggregate::{AggregateOptions, Rule, aggregate};
-use gradwire::rng::SeededRng;
 use gradwire::{ErrorCode, Event, Reader, Registry, StreamHeader, TensorSpec, Writer, WriterOptions};
 
 fn registry() -> Registry {
     gradwire::registry().unwrap()
 }
 
-/// Laplace-like values from the specified generator.
-fn gradient(n: usize, seed: u64) -> Vec<f32> {
-    let mut rng = SeededRng::new(seed);
-    (0..n)
-        .map(|_| {
-            let u = f64::from(rng.next_unit_f32()).max(1e-9);
-            let sign = if rng.next_u32() & 1 == 0 { 1.0 } else { -1.0 };
-            (sign * -u.ln() * 1e-3) as f32
-        })
-        .collect()
-}
+use gradwire::testing::laplace as gradient;
 
 const N: usize = 5000;
 

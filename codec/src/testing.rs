@@ -7,6 +7,29 @@ use std::io::Read;
 use crate::registry::CodecFactory;
 use crate::stage::{ArrayToBytes, ChunkContext, Stage};
 
+/// `n` Laplace-distributed values of scale 1e-3 (heavy-tailed, like real gradients) from the
+/// specified generator seeded with `seed`: per value, `u = next_unit_f32` (at least 1e-9), then a
+/// sign from the low bit of `next_u32`, then `sign * -ln(u) * 1e-3` in f64 rounded to f32.
+/// Benches, tests and golden vectors share it, so their data is the same everywhere.
+///
+/// # Examples
+/// ```
+/// let x = gradwire_codec::testing::laplace(1000, 1);
+/// assert_eq!(x, gradwire_codec::testing::laplace(1000, 1));
+/// assert!(x.iter().all(|v| v.is_finite() && v.abs() < 0.1));
+/// ```
+#[must_use]
+pub fn laplace(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = crate::rng::SeededRng::new(seed);
+    (0..n)
+        .map(|_| {
+            let u = f64::from(rng.next_unit_f32()).max(1e-9);
+            let sign = if rng.next_u32() & 1 == 0 { 1.0 } else { -1.0 };
+            (sign * -u.ln() * 1e-3) as f32
+        })
+        .collect()
+}
+
 /// A chunk context for calling a stage directly: tensor "t", chunk 0, seed 0.
 pub const CONTEXT: ChunkContext<'static> =
     ChunkContext { tensor_name: "t", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 0 };

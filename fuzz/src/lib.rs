@@ -418,7 +418,7 @@ pub fn archive(data: &[u8]) {
     let walked = check(&bytes);
     assert!(walked.index_offset.is_none());
     assert!(walked.entries.len() >= 2, "the two intact streams around the damage are found: {:?}", walked.damaged);
-    let index = encode_index(&walked.entries);
+    let index = encode_index(&walked.entries).expect("a small index");
     let offset = bytes.len() as u64;
     bytes.extend_from_slice(&index);
     bytes.extend_from_slice(&encode_trailer(offset, index.len() as u64));

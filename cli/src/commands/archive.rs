@@ -2,16 +2,13 @@
 //! §18): append streams or tensor files, list and search entries, extract one, verify every
 //! checksum, and repair (rebuild the index, drop a torn tail).
 
-use std::collections::HashMap;
-
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
+use gradwire::StreamHeader;
 use gradwire::archive::{Archive, ArchiveEntry};
-use gradwire::{Metadata, StreamHeader, Value};
 
-use super::metadata_pairs;
 use crate::GlobalArgs;
-use crate::tensor_io::{FileKind, NamedTensor, OutputKind, read_bytes, sniff, tensors_to_bytes, write_bytes};
+use crate::tensor_io::{FileKind, OutputKind, read_bytes, sniff, tensors_to_bytes, write_bytes};
 
 /// Arguments of `gradwire archive`.
 #[derive(Args, Debug)]
@@ -48,12 +45,9 @@ pub struct AppendArgs {
     /// Pipeline for tensor-file inputs.
     #[arg(long, default_value = "raw")]
     pub codec: String,
-    /// Round (fl.round) of tensor-file inputs.
-    #[arg(long)]
-    pub round: Option<u64>,
-    /// Client (fl.client_id) of tensor-file inputs.
-    #[arg(long)]
-    pub client: Option<String>,
+    /// Round, client, examples and payload kind of tensor-file inputs.
+    #[command(flatten)]
+    pub update: super::UpdateMetadata,
 }
 
 /// Arguments of `archive ls`.
@@ -119,25 +113,18 @@ fn append(args: &AppendArgs, registry: &gradwire::Registry, g: GlobalArgs) -> Re
     for input in &args.inputs {
         let bytes = read_bytes(input)?;
         let stream = if sniff(&bytes) == Some(FileKind::Gradwire) {
-            if args.round.is_some() || args.client.is_some() {
+            if !args.update.is_empty() {
                 bail!(gradwire::Error::new(
                     gradwire::ErrorCode::InvalidArgument,
                     format!(
-                        "{input} is a stream: its round and client are in its header, --round and --client apply to tensor files"
+                        "{input} is a stream: its metadata is in its header; --round and the like apply to tensor files"
                     ),
                 ));
             }
             bytes
         } else {
             let tensors = crate::tensor_io::read_tensors(input)?;
-            let mut metadata = Metadata::new();
-            metadata.insert("producer", Value::Utf8(format!("gradwire-cli/{}", env!("CARGO_PKG_VERSION"))))?;
-            if let Some(r) = args.round {
-                metadata.insert("fl.round", Value::U64(r))?;
-            }
-            if let Some(c) = &args.client {
-                metadata.insert("fl.client_id", Value::Utf8(c.clone()))?;
-            }
+            let metadata = args.update.to_metadata()?;
             let header = StreamHeader { seed: g.seed.unwrap_or(0), metadata, ..StreamHeader::default() };
             super::demo::encode_with_header(registry, &tensors, &args.codec, g.threads_or_all(), &header)?
         };
@@ -233,20 +220,8 @@ fn extract(args: &ExtractArgs, registry: &gradwire::Registry, g: GlobalArgs) -> 
         write_bytes(&args.output, &archive.entry_bytes(index)?)?;
     } else {
         let kind = OutputKind::from_path(&args.output)?;
-        let stream = archive.decode_entry(index, registry)?;
-        let meta: HashMap<String, String> =
-            metadata_pairs(&stream.header.metadata).into_iter().map(|(k, v)| (format!("gradwire.{k}"), v)).collect();
-        let tensors: Vec<NamedTensor> = stream
-            .tensors
-            .into_iter()
-            .map(|t| NamedTensor {
-                name: t.descriptor.name.clone(),
-                dtype: t.descriptor.dtype,
-                shape: t.descriptor.shape.clone(),
-                values: t.values,
-            })
-            .collect();
-        write_bytes(&args.output, &tensors_to_bytes(kind, &tensors, false, (!meta.is_empty()).then_some(meta))?)?;
+        let (tensors, meta) = super::stream_tensors(archive.decode_entry(index, registry)?);
+        write_bytes(&args.output, &tensors_to_bytes(kind, &tensors, false, meta)?)?;
     }
     if !g.quiet {
         eprintln!("wrote entry {index} to {}", args.output);

@@ -1,15 +1,12 @@
 //! `gradwire decode`: a stream into .safetensors, .npy or .npz; `--salvage` keeps every intact
 //! chunk of a damaged or truncated stream and reports what was lost.
 
-use std::collections::HashMap;
-
 use anyhow::{Result, bail};
 use clap::Args;
 use gradwire::{Reader, ReaderOptions};
 
-use super::metadata_pairs;
 use crate::GlobalArgs;
-use crate::tensor_io::{NamedTensor, OutputKind, tensors_to_bytes, write_bytes};
+use crate::tensor_io::{OutputKind, tensors_to_bytes, write_bytes};
 
 /// Arguments of `gradwire decode`.
 #[derive(Args, Debug)]
@@ -76,23 +73,11 @@ pub fn run(args: &DecodeArgs, g: GlobalArgs) -> Result<()> {
             )
         })
         .collect();
-    let meta: HashMap<String, String> =
-        metadata_pairs(&stream.header.metadata).into_iter().map(|(k, v)| (format!("gradwire.{k}"), v)).collect();
-    let tensors: Vec<NamedTensor> = stream
-        .tensors
-        .into_iter()
-        .map(|t| NamedTensor {
-            name: t.descriptor.name.clone(),
-            dtype: t.descriptor.dtype,
-            // An incomplete tensor keeps only what arrived, never padding sized by the stream.
-            shape: if t.complete { t.descriptor.shape.clone() } else { vec![t.values.len() as u64] },
-            values: t.values,
-        })
-        .collect();
+    let (tensors, meta) = super::stream_tensors(stream);
     if tensors.is_empty() && kind == OutputKind::Npy {
         bail!("the stream holds no tensors");
     }
-    let bytes = tensors_to_bytes(kind, &tensors, args.keep_dtype, (!meta.is_empty()).then_some(meta))?;
+    let bytes = tensors_to_bytes(kind, &tensors, args.keep_dtype, meta)?;
     write_bytes(&output, &bytes)?;
     if let Some(e) = error {
         eprintln!("gradwire: salvage: the stream is damaged: {e}");

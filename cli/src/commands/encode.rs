@@ -4,7 +4,7 @@ use std::io::{BufWriter, Write};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use gradwire::{ErrorFeedback, Metadata, StreamHeader, Value, Writer, WriterOptions};
+use gradwire::{ErrorFeedback, StreamHeader, Writer, WriterOptions};
 use indicatif::ProgressBar;
 
 use crate::GlobalArgs;
@@ -32,18 +32,9 @@ pub struct EncodeArgs {
     /// Omit the INDEX record (random access then scans record headers).
     #[arg(long)]
     pub no_index: bool,
-    /// Federated round number (metadata fl.round).
-    #[arg(long)]
-    pub round: Option<u64>,
-    /// Client identifier (metadata fl.client_id).
-    #[arg(long)]
-    pub client: Option<String>,
-    /// Number of training examples behind the update (metadata fl.num_examples).
-    #[arg(long)]
-    pub num_examples: Option<u64>,
-    /// What the tensors are: gradient, delta or weights (metadata fl.payload_kind).
-    #[arg(long)]
-    pub payload_kind: Option<String>,
+    /// Round, client, examples and payload kind of the update.
+    #[command(flatten)]
+    pub update: super::UpdateMetadata,
     /// Error feedback: add the residuals kept in STATE (created when missing) before encoding,
     /// and store the new residuals there once the output is complete. If the command fails,
     /// discard its output: the state was not advanced.
@@ -62,20 +53,7 @@ pub fn run(args: &EncodeArgs, g: GlobalArgs) -> Result<()> {
     // Loaded before the output is created, so a bad state file leaves an existing output alone.
     let mut feedback = args.error_feedback.as_deref().map(load_feedback).transpose()?;
     let output = crate::tensor_io::default_output(&args.input, args.output.as_deref(), "gw");
-    let mut metadata = Metadata::new();
-    metadata.insert("producer", Value::Utf8(format!("gradwire-cli/{}", env!("CARGO_PKG_VERSION"))))?;
-    if let Some(r) = args.round {
-        metadata.insert("fl.round", Value::U64(r))?;
-    }
-    if let Some(c) = &args.client {
-        metadata.insert("fl.client_id", Value::Utf8(c.clone()))?;
-    }
-    if let Some(n) = args.num_examples {
-        metadata.insert("fl.num_examples", Value::U64(n))?;
-    }
-    if let Some(k) = &args.payload_kind {
-        metadata.insert("fl.payload_kind", Value::Utf8(k.clone()))?;
-    }
+    let metadata = args.update.to_metadata()?;
     let header = StreamHeader { seed: g.seed.unwrap_or(0), metadata, ..StreamHeader::default() };
     let threads = g.threads_or_all();
     let mut options =

@@ -14,6 +14,75 @@ pub mod verify;
 
 use gradwire::{Metadata, Value};
 
+/// What identifies an update in federated learning, as stream header metadata (`fl.*` keys).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct UpdateMetadata {
+    /// Federated round number (metadata fl.round).
+    #[arg(long)]
+    pub round: Option<u64>,
+    /// Client identifier (metadata fl.client_id).
+    #[arg(long)]
+    pub client: Option<String>,
+    /// Number of training examples behind the update (metadata fl.num_examples).
+    #[arg(long)]
+    pub num_examples: Option<u64>,
+    /// What the tensors are: gradient, delta or weights (metadata fl.payload_kind).
+    #[arg(long)]
+    pub payload_kind: Option<String>,
+}
+
+impl UpdateMetadata {
+    /// Whether any field is given.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.round.is_none() && self.client.is_none() && self.num_examples.is_none() && self.payload_kind.is_none()
+    }
+
+    /// The header metadata: `producer` and the `fl.*` keys that are given.
+    ///
+    /// # Errors
+    /// Metadata errors (a client or kind longer than the format allows).
+    pub fn to_metadata(&self) -> gradwire::Result<Metadata> {
+        let mut metadata = Metadata::new();
+        metadata.insert("producer", Value::Utf8(format!("gradwire-cli/{}", env!("CARGO_PKG_VERSION"))))?;
+        if let Some(r) = self.round {
+            metadata.insert("fl.round", Value::U64(r))?;
+        }
+        if let Some(c) = &self.client {
+            metadata.insert("fl.client_id", Value::Utf8(c.clone()))?;
+        }
+        if let Some(n) = self.num_examples {
+            metadata.insert("fl.num_examples", Value::U64(n))?;
+        }
+        if let Some(k) = &self.payload_kind {
+            metadata.insert("fl.payload_kind", Value::Utf8(k.clone()))?;
+        }
+        Ok(metadata)
+    }
+}
+
+/// A decoded stream as named tensors and its header metadata as `gradwire.*` string pairs (for
+/// safetensors' metadata). An incomplete tensor (salvage) keeps only what arrived, as a 1-D
+/// prefix, never padding sized by the stream.
+#[must_use]
+pub fn stream_tensors(
+    stream: gradwire::DecodedStream,
+) -> (Vec<crate::tensor_io::NamedTensor>, Option<std::collections::HashMap<String, String>>) {
+    let meta: std::collections::HashMap<String, String> =
+        metadata_pairs(&stream.header.metadata).into_iter().map(|(k, v)| (format!("gradwire.{k}"), v)).collect();
+    let tensors = stream
+        .tensors
+        .into_iter()
+        .map(|t| crate::tensor_io::NamedTensor {
+            name: t.descriptor.name.clone(),
+            dtype: t.descriptor.dtype,
+            shape: if t.complete { t.descriptor.shape.clone() } else { vec![t.values.len() as u64] },
+            values: t.values,
+        })
+        .collect();
+    (tensors, (!meta.is_empty()).then_some(meta))
+}
+
 /// Metadata rendered as `(key, value)` text pairs (text values unquoted, bytes in hex).
 pub fn metadata_pairs(m: &Metadata) -> Vec<(String, String)> {
     m.iter()

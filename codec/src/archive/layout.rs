@@ -15,6 +15,9 @@ pub const TRAILER_LEN: u64 = 32;
 pub const INDEX_VERSION: u32 = 1;
 /// Bytes of an index block before its entries.
 const INDEX_HEADER_LEN: usize = 32;
+/// Largest index block (256 MiB, about 4 million entries of one tensor): writers refuse to
+/// write a larger one, readers walk the streams instead of reading it.
+pub const MAX_INDEX_LEN: u64 = 1 << 28;
 
 /// One tensor of an entry, as the index lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,14 +54,16 @@ impl ArchiveEntry {
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
     out.extend_from_slice(s.as_bytes());
 }
 
-/// The index block listing `entries` (which must each have names and codecs of at most 65535
-/// bytes, as the writer checks).
-#[must_use]
-pub fn encode_index(entries: &[ArchiveEntry]) -> Vec<u8> {
+/// The index block listing `entries`.
+///
+/// # Errors
+/// [`ErrorCode::LimitExceeded`] when the block would exceed [`MAX_INDEX_LEN`] (start another
+/// archive).
+pub fn encode_index(entries: &[ArchiveEntry]) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(INDEX_HEADER_LEN + 64 * entries.len() + 4);
     out.extend_from_slice(&INDEX_MAGIC);
     out.extend_from_slice(&INDEX_VERSION.to_le_bytes());
@@ -80,10 +85,19 @@ pub fn encode_index(entries: &[ArchiveEntry]) -> Vec<u8> {
         }
     }
     let block_len = out.len() as u64 + 4;
+    if block_len > MAX_INDEX_LEN {
+        return Err(Error::new(
+            ErrorCode::LimitExceeded,
+            format!(
+                "an index of {} entries takes {block_len} bytes, more than 2^28; start another archive",
+                entries.len()
+            ),
+        ));
+    }
     out[16..24].copy_from_slice(&block_len.to_le_bytes());
     let crc = crc32c(&out);
     out.extend_from_slice(&crc.to_le_bytes());
-    out
+    Ok(out)
 }
 
 /// A bounds-checked reader over an index block.
@@ -101,10 +115,6 @@ impl Fields<'_> {
         self.pos = end;
         Ok(out)
     }
-    fn u16(&mut self) -> Result<u16> {
-        let b = self.take(2)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
-    }
     fn u32(&mut self) -> Result<u32> {
         let b = self.take(4)?;
         Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -114,7 +124,7 @@ impl Fields<'_> {
         Ok(u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
     }
     fn string(&mut self) -> Result<String> {
-        let n = usize::from(self.u16()?);
+        let n = self.u32()? as usize;
         let at = self.pos;
         String::from_utf8(self.take(n)?.to_vec())
             .map_err(|_| Error::new(ErrorCode::Malformed, format!("archive index string at byte {at} is not UTF-8")))
@@ -164,8 +174,11 @@ pub fn decode_index(bytes: &[u8], data_end: u64) -> Result<Vec<ArchiveEntry>> {
         // Each entry takes at least 34 bytes, so a huge count fails here instead of allocating.
         let (offset, length, flags, n_tensors, round) = (f.u64()?, f.u64()?, f.u32()?, f.u32()?, f.u64()?);
         let client = f.string()?;
-        if flags & !3 != 0 {
-            return Err(Error::new(ErrorCode::ReservedNonzero, format!("archive index entry {i}: flags 0x{flags:x}")));
+        if flags & !3 != 0 || (flags & 1 == 0 && round != 0) || (flags & 2 == 0 && !client.is_empty()) {
+            return Err(Error::new(
+                ErrorCode::ReservedNonzero,
+                format!("archive index entry {i}: flags 0x{flags:x}, or a round or client its flags say is absent"),
+            ));
         }
         let end = offset.checked_add(length).filter(|&e| offset >= previous_end && e <= data_end && length > 0);
         let Some(end) = end else {
@@ -241,7 +254,7 @@ mod tests {
     #[test]
     fn index_and_trailer_round_trip() {
         let entries = vec![entry(0, 100), ArchiveEntry { round: None, client: None, ..entry(100, 50) }];
-        let block = encode_index(&entries);
+        let block = encode_index(&entries).unwrap();
         assert_eq!(decode_index(&block, 150).unwrap(), entries);
         assert_eq!(index_block_len(&block), Some(block.len() as u64));
         let t = encode_trailer(150, block.len() as u64);
@@ -252,7 +265,7 @@ mod tests {
     #[test]
     fn damaged_or_inconsistent_indexes_are_refused() {
         let entries = vec![entry(0, 100), entry(100, 50)];
-        let block = encode_index(&entries);
+        let block = encode_index(&entries).unwrap();
         assert!(decode_index(&block, 149).is_err(), "an entry past the streams");
         for i in 0..block.len() {
             let mut b = block.clone();
@@ -262,7 +275,7 @@ mod tests {
         for cut in 0..block.len() {
             assert!(decode_index(&block[..cut], 150).is_err());
         }
-        let overlapping = encode_index(&[entry(0, 100), entry(50, 100)]);
+        let overlapping = encode_index(&[entry(0, 100), entry(50, 100)]).unwrap();
         assert_eq!(decode_index(&overlapping, 150).unwrap_err().code(), ErrorCode::IndexMismatch);
     }
 }

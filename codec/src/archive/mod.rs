@@ -103,7 +103,7 @@ impl Archive {
         let path = path.as_ref().to_path_buf();
         let mut file =
             OpenOptions::new().write(true).create_new(true).open(&path).map_err(io("creating the archive"))?;
-        let index = encode_index(&[]);
+        let index = encode_index(&[])?;
         file.write_all(&index).map_err(io("writing the archive index"))?;
         file.write_all(&encode_trailer(0, index.len() as u64)).map_err(io("writing the archive trailer"))?;
         file.sync_all().map_err(io("syncing the archive"))?;
@@ -237,27 +237,20 @@ impl Archive {
                 format!("{} bytes follow the stream's END record; append one stream at a time", len - entry.length),
             ));
         }
-        let too_long =
-            entry.client.iter().chain(entry.tensors.iter().flat_map(|t| [&t.name, &t.codec])).any(|s| s.len() > 65_535);
-        if too_long {
-            return Err(Error::new(
-                ErrorCode::InvalidArgument,
-                "a client, tensor name or pipeline longer than 65535 bytes",
-            ));
-        }
-        // Re-read where the streams end: another appender may have run since this was opened.
+        // One writer at a time: an exclusive lock from reading where the streams end to the sync.
+        let mut file = Self::lock_for_writing(&self.path)?;
         let current = Self::open_with(&self.path, registry, self.limits, false)?;
+        current.check_is_archive()?;
         let start = current.layout.append_at();
         entry.offset = start;
         let mut entries = current.layout.entries;
-        entries.retain(|e| e.offset + e.length <= start);
         entries.push(entry);
-        let index = encode_index(&entries);
-        let mut file =
-            OpenOptions::new().write(true).open(&self.path).map_err(io("opening the archive for appending"))?;
+        let index = encode_index(&entries)?;
         file.set_len(start).map_err(io("dropping the old archive index"))?;
         file.seek(SeekFrom::Start(start)).map_err(io("seeking to the end of the streams"))?;
         file.write_all(stream).map_err(io("appending the stream"))?;
+        // The stream is durable before an index lists it.
+        file.sync_data().map_err(io("syncing the appended stream"))?;
         file.write_all(&index).map_err(io("writing the archive index"))?;
         let index_offset = start + len;
         file.write_all(&encode_trailer(index_offset, index.len() as u64)).map_err(io("writing the archive trailer"))?;
@@ -266,6 +259,30 @@ impl Archive {
         let damaged = current.layout.damaged.into_iter().filter(|d| d.offset + d.length <= start).collect();
         self.layout = Layout { entries, damaged, file_len, index_offset: Some(index_offset) };
         Ok(self.layout.entries.last().unwrap_or_else(|| unreachable!("an entry was just pushed")))
+    }
+
+    /// Opens `path` for writing under an exclusive lock (released when the file is dropped).
+    fn lock_for_writing(path: &Path) -> Result<File> {
+        let file = OpenOptions::new().write(true).open(path).map_err(io("opening the archive for writing"))?;
+        file.lock().map_err(io("locking the archive"))?;
+        Ok(file)
+    }
+
+    /// Refuses a file that does not begin with a stream, an index block or a trailer: writing
+    /// to it would drop its bytes as a torn tail.
+    fn check_is_archive(&self) -> Result<()> {
+        match self.layout.damaged.first() {
+            Some(d) if d.offset == 0 && self.layout.entries.is_empty() && d.error.code() == ErrorCode::BadMagic => {
+                Err(Error::new(
+                    ErrorCode::InvalidArgument,
+                    format!(
+                        "{} does not begin with a gradwire stream or archive index: not an archive, left unchanged",
+                        self.path.display()
+                    ),
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Decodes every entry, checking every checksum; damaged entries are reported and the check
@@ -287,12 +304,12 @@ impl Archive {
     /// # Errors
     /// [`ErrorCode::Io`].
     pub fn repair(path: impl AsRef<Path>, registry: &Registry) -> Result<RepairReport> {
+        let mut file = Self::lock_for_writing(path.as_ref())?;
         let scanned = Self::open_with(path.as_ref(), registry, Limits::default(), true)?;
+        scanned.check_is_archive()?;
         let layout = scanned.layout;
         let start = layout.append_at();
-        let index = encode_index(&layout.entries);
-        let mut file =
-            OpenOptions::new().write(true).open(path.as_ref()).map_err(io("opening the archive for repair"))?;
+        let index = encode_index(&layout.entries)?;
         file.set_len(start).map_err(io("truncating the archive"))?;
         file.seek(SeekFrom::Start(start)).map_err(io("seeking to the end of the streams"))?;
         file.write_all(&index).map_err(io("writing the archive index"))?;

@@ -5,7 +5,8 @@
 use std::io::{BufReader, Read, Seek, SeekFrom};
 
 use super::layout::{
-    ArchiveEntry, EntryTensor, INDEX_MAGIC, TRAILER_LEN, TRAILER_MAGIC, decode_index, decode_trailer, index_block_len,
+    ArchiveEntry, EntryTensor, INDEX_MAGIC, MAX_INDEX_LEN, TRAILER_LEN, TRAILER_MAGIC, decode_index, decode_trailer,
+    index_block_len,
 };
 use super::window::Window;
 use crate::error::{Error, ErrorCode, Result};
@@ -24,15 +25,18 @@ pub struct Damage {
     pub length: u64,
     /// Why the stream that starts there (if any) could not be read.
     pub error: Error,
+    /// Whether the range ends with a valid END record whose stream starts inside the range: a
+    /// complete stream, damaged, which must never be dropped.
+    pub ends_with_stream: bool,
 }
 
 impl Damage {
-    /// Whether this is a torn tail: at the end of the file, a stream, index block or trailer cut
-    /// short (as a crash while appending leaves them), or bytes that start none of them. A
-    /// complete stream with a bad checksum is damage, not a torn tail, and is never dropped.
+    /// Whether this is a torn tail, as a crash while appending leaves it: at the end of the file,
+    /// a stream, index block or trailer cut short (`truncated`), not ending with a valid END
+    /// record. Anything else (a damaged complete stream, bytes that start nothing) is kept.
     #[must_use]
     pub fn is_torn_tail(&self, file_len: u64) -> bool {
-        self.offset + self.length == file_len && matches!(self.error.code(), ErrorCode::Truncated | ErrorCode::BadMagic)
+        self.offset + self.length == file_len && self.error.code() == ErrorCode::Truncated && !self.ends_with_stream
     }
 }
 
@@ -131,10 +135,30 @@ fn next_magic<R: Read + Seek>(input: &mut R, from: u64, file_len: u64) -> Result
     Ok(file_len)
 }
 
+/// Whether the range `start..end` ends with a valid END record (header CRC, type END, body)
+/// whose stream begins inside the range: a complete stream whose damage lies elsewhere.
+fn ends_with_stream<R: Read + Seek>(input: &mut R, start: u64, end: u64) -> bool {
+    use crate::format::{END_BODY_LEN, EndRecord, RECORD_HEADER_LEN, RecordHeader};
+    let total = (RECORD_HEADER_LEN + END_BODY_LEN) as u64;
+    let mut bytes = [0u8; RECORD_HEADER_LEN + END_BODY_LEN];
+    if end - start < total || input.seek(SeekFrom::Start(end - total)).is_err() || input.read_exact(&mut bytes).is_err()
+    {
+        return false;
+    }
+    let (head, body) = bytes.split_at(RECORD_HEADER_LEN);
+    let Ok(head) = <&[u8; RECORD_HEADER_LEN]>::try_from(head) else { return false };
+    let Ok(header) = RecordHeader::decode(head, 0) else { return false };
+    if header.rtype != crate::ids::record::END || crate::format::crc32c(body) != header.body_crc {
+        return false;
+    }
+    EndRecord::decode(body, 0).is_ok_and(|e| e.stream_len <= end - total - start)
+}
+
 /// Whether `len` bytes at `pos` are an index block with a matching CRC (read in pieces, at most
 /// `limits.max_record_body` bytes), so that a walk may skip them without skipping a stream.
 fn is_index_block<R: Read + Seek>(input: &mut R, pos: u64, len: u64, file_len: u64, limits: Limits) -> bool {
-    if len < 36 || len > file_len - pos || len > limits.max_record_body || input.seek(SeekFrom::Start(pos)).is_err() {
+    let _ = limits;
+    if len < 36 || len > file_len - pos || len > MAX_INDEX_LEN || input.seek(SeekFrom::Start(pos)).is_err() {
         return false;
     }
     let mut crc = 0u32;
@@ -171,6 +195,9 @@ pub(crate) fn from_index<R: Read + Seek>(input: &mut R, file_len: u64) -> Option
     input.seek(SeekFrom::Start(file_len - TRAILER_LEN)).ok()?;
     input.read_exact(&mut trailer).ok()?;
     let (offset, len) = decode_trailer(&trailer, file_len)?;
+    if len > MAX_INDEX_LEN {
+        return None;
+    }
     let mut block = vec![0u8; usize::try_from(len).ok()?];
     input.seek(SeekFrom::Start(offset)).ok()?;
     input.read_exact(&mut block).ok()?;
@@ -195,7 +222,7 @@ pub(crate) fn scan<R: Read + Seek>(
         if let Err(e) = input.read_exact(&mut head[..n]) {
             // The file shrank since its length was read (a writer truncating its old index).
             let error = Error::from_io(&e, "reading the archive").context(&format!("at archive offset {pos}"));
-            layout.damaged.push(Damage { offset: pos, length: file_len - pos, error });
+            layout.damaged.push(Damage { offset: pos, length: file_len - pos, error, ends_with_stream: false });
             break;
         }
         let head = &head[..n];
@@ -216,14 +243,15 @@ pub(crate) fn scan<R: Read + Seek>(
             continue;
         } else if head.starts_with(&INDEX_MAGIC) || head.starts_with(&TRAILER_MAGIC) {
             Error::new(ErrorCode::Truncated, "the file ends inside an index block or trailer, or its length is wrong")
-        } else if head.len() < MAGIC.len() && MAGIC.starts_with(head) {
-            Error::new(ErrorCode::Truncated, "the file ends inside a stream preamble")
+        } else if head.len() < MAGIC.len() && [MAGIC, INDEX_MAGIC, TRAILER_MAGIC].iter().any(|m| m.starts_with(head)) {
+            Error::new(ErrorCode::Truncated, "the file ends inside a magic number")
         } else {
             Error::new(ErrorCode::BadMagic, "bytes that start no stream, index block or trailer")
         };
         let next = next_magic(input, pos + 1, file_len)?;
         let error = problem.context(&format!("the stream at archive offset {pos}"));
-        layout.damaged.push(Damage { offset: pos, length: next - pos, error });
+        let ends_with_stream = ends_with_stream(input, pos, next);
+        layout.damaged.push(Damage { offset: pos, length: next - pos, error, ends_with_stream });
         pos = next;
     }
     Ok(layout)
