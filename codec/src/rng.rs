@@ -125,6 +125,31 @@ impl SeededRng {
         }
     }
 
+    /// `k` distinct positions in `0..n`, uniformly: the first `k` steps of a Fisher-Yates
+    /// shuffle (`spec/FORMAT.md` §9.4): `out` becomes `0, 1, ..., n-1`, then for `j` in `0..k`
+    /// entry `j` is swapped with entry `j + next_below(n - j)`; the positions are `out[..k]`.
+    /// O(n) time and memory for the table, O(k) draws.
+    ///
+    /// # Panics
+    /// If `k > n` (a caller bug).
+    ///
+    /// # Examples
+    /// ```
+    /// let mut rows = Vec::new();
+    /// gradwire_codec::rng::SeededRng::new(7).partial_shuffle(10, 3, &mut rows);
+    /// assert_eq!(rows.len(), 10);
+    /// assert!(rows[..3].iter().all(|&r| r < 10) && rows[0] != rows[1] && rows[1] != rows[2]);
+    /// ```
+    pub fn partial_shuffle(&mut self, n: u32, k: usize, out: &mut Vec<u32>) {
+        assert!(k <= n as usize, "partial_shuffle of {k} out of {n}");
+        out.clear();
+        out.extend(0..n);
+        for j in 0..k {
+            let r = j + self.next_below(u64::from(n) - j as u64) as usize;
+            out.swap(j, r);
+        }
+    }
+
     /// A uniform `f32` in `[0, 1)`: the top 24 bits of the next output times 2^-24 (exact).
     pub fn next_unit_f32(&mut self) -> f32 {
         (self.next_u64() >> 40) as f32 * (1.0 / 16_777_216.0)

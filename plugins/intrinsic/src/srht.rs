@@ -26,12 +26,7 @@ thread_local! {
 /// `0..padded` (step `j` swaps entry `j` with entry `j + next_below(padded - j)`).
 fn draw(rng: &mut SeededRng, b: &Block, s: &mut Scratch) {
     draw_signs(rng, b.padded, &mut s.words);
-    s.rows.clear();
-    s.rows.extend(0..b.padded as u32);
-    for j in 0..b.dim {
-        let k = j + rng.next_below((b.padded - j) as u64) as usize;
-        s.rows.swap(j, k);
-    }
+    rng.partial_shuffle(b.padded as u32, b.dim, &mut s.rows);
 }
 
 /// The first block's signs (as `ceil(padded/64)` words) and rows of a chunk of `n` values with
