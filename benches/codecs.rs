@@ -40,6 +40,8 @@ const PIPELINES: &[&str] = &[
     "intrinsic:dim=262144+raw",
     "intrinsic:dim=16384,family=sparse+raw",
     "intrinsic:dim=16,family=rademacher+raw",
+    "randk:fraction=0.01+raw",
+    "randk:fraction=0.1,scaling=unbiased+raw",
 ];
 
 use gradwire::testing::laplace;

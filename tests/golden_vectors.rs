@@ -1318,6 +1318,94 @@ fn cases() -> Vec<Case> {
                 })
             },
         },
+        // randk (CODECS.md §8)
+        Case {
+            id: "valid-randk",
+            description: "randk fraction=0.1 seed=3 + raw: 200 values in chunks of 150 (15 kept) and 50 (5 kept)",
+            expect: "ok",
+            build: |r| {
+                one_tensor(
+                    r,
+                    "randk:fraction=0.1,seed=3+raw",
+                    &[200],
+                    &m22_values(200, 0),
+                    WriterOptions::default().chunk_elements(150),
+                )
+            },
+        },
+        Case {
+            id: "valid-randk-unbiased-bf16",
+            description: "randk fraction=0.3, unbiased (times n/k = 90/27) + bf16: 90 values",
+            expect: "ok",
+            build: |r| {
+                one_tensor(
+                    r,
+                    "randk:fraction=0.3,scaling=unbiased,seed=8+bf16",
+                    &[9, 10],
+                    &m22_values(90, 0),
+                    WriterOptions::default(),
+                )
+            },
+        },
+        Case {
+            id: "valid-randk-nonfinite",
+            description: "randk fraction=0.5, unbiased + raw on 6 values whose kept values were replaced by +inf, a NaN with a payload and 3e38: times 2 gives +inf, 0x7FC00000 and +inf",
+            expect: "ok",
+            build: |r| {
+                let b = one_tensor(
+                    r,
+                    "randk:fraction=0.5,scaling=unbiased,seed=1+raw",
+                    &[6],
+                    &m22_values(6, 0),
+                    WriterOptions::default().write_index(false),
+                );
+                edit(&b, |recs| {
+                    let c = &mut first(recs, record::CHUNK).body;
+                    for (i, v) in [0x7F80_0000u32, 0xFFC0_0001, 3e38f32.to_bits()].iter().enumerate() {
+                        c[24 + 4 * i..28 + 4 * i].copy_from_slice(&v.to_le_bytes());
+                    }
+                })
+            },
+        },
+        Case {
+            id: "invalid-randk-params-reserved",
+            description: "randk parameter byte 5 (reserved) is 1",
+            expect: "reserved_nonzero",
+            build: |r| edit_descriptor(&randk_small(r), |d| d.pipeline[0].params[5] = 1),
+        },
+        Case {
+            id: "invalid-randk-params-length",
+            description: "randk parameter block of 15 bytes",
+            expect: "invalid_params",
+            build: |r| {
+                edit_descriptor(&randk_small(r), |d| {
+                    d.pipeline[0].params.pop();
+                })
+            },
+        },
+        Case {
+            id: "invalid-randk-params-fraction-zero",
+            description: "randk fraction 0",
+            expect: "invalid_params",
+            build: |r| edit_descriptor(&randk_small(r), |d| d.pipeline[0].params[..4].fill(0)),
+        },
+        Case {
+            id: "invalid-randk-params-scaling",
+            description: "randk scaling 2",
+            expect: "invalid_params",
+            build: |r| edit_descriptor(&randk_small(r), |d| d.pipeline[0].params[4] = 2),
+        },
+        Case {
+            id: "invalid-randk-values-short",
+            description: "randk + raw chunk one kept value short",
+            expect: "codec_output_size",
+            build: |r| {
+                edit(&randk_small(r), |recs| {
+                    let b = &mut first(recs, record::CHUNK).body;
+                    b.truncate(b.len() - 4);
+                })
+            },
+        },
         Case {
             id: "invalid-intrinsic-params-reserved",
             description: "intrinsic parameter byte 3 (reserved) is 1",
@@ -1400,6 +1488,17 @@ fn m22_values(n: usize, zero_every: usize) -> Vec<f32> {
         values.iter_mut().step_by(zero_every).for_each(|v| *v = 0.0);
     }
     values
+}
+
+/// One `randk:fraction=0.2+raw` tensor of 100 values in one chunk, without an index.
+fn randk_small(r: &Registry) -> Vec<u8> {
+    one_tensor(
+        r,
+        "randk:fraction=0.2,seed=1+raw",
+        &[100],
+        &m22_values(100, 0),
+        WriterOptions::default().write_index(false),
+    )
 }
 
 /// One `intrinsic:dim=16+raw` tensor of 100 values in one chunk, without an index.

@@ -1,5 +1,6 @@
-//! `intrinsic` through the whole stack: cost on the wire, determinism across thread counts, and
-//! aggregation, which averages coefficients when the inputs share a subspace.
+//! `intrinsic` and `randk` through the whole stack: cost on the wire, determinism across thread
+//! counts, and aggregation, which averages coefficients (kept values) when the inputs share a
+//! subspace (positions).
 
 #![allow(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
 
@@ -80,7 +81,11 @@ fn mean(decoded: &[Vec<f32>]) -> Vec<f32> {
 #[test]
 fn averaging_coefficients_commutes_with_decoding() {
     let registry = registry();
-    for codec in ["intrinsic:dim=300,seed=7+raw", "intrinsic:dim=100,family=sparse,scaling=unbiased,seed=1+raw"] {
+    for codec in [
+        "intrinsic:dim=300,seed=7+raw",
+        "intrinsic:dim=100,family=sparse,scaling=unbiased,seed=1+raw",
+        "randk:fraction=0.05,scaling=unbiased,seed=4+raw",
+    ] {
         let (streams, decoded) = clients(&registry, &[codec; 3]);
         let inputs: Vec<&[u8]> = streams.iter().map(Vec::as_slice).collect();
         let mut options = AggregateOptions::new(Rule::Mean);

@@ -435,6 +435,7 @@ class Stage:
     sign_block: int = 0
     m22_bits: int = 0
     intrinsic: "IntrinsicParams | None" = None
+    randk: "RandKParams | None" = None
 
     def sign_scales(self, n: int) -> int:
         """CODECS.md §5: number of f32 scales in a signsgd chunk of n values."""
@@ -449,6 +450,8 @@ class Stage:
         """array->array stages: the output (encoded) length for an input of n values (§7.3)."""
         if self.codec_id == INTRINSIC_ID:
             return intrinsic_output_len(self.intrinsic, n)
+        if self.codec_id == RANDK_ID:
+            return randk_kept(self.randk, n)
         raise AssertionError("unreachable: unknown array->array codec in a built pipeline")
 
     def max_output(self, n: int) -> int:
@@ -514,6 +517,9 @@ class Stage:
         if self.codec_id == INTRINSIC_ID:
             with np.errstate(all="ignore"):  # inf - inf and the like are legal f32 results
                 return decode_intrinsic(self.intrinsic, values, n, ctx.tensor_name, ctx.chunk_index)
+        if self.codec_id == RANDK_ID:
+            with np.errstate(all="ignore"):
+                return decode_randk(self.randk, values, n, ctx.tensor_name, ctx.chunk_index)
         raise AssertionError("unreachable")
 
     def decode_bytes(self, payload: bytes, max_out: int) -> bytes:
@@ -535,6 +541,7 @@ REGISTERED_CODECS = {
     0x100: ("signsgd", KIND_AB, {1}),
     0x101: ("m22", KIND_AB, {1, 2}),
     0x102: ("intrinsic", KIND_AA, {1}),
+    0x103: ("randk", KIND_AA, {1}),
 }
 # Private-range codecs registered with this reader: none.
 PRIVATE_CODECS: dict[int, tuple[str, str, set]] = {}
@@ -592,6 +599,8 @@ def check_params(stage: Stage) -> None:
         stage.m22_bits = p[0]
     elif stage.codec_id == INTRINSIC_ID:
         stage.intrinsic = parse_intrinsic_params(stage.params)
+    elif stage.codec_id == RANDK_ID:
+        stage.randk = parse_randk_params(stage.params)
 
 
 @dataclass(frozen=True)
@@ -962,14 +971,23 @@ def srht_blocks(n: int, d: int) -> list[tuple[int, int, int, int]]:
     return blocks
 
 
+def partial_shuffle(rng: Xoshiro256, n: int, k: int) -> list[int]:
+    """FORMAT.md §9.4: the first k positions of a Fisher-Yates shuffle of 0..n (the table is
+    kept sparse: only swapped entries are stored)."""
+    table: dict[int, int] = {}
+    out = []
+    for j in range(k):
+        r = j + rng.next_below(n - j)
+        vj, vr = table.get(j, j), table.get(r, r)
+        table[j], table[r] = vr, vj
+        out.append(vr)
+    return out
+
+
 def srht_block_draws(rng: Xoshiro256, pb: int, db: int) -> tuple[np.ndarray, list[int]]:
-    """CODECS.md §7.3: the block's signs (ceil(P_b/64) words), then d_b Fisher-Yates steps."""
+    """CODECS.md §7.3: the block's signs (ceil(P_b/64) words), then partial_shuffle(P_b, d_b)."""
     sigma = rng.sign_bits(pb)
-    r = list(range(pb))
-    for j in range(db):
-        k = j + rng.next_below(pb - j)
-        r[j], r[k] = r[k], r[j]
-    return sigma, r[:db]
+    return sigma, partial_shuffle(rng, pb, db)
 
 
 def fwht_f32(y: np.ndarray) -> np.ndarray:
@@ -1658,5 +1676,56 @@ def main(argv: list[str]) -> int:
     return cmd_run(argv[2])
 
 
+# ---------------------------------------------------------------------------------------------
+# randk (CODECS.md §8): positions from a shared seed, none on the wire
+
+RANDK_ID = 0x103
+
+
+@dataclass(frozen=True)
+class RandKParams:
+    fraction: int
+    scaling: int
+    seed: int
+
+
+def parse_randk_params(p: bytes) -> RandKParams:
+    """CODECS.md §8: 16 bytes; checks in the spec's order."""
+    if len(p) != 16:
+        raise _err("invalid_params", f"randk: parameter block of {len(p)} bytes, expected 16")
+    if p[5:8] != b"\0\0\0":
+        raise _err("reserved_nonzero", "randk: reserved parameter bytes 5..8 are not zero")
+    fraction, scaling = struct.unpack_from("<IB", p, 0)
+    if fraction == 0:
+        raise _err("invalid_params", "randk: fraction 0")
+    if scaling not in (0, 1):
+        raise _err("invalid_params", f"randk: scaling {scaling}")
+    (seed,) = struct.unpack_from("<Q", p, 8)
+    return RandKParams(fraction, scaling, seed)
+
+
+def randk_kept(rp: RandKParams, n: int) -> int:
+    """CODECS.md §8: k = (n * fraction + 2^31) >> 32, at least 1 when n > 0."""
+    if n > U32_MAX:
+        raise _err("limit_exceeded", f"randk: chunk of {n} values (more than 2^32 - 1)")
+    k = (n * rp.fraction + (1 << 31)) >> 32
+    return min(max(k, 1 if n > 0 else 0), n)
+
+
+def decode_randk(rp: RandKParams, kept: np.ndarray, n: int, name: str, chunk_index: int) -> np.ndarray:
+    """CODECS.md §8.2: k kept values (uint32 bit patterns) -> n values (uint32), +0.0 elsewhere."""
+    k = len(kept)
+    assert k == randk_kept(rp, n)
+    positions = partial_shuffle(Xoshiro256(chunk_seed(rp.seed, name, chunk_index)), n, k)
+    out = np.zeros(n, dtype=np.uint32)
+    values = kept.astype(np.uint32)
+    if rp.scaling == 1:
+        g = np.float32(float(n) / float(k))
+        values = canonical_nan((values.view(np.float32) * g).view(np.uint32))
+    out[np.array(positions, dtype=np.int64)] = values
+    return out
+
+
 if __name__ == "__main__":
     sys.exit(main(sys.argv))
+

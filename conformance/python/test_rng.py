@@ -82,11 +82,21 @@ def intrinsic_vectors() -> None:
             assert sum(db for *_, db in bl) == d and all(db <= e - s for s, e, _, db in bl)
 
 
+def randk_vectors():
+    """CODECS.md §8.2: the first positions for seed 3, fc1.weight, chunk 0, n = 1000, k = 4."""
+    rng = gw.Xoshiro256(gw.chunk_seed(3, "fc1.weight", 0))
+    assert gw.partial_shuffle(rng, 1000, 4) == [692, 343, 857, 771]
+    assert gw.randk_kept(gw.RandKParams(round(0.01 * 2**32), 0, 0), 100) == 1
+    assert gw.randk_kept(gw.RandKParams(round(0.5 * 2**32), 0, 0), 7) == 4
+
+
 def main():
     format_vectors()
     print("FORMAT.md §9.6: all generator vectors reproduced")
     intrinsic_vectors()
     print("CODECS.md §7.7: all intrinsic draw vectors reproduced")
+    randk_vectors()
+    print("CODECS.md §8.2: randk positions reproduced")
 
 
 if __name__ == "__main__":

@@ -426,3 +426,47 @@ pub fn archive(data: &[u8]) {
     assert_eq!(indexed.index_offset, Some(offset));
     assert_eq!(indexed.entries, walked.entries);
 }
+
+/// `randk` streams: the first byte picks the fraction (1..=255 / 256), the scaling and whether
+/// values are split into chunks of 37; the second the seed; the rest are f32 values. Oracles:
+/// with no scaling each decoded value is bit for bit its input or `+0.0`, with exactly `k` kept
+/// per chunk (counting kept zeros); with the unbiased scaling each kept value is its input times
+/// `n/k` (NaN canonical); decoding arbitrary kept values never panics.
+pub fn randk(data: &[u8]) {
+    let [pick, seed, rest @ ..] = data else { return };
+    let fraction = f64::from(pick >> 1 | 1) / 128.0;
+    let unbiased = pick & 1 != 0;
+    let chunk: usize = if seed & 0x80 != 0 { 37 } else { 1 << 20 };
+    let spec = format!("randk:fraction={fraction},seed={seed}{}+raw", if unbiased { ",scaling=unbiased" } else { "" });
+    let values: Vec<f32> = rest.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let registry = &*REGISTRY;
+    let mut w = Writer::new(Vec::new(), registry, &StreamHeader::default(), WriterOptions::default().chunk_elements(chunk as u64))
+        .expect("header");
+    let pipeline = registry.parse_pipeline(&spec).expect("pipeline");
+    w.write_tensor(TensorSpec::new("x", &[values.len() as u64], pipeline), &values).expect("encode");
+    let bytes = w.finish().expect("finish");
+    let decoded = Reader::new(&bytes[..], registry).read_all().expect("decode own output").tensors.remove(0).values;
+    assert_eq!(decoded.len(), values.len());
+    for (x, y) in values.chunks(chunk).zip(decoded.chunks(chunk)) {
+        let n = x.len();
+        let k = ((u128::from((fraction * 4_294_967_296.0).round() as u32) * n as u128 + (1 << 31)) >> 32) as usize;
+        let k = k.clamp(usize::from(n > 0), n);
+        let g = (n as f64 / k.max(1) as f64) as f32;
+        let mut kept = 0;
+        for (a, b) in x.iter().zip(y) {
+            let scaled = if unbiased { a * g } else { *a };
+            let want = if scaled.is_nan() && unbiased { 0x7FC0_0000 } else { scaled.to_bits() };
+            if b.to_bits() == want {
+                kept += 1;
+            } else {
+                assert_eq!(b.to_bits(), 0, "a value that is neither kept ({a} -> {want:08x}) nor +0.0: {b}");
+            }
+        }
+        assert!(kept >= k, "{kept} values kept or equal, at least {k} expected");
+    }
+    let built = registry.build_pipeline(&registry.parse_pipeline(&spec).expect("pipeline"), &tight_limits()).expect("build");
+    let n = values.len().min(chunk);
+    let ctx = gradwire::ChunkContext { tensor_name: "x", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 0 };
+    let mut out = vec![0f32; n];
+    let _ = built.decode_chunk(rest, &ctx, &mut out);
+}

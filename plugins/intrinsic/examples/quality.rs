@@ -4,17 +4,17 @@
 //! Every tensor of every file is projected onto `d = max(1, round(ratio * n))` coefficients
 //! (per tensor, so `d/D` is the same for every layer; chunks are whole tensors here) and written
 //! through the container (`intrinsic:...+raw`); bits per entry count the whole stream. Random-k
-//! keeps `k = d` entries per tensor at positions drawn from a shared seed (none on the wire), so
-//! it costs the same 32 bits per kept value; it is computed here, not by a codec. Errors use the
-//! projection scaling, and for random-k the kept entries unscaled (its analogue).
+//! (the `randk` codec, `randk:...+raw`) keeps `k = d` entries per tensor at positions drawn from
+//! a shared seed (none on the wire), so it costs the same 32 bits per kept value, and its bits
+//! count its whole stream too. Errors use the projection scaling, and for random-k the kept
+//! entries unscaled (its analogue).
 //!
 //! Run: `cargo run --release -p gradwire-intrinsic --example quality -- ../shared/data/digits-mlp`
 //! (files whose names start with `global` are skipped: they are models, not updates).
 
 use std::collections::BTreeMap;
 
-use gradwire_codec::rng::SeededRng;
-use gradwire_codec::{Reader, StreamHeader, TensorSpec, Writer, WriterOptions};
+use gradwire_codec::{Reader, Registry, StreamHeader, TensorSpec, Writer, WriterOptions};
 
 fn read(path: &std::path::Path) -> Vec<(String, Vec<f32>)> {
     let bytes = std::fs::read(path).expect("read");
@@ -48,18 +48,33 @@ fn add(sums: &mut Sums, x: &[f32], y: &[f32]) {
     sums.values += x.len() as f64;
 }
 
-fn random_k(x: &[f32], k: usize, seed: u64) -> Vec<f32> {
-    let mut rng = SeededRng::new(seed);
-    let mut rows: Vec<usize> = (0..x.len()).collect();
-    for j in 0..k {
-        let r = j + rng.next_below((x.len() - j) as u64) as usize;
-        rows.swap(j, r);
+impl Sums {
+    fn plus(&self, other: &Sums) -> Sums {
+        Sums {
+            bits: self.bits + other.bits,
+            error: self.error + other.error,
+            energy: self.energy + other.energy,
+            values: self.values + other.values,
+        }
     }
-    let mut y = vec![0f32; x.len()];
-    for &r in &rows[..k] {
-        y[r] = x[r];
+}
+
+/// Writes every tensor through the pipeline `spec(n)` into one stream, decodes it and sums bits
+/// and errors; `None` when a pipeline refuses a tensor.
+fn measure(registry: &Registry, tensors: &[(String, Vec<f32>)], spec: impl Fn(usize) -> String) -> Option<Sums> {
+    let options = WriterOptions::default().chunk_elements(1 << 24);
+    let mut w = Writer::new(Vec::new(), registry, &StreamHeader::default(), options).expect("writer");
+    for (name, values) in tensors {
+        let pipeline = registry.parse_pipeline(&spec(values.len())).expect("pipeline");
+        w.write_tensor(TensorSpec::new(name.clone(), &[values.len() as u64], pipeline), values).ok()?;
     }
-    y
+    let bytes = w.finish().expect("finish");
+    let mut sums = Sums { bits: bytes.len() as f64 * 8.0, ..Sums::default() };
+    let decoded = Reader::new(&bytes[..], registry).read_all().expect("decode");
+    for ((_, x), t) in tensors.iter().zip(&decoded.tensors) {
+        add(&mut sums, x, &t.values);
+    }
+    Some(sums)
 }
 
 fn main() {
@@ -73,7 +88,8 @@ fn main() {
         })
         .collect();
     files.sort();
-    let registry = gradwire_intrinsic::registry_with_intrinsic();
+    let mut registry = gradwire_intrinsic::registry_with_intrinsic();
+    registry.register_static(&gradwire_sparsify::RANDK_CODEC).expect("randk");
     let ratios = [1.0 / 64.0, 1.0 / 16.0, 1.0 / 4.0, 1.0 / 2.0];
     let families = ["srht", "rademacher", "sparse,nonzeros=4"];
     let mut table: BTreeMap<(usize, &str), Option<Sums>> = BTreeMap::new();
@@ -82,43 +98,22 @@ fn main() {
         let tensors = read(path);
         dense_values += tensors.iter().map(|t| t.1.len()).sum::<usize>();
         for (i, &ratio) in ratios.iter().enumerate() {
-            for family in families {
-                let entry = table.entry((i, family)).or_insert(Some(Sums::default()));
-                let Some(sums) = entry else { continue };
-                let mut w = Writer::new(
-                    Vec::new(),
-                    &registry,
-                    &StreamHeader::default(),
-                    WriterOptions::default().chunk_elements(1 << 24),
-                )
-                .expect("writer");
-                let mut refused = false;
-                for (name, values) in &tensors {
-                    let d = ((ratio * values.len() as f64).round() as usize).max(1);
-                    let spec = format!("intrinsic:dim={d},family={family},seed={f}+raw");
-                    let pipeline = registry.parse_pipeline(&spec).expect("pipeline");
-                    if w.write_tensor(TensorSpec::new(name.clone(), &[values.len() as u64], pipeline), values).is_err()
-                    {
-                        refused = true; // rademacher above 2^26 entries
-                        break;
-                    }
+            // d = round(ratio * n) per tensor, for every family and for random-k (the `randk`
+            // codec with the fraction whose kept count is exactly d, CODECS.md §8).
+            let spec = |kind: &str, n: usize| {
+                let d = ((ratio * n as f64).round() as usize).max(1);
+                if kind == "random-k" {
+                    format!("randk:fraction={},seed={f}+raw", d as f64 / n as f64)
+                } else {
+                    format!("intrinsic:dim={d},family={kind},seed={f}+raw")
                 }
-                if refused {
-                    *entry = None;
-                    continue;
+            };
+            for kind in families.iter().copied().chain(["random-k"]) {
+                let entry = table.entry((i, kind)).or_insert(Some(Sums::default()));
+                if let Some(sums) = entry {
+                    // Refused: rademacher above 2^26 entries.
+                    *entry = measure(&registry, &tensors, |n| spec(kind, n)).map(|m| sums.plus(&m));
                 }
-                let bytes = w.finish().expect("finish");
-                sums.bits += bytes.len() as f64 * 8.0;
-                let decoded = Reader::new(&bytes[..], &registry).read_all().expect("decode");
-                for ((_, x), t) in tensors.iter().zip(&decoded.tensors) {
-                    add(sums, x, &t.values);
-                }
-            }
-            let sums = table.entry((i, "random-k")).or_insert(Some(Sums::default())).as_mut().expect("always");
-            for (t, (_, x)) in tensors.iter().enumerate() {
-                let k = ((ratio * x.len() as f64).round() as usize).max(1);
-                sums.bits += 32.0 * k as f64;
-                add(sums, x, &random_k(x, k, (f * 100 + t) as u64));
             }
         }
     }
@@ -127,7 +122,7 @@ fn main() {
         files.len()
     );
     println!(
-        "| d/D | 1 - d/D | bits/entry (srht stream) | srht | rademacher | sparse (s=4) | random-k (32 bits per kept value) |"
+        "| d/D | 1 - d/D | bits/entry (srht stream) | srht | rademacher | sparse (s=4) | randk (bits/entry of its stream) |"
     );
     println!("|---|---|---|---|---|---|---|");
     for (i, ratio) in ratios.iter().enumerate() {
