@@ -42,6 +42,8 @@ const PIPELINES: &[&str] = &[
     "intrinsic:dim=16,family=rademacher+raw",
     "randk:fraction=0.01+raw",
     "randk:fraction=0.1,scaling=unbiased+raw",
+    "topk:fraction=0.01",
+    "topk:fraction=0.1,values=bf16",
 ];
 
 use gradwire::testing::laplace;

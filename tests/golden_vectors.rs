@@ -1406,6 +1406,80 @@ fn cases() -> Vec<Case> {
                 })
             },
         },
+        // topk (CODECS.md §9)
+        Case {
+            id: "valid-topk",
+            description: "topk fraction=0.05: 300 values in chunks of 200 (10 kept) and 100 (5 kept), f32 values, Rice-coded gaps",
+            expect: "ok",
+            build: |r| {
+                one_tensor(
+                    r,
+                    "topk:fraction=0.05",
+                    &[300],
+                    &m22_values(300, 0),
+                    WriterOptions::default().chunk_elements(200),
+                )
+            },
+        },
+        Case {
+            id: "valid-topk-bf16",
+            description: "topk fraction=0.25, bf16 values: 64 values, 16 kept",
+            expect: "ok",
+            build: |r| {
+                one_tensor(r, "topk:fraction=0.25,values=bf16", &[8, 8], &m22_values(64, 0), WriterOptions::default())
+            },
+        },
+        Case {
+            id: "invalid-topk-params-reserved",
+            description: "topk parameter byte 5 (reserved) is 1",
+            expect: "reserved_nonzero",
+            build: |r| edit_descriptor(&topk_small(r), |d| d.pipeline[0].params[5] = 1),
+        },
+        Case {
+            id: "invalid-topk-params-values",
+            description: "topk values 2",
+            expect: "invalid_params",
+            build: |r| edit_descriptor(&topk_small(r), |d| d.pipeline[0].params[4] = 2),
+        },
+        Case {
+            id: "invalid-topk-rice-parameter",
+            description: "topk Rice parameter 32",
+            expect: "codec_data",
+            build: |r| edit(&topk_small(r), |recs| first(recs, record::CHUNK).body[24] = 32),
+        },
+        Case {
+            id: "invalid-topk-trailing-byte",
+            description: "topk payload with a zero byte after its Rice code",
+            expect: "codec_output_size",
+            build: |r| edit(&topk_small(r), |recs| first(recs, record::CHUNK).body.push(0)),
+        },
+        Case {
+            id: "invalid-topk-position-past-chunk",
+            description: "topk gaps (ten of 15, parameter 4) that put the last positions past a chunk of 100",
+            expect: "codec_data",
+            build: |r| {
+                edit(&topk_small(r), |recs| {
+                    let b = &mut first(recs, record::CHUNK).body;
+                    b.truncate(24 + 1 + 40);
+                    b[24] = 4;
+                    gradwire::entropy::rice_encode(&[15; 10], 4, b);
+                })
+            },
+        },
+        Case {
+            id: "invalid-topk-padding",
+            description: "topk Rice code with a nonzero padding bit",
+            expect: "reserved_nonzero",
+            build: |r| {
+                edit(&topk_small(r), |recs| {
+                    let b = &mut first(recs, record::CHUNK).body;
+                    b.truncate(24 + 1 + 40);
+                    b[24] = 0;
+                    gradwire::entropy::rice_encode(&[0; 10], 0, b); // 10 bits: 6 padding bits
+                    *b.last_mut().unwrap() |= 0x80;
+                })
+            },
+        },
         Case {
             id: "invalid-intrinsic-params-reserved",
             description: "intrinsic parameter byte 3 (reserved) is 1",
@@ -1488,6 +1562,11 @@ fn m22_values(n: usize, zero_every: usize) -> Vec<f32> {
         values.iter_mut().step_by(zero_every).for_each(|v| *v = 0.0);
     }
     values
+}
+
+/// One `topk:fraction=0.1` tensor of 100 values in one chunk (10 kept, f32), without an index.
+fn topk_small(r: &Registry) -> Vec<u8> {
+    one_tensor(r, "topk:fraction=0.1", &[100], &m22_values(100, 0), WriterOptions::default().write_index(false))
 }
 
 /// One `randk:fraction=0.2+raw` tensor of 100 values in one chunk, without an index.

@@ -436,6 +436,7 @@ class Stage:
     m22_bits: int = 0
     intrinsic: "IntrinsicParams | None" = None
     randk: "RandKParams | None" = None
+    topk: "TopKParams | None" = None
 
     def sign_scales(self, n: int) -> int:
         """CODECS.md §5: number of f32 scales in a signsgd chunk of n values."""
@@ -466,6 +467,9 @@ class Stage:
             return 4 * self.sign_scales(n) + (n + 7) // 8
         if self.codec_id == 0x101:
             return 16 + 4 * (1 << self.m22_bits) + n + 1
+        if self.codec_id == TOPK_ID:
+            k = randk_kept(RandKParams(self.topk.fraction, 0, 0), n)
+            return 1 + self.topk.value_bytes * k + (n + k + 7) // 8
         raise AssertionError("unreachable: unknown codec in a built pipeline")
 
     # ---- decoding ----
@@ -488,6 +492,8 @@ class Stage:
             return self.decode_signsgd(payload, n)
         if self.codec_id == 0x101:
             return decode_m22(payload, n, 1 << self.m22_bits, self.version)
+        if self.codec_id == TOPK_ID:
+            return decode_topk(self.topk, payload, n)
         raise AssertionError("unreachable")
 
     def decode_signsgd(self, payload: bytes, n: int) -> np.ndarray:
@@ -542,6 +548,7 @@ REGISTERED_CODECS = {
     0x101: ("m22", KIND_AB, {1, 2}),
     0x102: ("intrinsic", KIND_AA, {1}),
     0x103: ("randk", KIND_AA, {1}),
+    0x104: ("topk", KIND_AB, {1}),
 }
 # Private-range codecs registered with this reader: none.
 PRIVATE_CODECS: dict[int, tuple[str, str, set]] = {}
@@ -601,6 +608,8 @@ def check_params(stage: Stage) -> None:
         stage.intrinsic = parse_intrinsic_params(stage.params)
     elif stage.codec_id == RANDK_ID:
         stage.randk = parse_randk_params(stage.params)
+    elif stage.codec_id == TOPK_ID:
+        stage.topk = parse_topk_params(stage.params)
 
 
 @dataclass(frozen=True)
@@ -1723,6 +1732,99 @@ def decode_randk(rp: RandKParams, kept: np.ndarray, n: int, name: str, chunk_ind
         g = np.float32(float(n) / float(k))
         values = canonical_nan((values.view(np.float32) * g).view(np.uint32))
     out[np.array(positions, dtype=np.int64)] = values
+    return out
+
+
+
+# ---------------------------------------------------------------------------------------------
+# topk (CODECS.md §9) and Golomb-Rice codes (CODECS.md §E.3)
+
+TOPK_ID = 0x104
+
+
+@dataclass(frozen=True)
+class TopKParams:
+    fraction: int
+    bf16: bool
+
+    @property
+    def value_bytes(self) -> int:
+        return 2 if self.bf16 else 4
+
+
+def parse_topk_params(p: bytes) -> TopKParams:
+    """CODECS.md §9: 8 bytes; checks in the spec's order."""
+    if len(p) != 8:
+        raise _err("invalid_params", f"topk: parameter block of {len(p)} bytes, expected 8")
+    if p[5:8] != b"\0\0\0":
+        raise _err("reserved_nonzero", "topk: reserved parameter bytes 5..8 are not zero")
+    fraction, values = struct.unpack_from("<IB", p, 0)
+    if fraction == 0:
+        raise _err("invalid_params", "topk: fraction 0")
+    if values not in (0, 1):
+        raise _err("invalid_params", f"topk: values {values}")
+    return TopKParams(fraction, values == 1)
+
+
+def rice_decode(data: bytes, b: int, count: int, max_value: int) -> tuple[list[int], int]:
+    """CODECS.md §E.3: count values, each at most max_value; returns them and the bytes used."""
+    nbits = 8 * len(data)
+    pos = 0
+    out = []
+    for j in range(count):
+        q = 0
+        while True:
+            if pos >= nbits:
+                raise _err("codec_data", "Rice code ends early")
+            bit = (data[pos >> 3] >> (pos & 7)) & 1
+            pos += 1
+            if bit == 0:
+                break
+            q += 1
+            if q > (max_value >> b):
+                raise _err("codec_data", f"Rice value {j} exceeds {max_value}")
+        if pos + b > nbits:
+            raise _err("codec_data", "Rice code ends early")
+        low = 0
+        for i in range(b):
+            low |= ((data[(pos + i) >> 3] >> ((pos + i) & 7)) & 1) << i
+        pos += b
+        v = (q << b) | low
+        if v > max_value:
+            raise _err("codec_data", f"Rice value {j} is {v}, more than {max_value}")
+        out.append(v)
+    used = (pos + 7) // 8
+    if pos % 8 and data[used - 1] >> (pos % 8):
+        raise _err("reserved_nonzero", "Rice padding bits are not zero")
+    return out, used
+
+
+def decode_topk(tp: TopKParams, payload: bytes, n: int) -> np.ndarray:
+    """CODECS.md §9: u8 b, k values (raw or bf16), Rice-coded gaps; checks in the spec's order."""
+    k = randk_kept(RandKParams(tp.fraction, 0, 0), n)
+    vb = tp.value_bytes * k
+    if len(payload) < 1 + vb:
+        raise _err("codec_output_size", f"topk: payload of {len(payload)} bytes cannot hold {k} values")
+    b = payload[0]
+    if b > 31:
+        raise _err("codec_data", f"topk: Rice parameter {b}")
+    raw = payload[1 : 1 + vb]
+    if tp.bf16:
+        values = (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << np.uint32(16)).astype(np.uint32)
+    else:
+        values = np.frombuffer(raw, dtype="<u4").astype(np.uint32)
+    code = payload[1 + vb :]
+    gaps, used = rice_decode(code, b, k, n)
+    if used != len(code):
+        raise _err("codec_output_size", f"topk: {len(code) - used} bytes after the positions")
+    out = np.zeros(n, dtype=np.uint32)
+    nxt = 0
+    for j, g in enumerate(gaps):
+        p = nxt + g
+        if p >= n:
+            raise _err("codec_data", f"topk: position {j} is {p}, past the chunk of {n}")
+        out[p] = values[j]
+        nxt = p + 1
     return out
 
 

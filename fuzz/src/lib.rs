@@ -470,3 +470,52 @@ pub fn randk(data: &[u8]) {
     let mut out = vec![0f32; n];
     let _ = built.decode_chunk(rest, &ctx, &mut out);
 }
+
+/// `topk` streams: the first byte picks the fraction (1..=255 / 256), the value format and whether
+/// values are split into chunks of 37; the rest are f32 values (non-finite ones replaced).
+/// Oracles: every decoded value is `+0.0` or its input (bf16-rounded with `values=bf16`); every
+/// kept magnitude is at least every dropped one; the payload fits the declared bound (the writer
+/// checks); arbitrary payloads decode or fail with a typed error.
+pub fn topk(data: &[u8]) {
+    let [pick, rest @ ..] = data else { return };
+    let fraction = f64::from(pick >> 1 | 1) / 256.0;
+    let bf16 = pick & 1 != 0;
+    let chunk: usize = if pick & 0x80 != 0 { 37 } else { 1 << 20 };
+    let spec = format!("topk:fraction={fraction}{}", if bf16 { ",values=bf16" } else { "" });
+    let values: Vec<f32> = rest
+        .chunks_exact(4)
+        .map(|b| {
+            let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            if v.is_finite() { v } else { 1.0 }
+        })
+        .collect();
+    let registry = &*REGISTRY;
+    let mut w = Writer::new(Vec::new(), registry, &StreamHeader::default(), WriterOptions::default().chunk_elements(chunk as u64))
+        .expect("header");
+    let pipeline = registry.parse_pipeline(&spec).expect("pipeline");
+    w.write_tensor(TensorSpec::new("x", &[values.len() as u64], pipeline), &values).expect("encode");
+    let bytes = w.finish().expect("finish");
+    let decoded = Reader::new(&bytes[..], registry).read_all().expect("decode own output").tensors.remove(0).values;
+    for (x, y) in values.chunks(chunk).zip(decoded.chunks(chunk)) {
+        // Kept: decoded to its (rounded) input, not a zero. A value that is or rounds to a zero
+        // cannot be told kept from dropped, and is left out of both.
+        let mut smallest_kept = f32::INFINITY;
+        let mut largest_dropped = 0f32;
+        for (i, (a, b)) in x.iter().zip(y).enumerate() {
+            let want = if bf16 { half::bf16::from_f32(*a).to_f32() } else { *a };
+            if *b != 0.0 {
+                assert_eq!(b.to_bits(), want.to_bits(), "value {i}: {a} decoded as {b}");
+                smallest_kept = smallest_kept.min(a.abs());
+            } else if want != 0.0 {
+                assert_eq!(b.to_bits(), 0, "value {i}: dropped, so +0.0, not {b}");
+                largest_dropped = largest_dropped.max(a.abs());
+            }
+        }
+        assert!(smallest_kept >= largest_dropped, "kept {smallest_kept} < dropped {largest_dropped}");
+    }
+    let built = registry.build_pipeline(&registry.parse_pipeline(&spec).expect("pipeline"), &tight_limits()).expect("build");
+    let n = values.len().min(chunk);
+    let ctx = gradwire::ChunkContext { tensor_name: "x", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 0 };
+    let mut out = vec![0f32; n];
+    let _ = built.decode_chunk(rest, &ctx, &mut out);
+}

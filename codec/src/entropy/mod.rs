@@ -1,5 +1,6 @@
-//! Entropy coding shared by codecs: canonical length-limited Huffman codes ([`HuffmanCode`]) and
-//! fixed-width label packing ([`pack_fixed`], [`unpack_fixed`]).
+//! Entropy coding shared by codecs: canonical length-limited Huffman codes ([`HuffmanCode`]),
+//! fixed-width label packing ([`pack_fixed`], [`unpack_fixed`]) and Golomb-Rice codes
+//! ([`rice_encode`], [`rice_decode`]).
 //!
 //! Codecs store the code lengths in their chunks (never a model the decoder would have to
 //! evaluate in floating point), so any implementation rebuilds the same code with integer
@@ -7,6 +8,8 @@
 
 mod fixed;
 mod huffman;
+mod rice;
 
 pub use fixed::{pack_fixed, packed_fixed_len, unpack_fixed};
 pub use huffman::{HuffmanCode, MAX_CODE_LEN, code_lengths, coded_bits, entropy_bits};
+pub use rice::{MAX_RICE_PARAMETER, best_rice_parameter, rice_bits, rice_decode, rice_encode};

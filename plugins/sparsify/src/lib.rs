@@ -1,6 +1,7 @@
 //! # gradwire-sparsify
 //!
-//! Sparsifying codecs (`spec/CODECS.md` §8). `randk` (ID `0x00000103`): random-k. A chunk of `n`
+//! Sparsifying codecs (`spec/CODECS.md` §8, §9). `topk` (ID `0x00000104`, [`TopKStage`]): the
+//! largest magnitudes, positions as Golomb-Rice coded gaps. `randk` (ID `0x00000103`): random-k. A chunk of `n`
 //! values keeps `k = round(n * fraction)` (at least 1) of them at positions drawn from a seed both sides share,
 //! so no position goes on the wire; the decoder puts them back (times `n/k` with
 //! `scaling=unbiased`) and zeros elsewhere. It is an array->array stage: the kept values go on
@@ -28,6 +29,7 @@
 #![forbid(unsafe_code)]
 
 mod params;
+mod topk;
 
 use std::cell::RefCell;
 
@@ -37,7 +39,8 @@ use gradwire_codec::{
     StageKind, TextParams,
 };
 
-pub use params::{RandKParams, Scaling};
+pub use params::{RandKParams, Scaling, TopKParams, Values};
+pub use topk::TopKStage;
 
 /// Wire ID of `randk` (`spec/REGISTRY.md`).
 pub const RANDK_ID: u32 = 0x0000_0103;
@@ -67,10 +70,54 @@ const DESCRIPTOR: CodecDescriptor = CodecDescriptor {
     examples: &["fraction=0.25,scaling=unbiased,seed=5", "fraction=0.5,seed=9"],
 };
 
-/// The core registry plus `randk` (for tests and examples that do not link the facade).
+/// Wire ID of `topk` (`spec/REGISTRY.md`).
+pub const TOPK_ID: u32 = 0x0000_0104;
+
+/// Factory of the `topk` codec.
+#[derive(Debug)]
+pub struct TopKCodec;
+
+/// The registered `topk` codec.
+pub static TOPK_CODEC: TopKCodec = TopKCodec;
+
+gradwire_codec::inventory::submit! { gradwire_codec::CodecPlugin::new(&TOPK_CODEC) }
+
+const TOPK_DESCRIPTOR: CodecDescriptor = CodecDescriptor {
+    id: TOPK_ID,
+    name: "topk",
+    kind: StageKind::ArrayToBytes,
+    version: 1,
+    min_version: 1,
+    lossless: false,
+    summary: "top-k: the round(n * fraction) largest magnitudes, positions as Rice-coded gaps, values f32 or bf16",
+    params: &[
+        ParamInfo { name: "fraction", default: "0.01", help: "fraction of values kept, in (0, 1); stored over 2^32" },
+        ParamInfo { name: "values", default: "f32", help: "f32 (exact) or bf16 (16 bits per kept value)" },
+    ],
+    examples: &["fraction=0.25,values=bf16", "fraction=0.5"],
+};
+
+impl CodecFactory for TopKCodec {
+    fn descriptor(&self) -> &CodecDescriptor {
+        &TOPK_DESCRIPTOR
+    }
+    fn params_from_text(&self, text: &TextParams) -> Result<Vec<u8>> {
+        Ok(TopKParams::from_text(text)?.encode().to_vec())
+    }
+    fn params_to_text(&self, _version: u16, params: &[u8]) -> Result<String> {
+        Ok(TopKParams::decode(params)?.to_text())
+    }
+    fn build(&self, _version: u16, params: &[u8]) -> Result<Stage> {
+        Ok(Stage::ArrayToBytes(Box::new(TopKStage::new(TopKParams::decode(params)?)?)))
+    }
+}
+
+/// The core registry plus `randk` and `topk` (for tests and examples that do not link the facade).
 #[must_use]
 pub fn registry_with_sparsify() -> Registry {
-    Registry::core_with(&RANDK_CODEC)
+    let mut registry = Registry::core_with(&RANDK_CODEC);
+    registry.register_static(&TOPK_CODEC).unwrap_or_else(|e| unreachable!("topk's ID and name are free: {e}"));
+    registry
 }
 
 impl CodecFactory for RandKCodec {

@@ -116,3 +116,98 @@ impl RandKParams {
         Ok(RandKParams { fraction, scaling, seed })
     }
 }
+
+/// How `topk` stores its kept values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Values {
+    /// As the core `raw` codec: little-endian f32, exact (0).
+    F32,
+    /// As the core `bf16` codec: the upper 16 bits, rounded to nearest even (1).
+    Bf16,
+}
+
+/// Parameters of one `topk` stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopKParams {
+    /// Fraction of values kept, as a numerator over 2^32, as for `randk`.
+    pub fraction: u32,
+    /// Storage of the kept values.
+    pub values: Values,
+}
+
+impl TopKParams {
+    /// Values kept of a chunk of `n` (the rule of [`RandKParams::kept`]).
+    #[must_use]
+    pub fn kept(&self, n: usize) -> usize {
+        RandKParams { fraction: self.fraction, scaling: Scaling::None, seed: 0 }.kept(n)
+    }
+
+    /// Parses the text form.
+    ///
+    /// # Errors
+    /// [`ErrorCode::InvalidArgument`] for a fraction outside `(0, 1)` or unknown values.
+    pub fn from_text(text: &TextParams) -> Result<TopKParams> {
+        let fraction = RandKParams::from_text(&TextParams {
+            pairs: text.pairs.iter().filter(|(k, _)| k == "fraction").cloned().collect(),
+        })?
+        .fraction;
+        let values = match text.get("values").unwrap_or("f32") {
+            "f32" => Values::F32,
+            "bf16" => Values::Bf16,
+            other => {
+                return Err(Error::new(
+                    ErrorCode::InvalidArgument,
+                    format!("topk values={other:?} is not f32 or bf16"),
+                ));
+            }
+        };
+        Ok(TopKParams { fraction, values })
+    }
+
+    /// The text form.
+    #[must_use]
+    pub fn to_text(&self) -> String {
+        let base = RandKParams { fraction: self.fraction, scaling: Scaling::None, seed: 0 }.to_text();
+        let fraction = base.split(',').next().unwrap_or_default();
+        match self.values {
+            Values::F32 => fraction.to_owned(),
+            Values::Bf16 => format!("{fraction},values=bf16"),
+        }
+    }
+
+    /// The 8 wire bytes: `u32 fraction, u8 values, 3 reserved`.
+    #[must_use]
+    pub fn encode(&self) -> [u8; 8] {
+        let mut out = [0u8; 8];
+        out[..4].copy_from_slice(&self.fraction.to_le_bytes());
+        out[4] = u8::from(self.values == Values::Bf16);
+        out
+    }
+
+    /// Parses untrusted wire bytes.
+    ///
+    /// # Errors
+    /// [`ErrorCode::InvalidParams`] for a wrong length, a zero fraction or unknown values;
+    /// [`ErrorCode::ReservedNonzero`] for nonzero reserved bytes.
+    pub fn decode(bytes: &[u8]) -> Result<TopKParams> {
+        let invalid = |d: String| Error::new(ErrorCode::InvalidParams, d);
+        let b: [u8; 8] =
+            bytes.try_into().map_err(|_| invalid(format!("topk parameters must be 8 bytes, found {}", bytes.len())))?;
+        if b[5..8] != [0, 0, 0] {
+            return Err(Error::new(
+                ErrorCode::ReservedNonzero,
+                "topk parameter bytes 5..8 are reserved and must be zero",
+            ));
+        }
+        let fraction = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        if fraction == 0 {
+            return Err(invalid("topk fraction 0 keeps nothing".into()));
+        }
+        let values = match b[4] {
+            0 => Values::F32,
+            1 => Values::Bf16,
+            v => return Err(invalid(format!("topk values {v} is not 0 (f32) or 1 (bf16)"))),
+        };
+        Ok(TopKParams { fraction, values })
+    }
+}

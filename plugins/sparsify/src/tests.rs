@@ -100,3 +100,65 @@ fn params_round_trip_and_bad_ones_are_refused() {
     assert!(RandKParams::decode(&good[..15]).is_err());
     assert_eq!(params("scaling=unbiased").scaling, Scaling::Unbiased);
 }
+
+fn topk_stage(text: &str) -> Box<dyn gradwire_codec::ArrayToBytes> {
+    let pairs = text.split(',').map(|p| {
+        let (k, v) = p.split_once('=').expect("key=value");
+        (k.to_owned(), v.to_owned())
+    });
+    let params = crate::TopKParams::from_text(&TextParams { pairs: pairs.collect() }).expect("valid");
+    assert_eq!(crate::TopKParams::decode(&params.encode()).expect("decodes"), params);
+    match crate::TOPK_CODEC.build(1, &params.encode()).expect("builds") {
+        Stage::ArrayToBytes(s) => s,
+        _ => unreachable!("topk is array->bytes"),
+    }
+}
+
+#[test]
+fn topk_keeps_the_largest_magnitudes_exactly() {
+    let x: Vec<f32> = (0..1000).map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 7.0).collect();
+    let s = topk_stage("fraction=0.05");
+    let mut bytes = Vec::new();
+    s.encode(&x, &CTX, &mut bytes).expect("encode");
+    assert!(bytes.len() <= s.max_encoded_len(1000).expect("bound"));
+    let mut y = vec![0f32; 1000];
+    s.decode(&bytes, &CTX, &mut y).expect("decode");
+    let kept: Vec<usize> = (0..1000).filter(|&i| y[i] != 0.0).collect();
+    assert_eq!(kept.len(), 50);
+    let smallest_kept = kept.iter().map(|&i| x[i].abs()).fold(f32::INFINITY, f32::min);
+    let largest_dropped = (0..1000).filter(|i| !kept.contains(i)).map(|i| x[i].abs()).fold(0f32, f32::max);
+    assert!(smallest_kept >= largest_dropped, "{smallest_kept} < {largest_dropped}");
+    assert!(kept.iter().all(|&i| y[i].to_bits() == x[i].to_bits()));
+    // 1 byte of Rice parameter, 50 f32 values, and gaps of about 20 in about 6 bits each.
+    assert!(bytes.len() < 1 + 200 + 50, "{} bytes", bytes.len());
+    let s = topk_stage("fraction=0.05,values=bf16");
+    let mut half = Vec::new();
+    s.encode(&x, &CTX, &mut half).expect("encode");
+    assert_eq!(half.len(), bytes.len() - 100, "bf16 values take half the room");
+    s.decode(&half, &CTX, &mut y).expect("decode");
+    assert!(kept.iter().all(|&i| (y[i] - x[i]).abs() <= x[i].abs() / 128.0));
+}
+
+#[test]
+fn topk_refuses_damaged_payloads() {
+    let x: Vec<f32> = (0..100).map(|i| i as f32 - 50.5).collect();
+    let s = topk_stage("fraction=0.1");
+    let mut bytes = Vec::new();
+    s.encode(&x, &CTX, &mut bytes).expect("encode");
+    let mut y = vec![0f32; 100];
+    let code = |b: &[u8], y: &mut [f32]| s.decode(b, &CTX, y).unwrap_err().code();
+    let mut b = bytes.clone();
+    b[0] = 32;
+    assert_eq!(code(&b, &mut y), gradwire_codec::ErrorCode::CodecData, "Rice parameter");
+    let mut b = bytes.clone();
+    b.push(0);
+    assert_eq!(code(&b, &mut y), gradwire_codec::ErrorCode::CodecOutputSize, "a trailing byte");
+    assert_eq!(code(&bytes[..bytes.len() - 1], &mut y), gradwire_codec::ErrorCode::CodecData, "positions cut");
+    assert_eq!(code(&bytes[..20], &mut y), gradwire_codec::ErrorCode::CodecOutputSize, "values cut");
+    // Gaps that run past the chunk: ten gaps of 15 with parameter 4.
+    let mut b = bytes[..41].to_vec();
+    b[0] = 4;
+    gradwire_codec::entropy::rice_encode(&[15; 10], 4, &mut b);
+    assert_eq!(code(&b, &mut y), gradwire_codec::ErrorCode::CodecData, "position past the chunk");
+    assert!(s.encode(&[1.0, f32::NAN], &CTX, &mut Vec::new()).is_err(), "non-finite input refused");
+}
