@@ -350,11 +350,7 @@ pub fn intrinsic(data: &[u8]) {
         })
         .collect();
     let registry = &*REGISTRY;
-    let mut w = Writer::new(Vec::new(), registry, &StreamHeader::default(), WriterOptions::default().chunk_elements(chunk as u64))
-        .expect("header");
-    let pipeline = registry.parse_pipeline(&spec).expect("pipeline");
-    w.write_tensor(TensorSpec::new("x", &[values.len() as u64], pipeline), &values).expect("encode");
-    let bytes = w.finish().expect("finish");
+    let bytes = one_tensor_stream(&spec, &values, chunk);
     let mut reader = Reader::with_options(&bytes[..], registry, gradwire::ReaderOptions::default().decode_chunks(false));
     let mut coefficients: Vec<Vec<f32>> = Vec::new();
     while let Some(e) = reader.next_event().expect("events") {
@@ -377,12 +373,9 @@ pub fn intrinsic(data: &[u8]) {
         }
     }
     // Arbitrary coefficients (the input bytes themselves) decode without panic.
-    let built = registry.build_pipeline(&registry.parse_pipeline(&spec).expect("pipeline"), &tight_limits()).expect("build");
     let n = values.len().min(chunk);
-    let ctx = gradwire::ChunkContext { tensor_name: "x", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 0 };
     let payload: Vec<u8> = rest.iter().copied().take(4 * n.min(usize::from(*dim) + 1)).collect();
-    let mut out = vec![0f32; n];
-    let _ = built.decode_chunk(&payload, &ctx, &mut out);
+    decode_arbitrary(&spec, n, &payload);
 }
 
 /// Archives (`spec/FORMAT.md` §18) of arbitrary bytes, and of valid streams with arbitrary bytes
@@ -440,11 +433,7 @@ pub fn randk(data: &[u8]) {
     let spec = format!("randk:fraction={fraction},seed={seed}{}+raw", if unbiased { ",scaling=unbiased" } else { "" });
     let values: Vec<f32> = rest.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     let registry = &*REGISTRY;
-    let mut w = Writer::new(Vec::new(), registry, &StreamHeader::default(), WriterOptions::default().chunk_elements(chunk as u64))
-        .expect("header");
-    let pipeline = registry.parse_pipeline(&spec).expect("pipeline");
-    w.write_tensor(TensorSpec::new("x", &[values.len() as u64], pipeline), &values).expect("encode");
-    let bytes = w.finish().expect("finish");
+    let bytes = one_tensor_stream(&spec, &values, chunk);
     let decoded = Reader::new(&bytes[..], registry).read_all().expect("decode own output").tensors.remove(0).values;
     assert_eq!(decoded.len(), values.len());
     for (x, y) in values.chunks(chunk).zip(decoded.chunks(chunk)) {
@@ -464,11 +453,7 @@ pub fn randk(data: &[u8]) {
         }
         assert!(kept >= k, "{kept} values kept or equal, at least {k} expected");
     }
-    let built = registry.build_pipeline(&registry.parse_pipeline(&spec).expect("pipeline"), &tight_limits()).expect("build");
-    let n = values.len().min(chunk);
-    let ctx = gradwire::ChunkContext { tensor_name: "x", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 0 };
-    let mut out = vec![0f32; n];
-    let _ = built.decode_chunk(rest, &ctx, &mut out);
+    decode_arbitrary(&spec, values.len().min(chunk), rest);
 }
 
 /// `topk` streams: the first byte picks the fraction (1..=255 / 256), the value format and whether
@@ -490,11 +475,7 @@ pub fn topk(data: &[u8]) {
         })
         .collect();
     let registry = &*REGISTRY;
-    let mut w = Writer::new(Vec::new(), registry, &StreamHeader::default(), WriterOptions::default().chunk_elements(chunk as u64))
-        .expect("header");
-    let pipeline = registry.parse_pipeline(&spec).expect("pipeline");
-    w.write_tensor(TensorSpec::new("x", &[values.len() as u64], pipeline), &values).expect("encode");
-    let bytes = w.finish().expect("finish");
+    let bytes = one_tensor_stream(&spec, &values, chunk);
     let decoded = Reader::new(&bytes[..], registry).read_all().expect("decode own output").tensors.remove(0).values;
     for (x, y) in values.chunks(chunk).zip(decoded.chunks(chunk)) {
         // Kept: decoded to its (rounded) input, not a zero. A value that is or rounds to a zero
@@ -513,9 +494,25 @@ pub fn topk(data: &[u8]) {
         }
         assert!(smallest_kept >= largest_dropped, "kept {smallest_kept} < dropped {largest_dropped}");
     }
-    let built = registry.build_pipeline(&registry.parse_pipeline(&spec).expect("pipeline"), &tight_limits()).expect("build");
-    let n = values.len().min(chunk);
+    decode_arbitrary(&spec, values.len().min(chunk), rest);
+}
+
+/// A stream of one tensor `x` holding `values` through `spec`, in chunks of `chunk` values.
+fn one_tensor_stream(spec: &str, values: &[f32], chunk: usize) -> Vec<u8> {
+    let registry = &*REGISTRY;
+    let options = WriterOptions::default().chunk_elements(chunk as u64);
+    let mut w = Writer::new(Vec::new(), registry, &StreamHeader::default(), options).expect("header");
+    let pipeline = registry.parse_pipeline(spec).expect("pipeline");
+    w.write_tensor(TensorSpec::new("x", &[values.len() as u64], pipeline), values).expect("encode");
+    w.finish().expect("finish")
+}
+
+/// Decodes `payload` as chunk 0 (of `n` values) of tensor `x` through `spec` under tight
+/// limits: any outcome but a panic is fine.
+fn decode_arbitrary(spec: &str, n: usize, payload: &[u8]) {
+    let registry = &*REGISTRY;
+    let built = registry.build_pipeline(&registry.parse_pipeline(spec).expect("pipeline"), &tight_limits()).expect("build");
     let ctx = gradwire::ChunkContext { tensor_name: "x", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 0 };
     let mut out = vec![0f32; n];
-    let _ = built.decode_chunk(rest, &ctx, &mut out);
+    let _ = built.decode_chunk(payload, &ctx, &mut out);
 }
