@@ -31,7 +31,8 @@ pub use gradwire_m22 as m22;
 /// `intrinsic`: random subspace projections regenerated from a shared seed (`spec/CODECS.md` §7).
 pub use gradwire_intrinsic as intrinsic;
 
-/// `randk`: random-k with positions from a shared seed (`spec/CODECS.md` §8).
+/// `randk` and `topk`: random-k with positions from a shared seed, top-k with Rice-coded
+/// positions (`spec/CODECS.md` §8, §9).
 pub use gradwire_sparsify as sparsify;
 
 /// Every codec this build knows: the core codecs plus all linked plugins.

@@ -1368,6 +1368,14 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            id: "valid-randk-tie",
+            description: "randk fraction=0.5 + raw on 7 values: 3.5 rounds half up, 4 kept",
+            expect: "ok",
+            build: |r| {
+                one_tensor(r, "randk:fraction=0.5,seed=2+raw", &[7], &m22_values(7, 0), WriterOptions::default())
+            },
+        },
+        Case {
             id: "invalid-randk-params-reserved",
             description: "randk parameter byte 5 (reserved) is 1",
             expect: "reserved_nonzero",
@@ -1428,6 +1436,22 @@ fn cases() -> Vec<Case> {
             build: |r| {
                 one_tensor(r, "topk:fraction=0.25,values=bf16", &[8, 8], &m22_values(64, 0), WriterOptions::default())
             },
+        },
+        Case {
+            id: "invalid-topk-positions-cut",
+            description: "topk payload one byte short: the Rice code of the positions ends early",
+            expect: "codec_data",
+            build: |r| {
+                edit(&topk_small(r), |recs| {
+                    first(recs, record::CHUNK).body.pop();
+                })
+            },
+        },
+        Case {
+            id: "invalid-topk-values-cut",
+            description: "topk payload of 20 bytes, too short for its 10 f32 values",
+            expect: "codec_output_size",
+            build: |r| edit(&topk_small(r), |recs| first(recs, record::CHUNK).body.truncate(24 + 20)),
         },
         Case {
             id: "invalid-topk-params-reserved",

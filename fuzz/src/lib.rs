@@ -420,11 +420,12 @@ pub fn archive(data: &[u8]) {
     assert_eq!(indexed.entries, walked.entries);
 }
 
-/// `randk` streams: the first byte picks the fraction (1..=255 / 256), the scaling and whether
-/// values are split into chunks of 37; the second the seed; the rest are f32 values. Oracles:
-/// with no scaling each decoded value is bit for bit its input or `+0.0`, with exactly `k` kept
-/// per chunk (counting kept zeros); with the unbiased scaling each kept value is its input times
-/// `n/k` (NaN canonical); decoding arbitrary kept values never panics.
+/// `randk` streams: the first byte picks the fraction (odd numerators over 128, 1/128..=127/128)
+/// and the scaling, the second the seed and whether values are split into chunks of 37; the rest
+/// are f32 values. Oracles: the kept positions are exactly `partial_shuffle(n, k)` of the chunk's
+/// generator (FORMAT.md §9.4, recomputed here); a kept value decodes to its input (times `n/k`,
+/// NaN canonical, with the unbiased scaling) and every other value to `+0.0`; decoding arbitrary
+/// kept values never panics.
 pub fn randk(data: &[u8]) {
     let [pick, seed, rest @ ..] = data else { return };
     let fraction = f64::from(pick >> 1 | 1) / 128.0;
@@ -436,34 +437,35 @@ pub fn randk(data: &[u8]) {
     let bytes = one_tensor_stream(&spec, &values, chunk);
     let decoded = Reader::new(&bytes[..], registry).read_all().expect("decode own output").tensors.remove(0).values;
     assert_eq!(decoded.len(), values.len());
-    for (x, y) in values.chunks(chunk).zip(decoded.chunks(chunk)) {
+    for (c, (x, y)) in values.chunks(chunk).zip(decoded.chunks(chunk)).enumerate() {
         let n = x.len();
         let k = ((u128::from((fraction * 4_294_967_296.0).round() as u32) * n as u128 + (1 << 31)) >> 32) as usize;
         let k = k.clamp(usize::from(n > 0), n);
         let g = (n as f64 / k.max(1) as f64) as f32;
-        let mut kept = 0;
-        for (a, b) in x.iter().zip(y) {
+        let mut table = Vec::new();
+        gradwire::rng::SeededRng::new(gradwire::rng::chunk_seed(u64::from(*seed), "x", c as u64))
+            .partial_shuffle(n as u32, k, &mut table);
+        let mut kept = vec![false; n];
+        table[..k].iter().for_each(|&p| kept[p as usize] = true);
+        for (i, (a, b)) in x.iter().zip(y).enumerate() {
             let scaled = if unbiased { a * g } else { *a };
-            let want = if scaled.is_nan() && unbiased { 0x7FC0_0000 } else { scaled.to_bits() };
-            if b.to_bits() == want {
-                kept += 1;
-            } else {
-                assert_eq!(b.to_bits(), 0, "a value that is neither kept ({a} -> {want:08x}) nor +0.0: {b}");
-            }
+            let want = if !kept[i] { 0 } else if scaled.is_nan() && unbiased { 0x7FC0_0000 } else { scaled.to_bits() };
+            assert_eq!(b.to_bits(), want, "value {i} ({a}, kept: {}) decoded as {b}", kept[i]);
         }
-        assert!(kept >= k, "{kept} values kept or equal, at least {k} expected");
     }
     decode_arbitrary(&spec, values.len().min(chunk), rest);
 }
 
-/// `topk` streams: the first byte picks the fraction (1..=255 / 256), the value format and whether
-/// values are split into chunks of 37; the rest are f32 values (non-finite ones replaced).
+/// `topk` streams: the first byte picks the fraction (odd numerators over 64, 1/64..=63/64), the
+/// value format and whether values are split into chunks of 37; the rest are f32 values
+/// (non-finite ones replaced). Also: at most `k` values decode to a nonzero, and at least `k`
+/// minus those whose (rounded) value is a zero.
 /// Oracles: every decoded value is `+0.0` or its input (bf16-rounded with `values=bf16`); every
 /// kept magnitude is at least every dropped one; the payload fits the declared bound (the writer
 /// checks); arbitrary payloads decode or fail with a typed error.
 pub fn topk(data: &[u8]) {
     let [pick, rest @ ..] = data else { return };
-    let fraction = f64::from(pick >> 1 | 1) / 256.0;
+    let fraction = f64::from(pick >> 1 & 0x3F | 1) / 64.0;
     let bf16 = pick & 1 != 0;
     let chunk: usize = if pick & 0x80 != 0 { 37 } else { 1 << 20 };
     let spec = format!("topk:fraction={fraction}{}", if bf16 { ",values=bf16" } else { "" });
@@ -493,6 +495,12 @@ pub fn topk(data: &[u8]) {
             }
         }
         assert!(smallest_kept >= largest_dropped, "kept {smallest_kept} < dropped {largest_dropped}");
+        let n = x.len();
+        let k = ((u128::from((fraction * 4_294_967_296.0).round() as u32) * n as u128 + (1 << 31)) >> 32) as usize;
+        let k = k.clamp(usize::from(n > 0), n);
+        let nonzero = y.iter().filter(|v| **v != 0.0).count();
+        let zeros = x.iter().filter(|a| if bf16 { half::bf16::from_f32(**a).to_f32() == 0.0 } else { **a == 0.0 }).count();
+        assert!(nonzero <= k && nonzero + zeros >= k, "{nonzero} nonzero of k = {k} ({zeros} zeros)");
     }
     decode_arbitrary(&spec, values.len().min(chunk), rest);
 }

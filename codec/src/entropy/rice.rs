@@ -22,8 +22,12 @@ pub fn best_rice_parameter(values: &[u64]) -> u8 {
     (0..=MAX_RICE_PARAMETER).min_by_key(|&b| rice_bits(values, b)).unwrap_or(0)
 }
 
-/// Appends the Rice code of `values` with parameter `b` (at most 31) to `out`.
+/// Appends the Rice code of `values` with parameter `b` to `out`.
+///
+/// # Panics
+/// If `b` exceeds [`MAX_RICE_PARAMETER`] (a caller bug: the bit accumulator takes 32 bits at a time).
 pub fn rice_encode(values: &[u64], b: u8, out: &mut Vec<u8>) {
+    assert!(b <= MAX_RICE_PARAMETER, "Rice parameter {b} above {MAX_RICE_PARAMETER}");
     let mut acc = 0u64;
     let mut filled = 0u32;
     let mut put = |bits: u64, count: u32, out: &mut Vec<u8>| {
@@ -54,9 +58,12 @@ pub fn rice_encode(values: &[u64], b: u8, out: &mut Vec<u8>) {
 /// returns the number of bytes the code occupies (its padding bits must be zero).
 ///
 /// # Errors
-/// [`ErrorCode::CodecData`] when the code ends early or a value exceeds `max_value` (checked
+/// [`ErrorCode::CodecData`] for a parameter above 31, when the code ends early or a value exceeds `max_value` (checked
 /// before the unary part can run long); [`ErrorCode::ReservedNonzero`] for nonzero padding.
 pub fn rice_decode(bytes: &[u8], b: u8, count: usize, max_value: u64, out: &mut Vec<u64>) -> Result<usize> {
+    if b > MAX_RICE_PARAMETER {
+        return Err(Error::new(ErrorCode::CodecData, format!("Rice parameter {b} above {MAX_RICE_PARAMETER}")));
+    }
     let bit = |i: u64| -> Option<u64> { bytes.get((i / 8) as usize).map(|byte| u64::from(byte >> (i % 8)) & 1) };
     let short = || Error::new(ErrorCode::CodecData, format!("Rice code ends before its {count} values"));
     let max_q = max_value >> b;

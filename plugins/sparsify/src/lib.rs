@@ -61,7 +61,7 @@ const DESCRIPTOR: CodecDescriptor = CodecDescriptor {
     version: 1,
     min_version: 1,
     lossless: false,
-    summary: "random-k: ceil(n * fraction) values at positions drawn from a shared seed (none on the wire)",
+    summary: "random-k: round(n * fraction) values at positions drawn from a shared seed (none on the wire)",
     params: &[
         ParamInfo { name: "fraction", default: "0.01", help: "fraction of values kept, in (0, 1); stored over 2^32" },
         ParamInfo { name: "scaling", default: "none", help: "none (kept values as they are) or unbiased (times n/k)" },
@@ -176,6 +176,7 @@ impl ArrayToArray for RandKStage {
     }
 
     fn encode(&self, input: &[f32], ctx: &ChunkContext<'_>, out: &mut Vec<f32>) -> Result<()> {
+        self.encoded_len(input.len())?;
         out.clear();
         self.with_positions(input.len(), ctx, |positions| out.extend(positions.iter().map(|&p| input[p as usize])));
         Ok(())

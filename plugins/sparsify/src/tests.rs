@@ -24,7 +24,7 @@ const CTX: ChunkContext<'static> =
     ChunkContext { tensor_name: "fc1.weight", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 0 };
 
 #[test]
-fn kept_counts_round_up_and_never_vanish() {
+fn kept_counts_round_to_nearest_and_never_vanish() {
     let p = params("fraction=0.01");
     assert_eq!((p.kept(0), p.kept(1), p.kept(100), p.kept(150), p.kept(1_000_000)), (0, 1, 1, 2, 10_000));
     assert_eq!(params("fraction=0.5").kept(7), 4);

@@ -36,8 +36,12 @@ impl TopKStage {
 
 impl ArrayToBytes for TopKStage {
     fn max_encoded_len(&self, len: usize) -> Option<usize> {
+        if len > u32::MAX as usize {
+            return None; // positions are u32: refused as limit_exceeded by the pipeline
+        }
         let k = self.params.kept(len);
-        // Rice parameter 0 codes the gaps in k + (n - k) bits; the encoder's choice is no longer.
+        // Parameter 0 codes the gaps in at most n + k bits (k stop bits and n - k... ones at
+        // most n); the encoder picks the shortest code, so it never writes more.
         1usize.checked_add(self.value_bytes(k))?.checked_add(len.checked_add(k)?.div_ceil(8))
     }
 
@@ -49,6 +53,12 @@ impl ArrayToBytes for TopKStage {
             ));
         }
         let n = input.len();
+        if n > u32::MAX as usize {
+            return Err(Error::new(
+                ErrorCode::LimitExceeded,
+                format!("topk chunks hold at most 2^32-1 values, this one {n}"),
+            ));
+        }
         let k = self.params.kept(n);
         // The k largest magnitudes (ties: whichever the selection keeps), then in position order.
         let mut order: Vec<u32> = (0..n as u32).collect();
