@@ -40,8 +40,9 @@ impl ArrayToBytes for TopKStage {
             return None; // positions are u32: refused as limit_exceeded by the pipeline
         }
         let k = self.params.kept(len);
-        // Parameter 0 codes the gaps in at most n + k bits (k stop bits and n - k... ones at
-        // most n); the encoder picks the shortest code, so it never writes more.
+        // Parameter 0 codes gap g in g + 1 bits, and the k gaps sum to at most n - k: at most
+        // n bits in all (n + k is a safe bound). The encoder picks the shortest code, so it never
+        // writes more.
         1usize.checked_add(self.value_bytes(k))?.checked_add(len.checked_add(k)?.div_ceil(8))
     }
 
