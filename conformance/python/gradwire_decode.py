@@ -1698,15 +1698,22 @@ class RandKParams:
     seed: int
 
 
+def fraction_params(p: bytes, codec: str, length: int) -> tuple[int, int]:
+    """CODECS.md §8, §9: the shared head of randk and topk parameters (u32 fraction, u8 mode,
+    3 reserved bytes), checked in the spec's order up to the mode, which the caller checks."""
+    if len(p) != length:
+        raise _err("invalid_params", f"{codec}: parameter block of {len(p)} bytes, expected {length}")
+    if p[5:8] != b"\0\0\0":
+        raise _err("reserved_nonzero", f"{codec}: reserved parameter bytes 5..8 are not zero")
+    fraction, mode = struct.unpack_from("<IB", p, 0)
+    if fraction == 0:
+        raise _err("invalid_params", f"{codec}: fraction 0")
+    return fraction, mode
+
+
 def parse_randk_params(p: bytes) -> RandKParams:
     """CODECS.md §8: 16 bytes; checks in the spec's order."""
-    if len(p) != 16:
-        raise _err("invalid_params", f"randk: parameter block of {len(p)} bytes, expected 16")
-    if p[5:8] != b"\0\0\0":
-        raise _err("reserved_nonzero", "randk: reserved parameter bytes 5..8 are not zero")
-    fraction, scaling = struct.unpack_from("<IB", p, 0)
-    if fraction == 0:
-        raise _err("invalid_params", "randk: fraction 0")
+    fraction, scaling = fraction_params(p, "randk", 16)
     if scaling not in (0, 1):
         raise _err("invalid_params", f"randk: scaling {scaling}")
     (seed,) = struct.unpack_from("<Q", p, 8)
@@ -1754,13 +1761,7 @@ class TopKParams:
 
 def parse_topk_params(p: bytes) -> TopKParams:
     """CODECS.md §9: 8 bytes; checks in the spec's order."""
-    if len(p) != 8:
-        raise _err("invalid_params", f"topk: parameter block of {len(p)} bytes, expected 8")
-    if p[5:8] != b"\0\0\0":
-        raise _err("reserved_nonzero", "topk: reserved parameter bytes 5..8 are not zero")
-    fraction, values = struct.unpack_from("<IB", p, 0)
-    if fraction == 0:
-        raise _err("invalid_params", "topk: fraction 0")
+    fraction, values = fraction_params(p, "topk", 8)
     if values not in (0, 1):
         raise _err("invalid_params", f"topk: values {values}")
     return TopKParams(fraction, values == 1)

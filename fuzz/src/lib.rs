@@ -439,8 +439,7 @@ pub fn randk(data: &[u8]) {
     assert_eq!(decoded.len(), values.len());
     for (c, (x, y)) in values.chunks(chunk).zip(decoded.chunks(chunk)).enumerate() {
         let n = x.len();
-        let k = ((u128::from((fraction * 4_294_967_296.0).round() as u32) * n as u128 + (1 << 31)) >> 32) as usize;
-        let k = k.clamp(usize::from(n > 0), n);
+        let k = gradwire::sparsify::kept_count((fraction * 4_294_967_296.0).round() as u32, n);
         let g = (n as f64 / k.max(1) as f64) as f32;
         let mut table = Vec::new();
         gradwire::rng::SeededRng::new(gradwire::rng::chunk_seed(u64::from(*seed), "x", c as u64))
@@ -496,8 +495,7 @@ pub fn topk(data: &[u8]) {
         }
         assert!(smallest_kept >= largest_dropped, "kept {smallest_kept} < dropped {largest_dropped}");
         let n = x.len();
-        let k = ((u128::from((fraction * 4_294_967_296.0).round() as u32) * n as u128 + (1 << 31)) >> 32) as usize;
-        let k = k.clamp(usize::from(n > 0), n);
+        let k = gradwire::sparsify::kept_count((fraction * 4_294_967_296.0).round() as u32, n);
         let nonzero = y.iter().filter(|v| **v != 0.0).count();
         let zeros = x.iter().filter(|a| if bf16 { half::bf16::from_f32(**a).to_f32() == 0.0 } else { **a == 0.0 }).count();
         assert!(nonzero <= k && nonzero + zeros >= k, "{nonzero} nonzero of k = {k} ({zeros} zeros)");

@@ -39,7 +39,7 @@ use gradwire_codec::{
     StageKind, TextParams,
 };
 
-pub use params::{RandKParams, Scaling, TopKParams, Values};
+pub use params::{RandKParams, Scaling, TopKParams, Values, kept_count};
 pub use topk::TopKStage;
 
 /// Wire ID of `randk` (`spec/REGISTRY.md`).

@@ -23,14 +23,43 @@ pub struct RandKParams {
     pub seed: u64,
 }
 
+/// Values kept of a chunk of `n` for a `fraction` stored over 2^32 (`randk` and `topk`):
+/// `n * fraction` rounded to the nearest integer (halves up), `(n * fraction + 2^31) >> 32` in
+/// integers, at least 1 when `n > 0`. Rounding to nearest, not up, because a decimal fraction
+/// such as 0.01 is stored a hair above its value.
+#[must_use]
+pub fn kept_count(fraction: u32, n: usize) -> usize {
+    let k = ((u128::from(fraction) * n as u128 + (1 << 31)) >> 32) as usize;
+    k.clamp(usize::from(n > 0), n)
+}
+
+/// The `fraction=F` text parameter of `codec` (default 0.01) as its numerator over 2^32.
+fn parse_fraction(text: &TextParams, codec: &str) -> Result<u32> {
+    let arg = |d: String| Error::new(ErrorCode::InvalidArgument, d);
+    let given = text.get("fraction").unwrap_or("0.01");
+    let f: f64 = given.parse().map_err(|_| arg(format!("{codec} fraction={given:?} is not a number")))?;
+    let fraction = (f * 4_294_967_296.0).round();
+    if !(fraction >= 1.0 && fraction <= f64::from(u32::MAX)) {
+        return Err(arg(format!("{codec} fraction={f} must be in (0, 1) (at least 2^-32, below 1)")));
+    }
+    Ok(fraction as u32)
+}
+
+/// A numerator over 2^32 as the shortest decimal that parses back to it.
+fn fraction_text(fraction: u32) -> String {
+    let exact = f64::from(fraction) / 4_294_967_296.0;
+    let text = (1..=17)
+        .map(|digits| format!("{exact:.digits$}"))
+        .find(|t| t.parse::<f64>().is_ok_and(|v| (v * 4_294_967_296.0).round() as u64 == u64::from(fraction)))
+        .unwrap_or_else(|| exact.to_string());
+    text.trim_end_matches('0').to_owned()
+}
+
 impl RandKParams {
-    /// Values kept of a chunk of `n`: `n * fraction` rounded to the nearest integer (halves up),
-    /// `(n * fraction + 2^31) >> 32` in integers, at least 1 when `n > 0`. Rounding to nearest,
-    /// not up, because a decimal fraction such as 0.01 is stored a hair above its value.
+    /// Values kept of a chunk of `n` ([`kept_count`]).
     #[must_use]
     pub fn kept(&self, n: usize) -> usize {
-        let k = ((u128::from(self.fraction) * n as u128 + (1 << 31)) >> 32) as usize;
-        k.clamp(usize::from(n > 0), n)
+        kept_count(self.fraction, n)
     }
 
     /// Parses the text form.
@@ -40,15 +69,7 @@ impl RandKParams {
     /// bad seed.
     pub fn from_text(text: &TextParams) -> Result<RandKParams> {
         let arg = |d: String| Error::new(ErrorCode::InvalidArgument, d);
-        let f: f64 = text
-            .get("fraction")
-            .unwrap_or("0.01")
-            .parse()
-            .map_err(|_| arg(format!("randk fraction={:?} is not a number", text.get("fraction"))))?;
-        let fraction = (f * 4_294_967_296.0).round();
-        if !(fraction >= 1.0 && fraction <= f64::from(u32::MAX)) {
-            return Err(arg(format!("randk fraction={f} must be in (0, 1) (at least 2^-32, below 1)")));
-        }
+        let fraction = parse_fraction(text, "randk")?;
         let scaling = match text.get("scaling").unwrap_or("none") {
             "none" => Scaling::None,
             "unbiased" => Scaling::Unbiased,
@@ -60,19 +81,14 @@ impl RandKParams {
                 v.parse::<u64>().map_err(|_| arg(format!("randk seed={v:?} must be an integer in 0..=2^64-1")))?
             }
         };
-        Ok(RandKParams { fraction: fraction as u32, scaling, seed })
+        Ok(RandKParams { fraction, scaling, seed })
     }
 
     /// The text form, as `gradwire inspect` prints it: the fraction as the shortest decimal that
     /// parses back to the same numerator.
     #[must_use]
     pub fn to_text(&self) -> String {
-        let exact = f64::from(self.fraction) / 4_294_967_296.0;
-        let fraction = (1..=17)
-            .map(|digits| format!("{exact:.digits$}"))
-            .find(|t| t.parse::<f64>().is_ok_and(|v| (v * 4_294_967_296.0).round() as u64 == u64::from(self.fraction)))
-            .unwrap_or_else(|| exact.to_string());
-        let fraction = fraction.trim_end_matches('0').to_owned();
+        let fraction = fraction_text(self.fraction);
         let scaling = if self.scaling == Scaling::Unbiased { ",scaling=unbiased" } else { "" };
         format!("fraction={fraction}{scaling},seed={}", self.seed)
     }
@@ -136,10 +152,10 @@ pub struct TopKParams {
 }
 
 impl TopKParams {
-    /// Values kept of a chunk of `n` (the rule of [`RandKParams::kept`]).
+    /// Values kept of a chunk of `n` ([`kept_count`]).
     #[must_use]
     pub fn kept(&self, n: usize) -> usize {
-        RandKParams { fraction: self.fraction, scaling: Scaling::None, seed: 0 }.kept(n)
+        kept_count(self.fraction, n)
     }
 
     /// Parses the text form.
@@ -147,10 +163,7 @@ impl TopKParams {
     /// # Errors
     /// [`ErrorCode::InvalidArgument`] for a fraction outside `(0, 1)` or unknown values.
     pub fn from_text(text: &TextParams) -> Result<TopKParams> {
-        let fraction = RandKParams::from_text(&TextParams {
-            pairs: text.pairs.iter().filter(|(k, _)| k == "fraction").cloned().collect(),
-        })?
-        .fraction;
+        let fraction = parse_fraction(text, "topk")?;
         let values = match text.get("values").unwrap_or("f32") {
             "f32" => Values::F32,
             "bf16" => Values::Bf16,
@@ -167,11 +180,10 @@ impl TopKParams {
     /// The text form.
     #[must_use]
     pub fn to_text(&self) -> String {
-        let base = RandKParams { fraction: self.fraction, scaling: Scaling::None, seed: 0 }.to_text();
-        let fraction = base.split(',').next().unwrap_or_default();
+        let fraction = fraction_text(self.fraction);
         match self.values {
-            Values::F32 => fraction.to_owned(),
-            Values::Bf16 => format!("{fraction},values=bf16"),
+            Values::F32 => format!("fraction={fraction}"),
+            Values::Bf16 => format!("fraction={fraction},values=bf16"),
         }
     }
 
