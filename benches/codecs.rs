@@ -44,6 +44,11 @@ const PIPELINES: &[&str] = &[
     "randk:fraction=0.1,scaling=unbiased+raw",
     "topk:fraction=0.01",
     "topk:fraction=0.1,values=bf16",
+    "qsgd:levels=1",
+    "qsgd:levels=16",
+    "sparse-dither:nu=0.1",
+    "sparse-dither:nu=0.01",
+    "sparse-dither:nu=0.5,variant=unbiased",
 ];
 
 use gradwire::testing::laplace;

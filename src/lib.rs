@@ -35,6 +35,10 @@ pub use gradwire_intrinsic as intrinsic;
 /// positions (`spec/CODECS.md` §8, §9).
 pub use gradwire_sparsify as sparsify;
 
+/// `qsgd` and `sparse-dither`: `x / ||x||` on a uniform grid of signed levels, nonzeros coded
+/// by position, sign and level (`spec/CODECS.md` §10).
+pub use gradwire_dither as dither;
+
 /// Every codec this build knows: the core codecs plus all linked plugins.
 ///
 /// # Errors

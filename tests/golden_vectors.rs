@@ -1504,6 +1504,184 @@ fn cases() -> Vec<Case> {
                 })
             },
         },
+        // qsgd and sparse-dither (CODECS.md §10)
+        Case {
+            id: "valid-qsgd",
+            description: "qsgd levels=4: 300 Laplace values in chunks of 200 and 100, stochastic rounding from stream seed 0",
+            expect: "ok",
+            build: |r| {
+                one_tensor(
+                    r,
+                    "qsgd:levels=4",
+                    &[300],
+                    &m22_values(300, 0),
+                    WriterOptions::default().chunk_elements(200),
+                )
+            },
+        },
+        Case {
+            id: "valid-qsgd-constant",
+            description: "qsgd levels=1: every nonzero has magnitude 1 (constant magnitude coding); 40 values, a zero chunk of 8 first",
+            expect: "ok",
+            build: |r| {
+                let mut values = m22_values(48, 0);
+                values[..8].fill(0.0);
+                one_tensor(r, "qsgd:levels=1", &[48], &values, WriterOptions::default().chunk_elements(8))
+            },
+        },
+        Case {
+            id: "valid-qsgd-huffman",
+            description: "qsgd levels=255 on 1024 values spread evenly over [-1, 1): magnitudes Huffman coded",
+            expect: "ok",
+            build: |r| one_tensor(r, "qsgd:levels=255", &[32, 32], &spread(1024), WriterOptions::default()),
+        },
+        Case {
+            id: "valid-sparse-dither",
+            description: "sparse-dither nu=0.1 (deterministic, nearest level) on 256 values with every 4th zero",
+            expect: "ok",
+            build: |r| one_tensor(r, "sparse-dither:nu=0.1", &[16, 16], &m22_values(256, 4), WriterOptions::default()),
+        },
+        Case {
+            id: "valid-sparse-dither-fine",
+            description: "sparse-dither nu=0.0001 on 500 values: magnitudes in the hundreds, Rice coded",
+            expect: "ok",
+            build: |r| one_tensor(r, "sparse-dither:nu=0.0001", &[500], &m22_values(500, 0), WriterOptions::default()),
+        },
+        Case {
+            id: "valid-sparse-dither-unbiased",
+            description: "sparse-dither nu=0.5, unbiased variant (stochastic rounding from stream seed 0) on 100 values",
+            expect: "ok",
+            build: |r| {
+                one_tensor(
+                    r,
+                    "sparse-dither:nu=0.5,variant=unbiased",
+                    &[100],
+                    &m22_values(100, 0),
+                    WriterOptions::default(),
+                )
+            },
+        },
+        Case {
+            id: "invalid-qsgd-params-length",
+            description: "qsgd parameter block of 3 bytes",
+            expect: "invalid_params",
+            build: |r| {
+                edit_descriptor(&qsgd_small(r), |d| {
+                    d.pipeline[0].params.pop();
+                })
+            },
+        },
+        Case {
+            id: "invalid-qsgd-params-levels",
+            description: "qsgd levels 0",
+            expect: "invalid_params",
+            build: |r| edit_descriptor(&qsgd_small(r), |d| d.pipeline[0].params.fill(0)),
+        },
+        Case {
+            id: "invalid-sparse-dither-params-reserved",
+            description: "sparse-dither parameter byte 9 (reserved) is 1",
+            expect: "reserved_nonzero",
+            build: |r| edit_descriptor(&dither_small(r), |d| d.pipeline[0].params[9] = 1),
+        },
+        Case {
+            id: "invalid-sparse-dither-params-nu",
+            description: "sparse-dither nu 0",
+            expect: "invalid_params",
+            build: |r| edit_descriptor(&dither_small(r), |d| d.pipeline[0].params[..8].fill(0)),
+        },
+        Case {
+            id: "invalid-sparse-dither-params-variant",
+            description: "sparse-dither variant 2",
+            expect: "invalid_params",
+            build: |r| edit_descriptor(&dither_small(r), |d| d.pipeline[0].params[8] = 2),
+        },
+        Case {
+            id: "invalid-qsgd-magnitude-over-levels",
+            description: "qsgd levels=1 chunk whose constant magnitude is 2",
+            expect: "codec_data",
+            build: |r| edit(&qsgd_small(r), |recs| first(recs, record::CHUNK).body[24 + 10] = 2),
+        },
+        Case {
+            id: "invalid-dither-step-negative",
+            description: "sparse-dither chunk with step -0.0",
+            expect: "codec_data",
+            build: |r| edit(&dither_small(r), |recs| first(recs, record::CHUNK).body[24 + 3] |= 0x80),
+        },
+        Case {
+            id: "invalid-dither-count-over-chunk",
+            description: "sparse-dither chunk claiming 101 nonzeros in a chunk of 100",
+            expect: "codec_data",
+            build: |r| {
+                edit(&dither_small(r), |recs| {
+                    first(recs, record::CHUNK).body[24 + 4..24 + 8].copy_from_slice(&101u32.to_le_bytes());
+                })
+            },
+        },
+        Case {
+            id: "invalid-dither-magnitude-coding",
+            description: "sparse-dither chunk with magnitude coding 3",
+            expect: "codec_data",
+            build: |r| edit(&dither_small(r), |recs| first(recs, record::CHUNK).body[24 + 9] = 3),
+        },
+        Case {
+            id: "invalid-dither-sign-padding",
+            description: "qsgd chunk of 7 nonzeros whose sign byte has padding bit 7 set",
+            expect: "reserved_nonzero",
+            build: |r| {
+                edit(&qsgd_small(r), |recs| {
+                    *first(recs, record::CHUNK).body.last_mut().unwrap() |= 0x80;
+                })
+            },
+        },
+        Case {
+            id: "invalid-dither-trailing-byte",
+            description: "sparse-dither payload with a zero byte after its magnitudes",
+            expect: "codec_output_size",
+            build: |r| edit(&dither_small(r), |recs| first(recs, record::CHUNK).body.push(0)),
+        },
+        Case {
+            id: "invalid-dither-magnitudes-cut",
+            description: "sparse-dither payload one byte short: the magnitude code ends early",
+            expect: "codec_data",
+            build: |r| {
+                edit(&dither_small(r), |recs| {
+                    first(recs, record::CHUNK).body.pop();
+                })
+            },
+        },
+        Case {
+            id: "invalid-dither-position-past-chunk",
+            description: "qsgd chunk of 7 nonzeros whose gaps (parameter 7, each 30) run past a chunk of 104",
+            expect: "codec_data",
+            build: |r| {
+                edit(&qsgd_small(r), |recs| {
+                    let b = &mut first(recs, record::CHUNK).body;
+                    b.truncate(24 + 14);
+                    b[24 + 8] = 7;
+                    gradwire::entropy::rice_encode(&[30; 7], 7, b);
+                    b.push(0);
+                })
+            },
+        },
+        Case {
+            id: "invalid-dither-huffman-lengths",
+            description: "qsgd levels=255 chunk whose first Huffman code length is raised by one (Kraft sum no longer 1)",
+            expect: "codec_data",
+            build: |r| {
+                let bytes = one_tensor(
+                    r,
+                    "qsgd:levels=255",
+                    &[1024],
+                    &spread(1024),
+                    WriterOptions::default().write_index(false),
+                );
+                edit(&bytes, |recs| {
+                    let b = &mut first(recs, record::CHUNK).body;
+                    assert_eq!(b[24 + 9], 2, "Huffman magnitudes");
+                    b[24 + 11] += 1;
+                })
+            },
+        },
         Case {
             id: "invalid-intrinsic-params-reserved",
             description: "intrinsic parameter byte 3 (reserved) is 1",
@@ -1591,6 +1769,36 @@ fn m22_values(n: usize, zero_every: usize) -> Vec<f32> {
 /// One `topk:fraction=0.1` tensor of 100 values in one chunk (10 kept, f32), without an index.
 fn topk_small(r: &Registry) -> Vec<u8> {
     one_tensor(r, "topk:fraction=0.1", &[100], &m22_values(100, 0), WriterOptions::default().write_index(false))
+}
+
+/// `n` values spread evenly over [-1, 1) in a scrambled order (magnitudes that are not
+/// geometric, so Huffman beats Rice).
+fn spread(n: usize) -> Vec<f32> {
+    (0..n).map(|i| ((i * 7919) % n) as f32 / (n / 2) as f32 - 1.0).collect()
+}
+
+/// One `qsgd:levels=1` tensor of 104 values in one chunk (7 nonzeros, constant magnitude
+/// coding), without an index.
+fn qsgd_small(r: &Registry) -> Vec<u8> {
+    let bytes =
+        one_tensor(r, "qsgd:levels=1", &[104], &m22_values(104, 0), WriterOptions::default().write_index(false));
+    edit(&bytes, |recs| {
+        let b = &first(recs, record::CHUNK).body;
+        assert_eq!((b[24 + 4], b[24 + 9]), (7, 0), "7 nonzeros, constant magnitude");
+    })
+}
+
+/// One `sparse-dither:nu=0.01` tensor of 100 values in one chunk (Rice-coded magnitudes),
+/// without an index.
+fn dither_small(r: &Registry) -> Vec<u8> {
+    let bytes = one_tensor(
+        r,
+        "sparse-dither:nu=0.01",
+        &[100],
+        &m22_values(100, 0),
+        WriterOptions::default().write_index(false),
+    );
+    edit(&bytes, |recs| assert_eq!(first(recs, record::CHUNK).body[24 + 9], 1, "Rice magnitudes"))
 }
 
 /// One `randk:fraction=0.2+raw` tensor of 100 values in one chunk, without an index.

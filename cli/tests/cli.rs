@@ -123,7 +123,7 @@ fn damaged_streams_are_refused_with_a_clear_message_and_exit_code() {
     assert_eq!(out.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&out.stderr)
-            .contains("known codecs: bf16, f16, intrinsic, m22, randk, raw, signsgd, topk, zstd")
+            .contains("known codecs: bf16, f16, intrinsic, m22, qsgd, randk, raw, signsgd, sparse-dither, topk, zstd")
     );
 }
 
@@ -193,7 +193,10 @@ fn inspect_codecs_and_verify_report() {
     let out = ok(&["codecs", "--json"]);
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let names: Vec<&str> = j.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["raw", "f16", "bf16", "zstd", "signsgd", "m22", "intrinsic", "randk", "topk"]);
+    assert_eq!(
+        names,
+        ["raw", "f16", "bf16", "zstd", "signsgd", "m22", "intrinsic", "randk", "topk", "qsgd", "sparse-dither"]
+    );
 
     let out = ok(&["verify", s(&gw)]);
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("OK:"));

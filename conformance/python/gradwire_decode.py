@@ -437,6 +437,7 @@ class Stage:
     intrinsic: "IntrinsicParams | None" = None
     randk: "RandKParams | None" = None
     topk: "TopKParams | None" = None
+    max_magnitude: int = 0  # qsgd and sparse-dither (CODECS.md §10.1)
 
     def sign_scales(self, n: int) -> int:
         """CODECS.md §5: number of f32 scales in a signsgd chunk of n values."""
@@ -470,6 +471,8 @@ class Stage:
         if self.codec_id == TOPK_ID:
             k = randk_kept(RandKParams(self.topk.fraction, 0, 0), n)
             return 1 + self.topk.value_bytes * k + (n + k + 7) // 8
+        if self.codec_id in (QSGD_ID, SPARSE_DITHER_ID):
+            return levels_max_len(n, self.max_magnitude)
         raise AssertionError("unreachable: unknown codec in a built pipeline")
 
     # ---- decoding ----
@@ -494,6 +497,8 @@ class Stage:
             return decode_m22(payload, n, 1 << self.m22_bits, self.version)
         if self.codec_id == TOPK_ID:
             return decode_topk(self.topk, payload, n)
+        if self.codec_id in (QSGD_ID, SPARSE_DITHER_ID):
+            return decode_levels(self.name, payload, n, self.max_magnitude)
         raise AssertionError("unreachable")
 
     def decode_signsgd(self, payload: bytes, n: int) -> np.ndarray:
@@ -549,6 +554,8 @@ REGISTERED_CODECS = {
     0x102: ("intrinsic", KIND_AA, {1}),
     0x103: ("randk", KIND_AA, {1}),
     0x104: ("topk", KIND_AB, {1}),
+    0x105: ("qsgd", KIND_AB, {1}),
+    0x106: ("sparse-dither", KIND_AB, {1}),
 }
 # Private-range codecs registered with this reader: none.
 PRIVATE_CODECS: dict[int, tuple[str, str, set]] = {}
@@ -610,6 +617,11 @@ def check_params(stage: Stage) -> None:
         stage.randk = parse_randk_params(stage.params)
     elif stage.codec_id == TOPK_ID:
         stage.topk = parse_topk_params(stage.params)
+    elif stage.codec_id == QSGD_ID:
+        stage.max_magnitude = parse_qsgd_params(stage.params)
+    elif stage.codec_id == SPARSE_DITHER_ID:
+        parse_sparse_dither_params(stage.params)
+        stage.max_magnitude = MAX_MAGNITUDE
 
 
 @dataclass(frozen=True)
@@ -777,10 +789,10 @@ def huffman_decode(data: bytes, table: dict[tuple[int, int], int], n: int) -> li
 def read_lengths(data: bytes, symbols: int) -> tuple[dict, bytes]:
     size = (symbols + 1) // 2
     if len(data) < size:
-        raise _err("codec_output_size", "m22: payload ends inside the code lengths")
+        raise _err("codec_output_size", "payload ends inside the code lengths")
     lengths = [(data[i // 2] >> (4 * (i % 2))) & 0xF for i in range(symbols)]
     if symbols % 2 and data[size - 1] >> 4:
-        raise _err("reserved_nonzero", "m22: padding nibble of the code lengths is not zero")
+        raise _err("reserved_nonzero", "padding nibble of the code lengths is not zero")
     return huffman_code(lengths), data[size:]
 
 
@@ -1825,6 +1837,120 @@ def decode_topk(tp: TopKParams, payload: bytes, n: int) -> np.ndarray:
         if p >= n:
             raise _err("codec_data", f"topk: position {j} is {p}, past the chunk of {n}")
         out[p] = values[j]
+        nxt = p + 1
+    return out
+
+
+# qsgd and sparse-dither (CODECS.md §10)
+
+QSGD_ID = 0x105
+SPARSE_DITHER_ID = 0x106
+MAX_MAGNITUDE = 1 << 26
+
+
+def parse_qsgd_params(p: bytes) -> int:
+    """CODECS.md §10.1: u32 levels in 1..=2^24; returns the largest magnitude."""
+    if len(p) != 4:
+        raise _err("invalid_params", f"qsgd: parameter block of {len(p)} bytes, expected 4")
+    levels = int.from_bytes(p, "little")
+    if not 1 <= levels <= 1 << 24:
+        raise _err("invalid_params", f"qsgd: levels {levels} not in 1..=2^24")
+    return levels
+
+
+def parse_sparse_dither_params(p: bytes) -> None:
+    """CODECS.md §10.1: f64 nu, u8 variant, 7 reserved bytes; checks in the spec's order."""
+    if len(p) != 16:
+        raise _err("invalid_params", f"sparse-dither: parameter block of {len(p)} bytes, expected 16")
+    if any(p[9:]):
+        raise _err("reserved_nonzero", "sparse-dither: reserved parameter bytes 9..16 are not zero")
+    (nu,) = struct.unpack("<d", p[:8])
+    if not 1e-6 <= nu <= 16.0:
+        raise _err("invalid_params", f"sparse-dither: nu {nu} not in [1e-6, 16]")
+    if p[8] not in (0, 1):
+        raise _err("invalid_params", f"sparse-dither: variant {p[8]}")
+
+
+def levels_max_len(n: int, max_magnitude: int) -> int:
+    """CODECS.md §10.2: the largest payload of a chunk of n values."""
+    return 143 + (n * (4 + max_magnitude.bit_length()) + 7) // 8
+
+
+def decode_levels(codec: str, payload: bytes, n: int, max_magnitude: int) -> np.ndarray:
+    """CODECS.md §10.2: step, nonzero count, gaps, signs, magnitudes; checks in the spec's order."""
+    if len(payload) < 8:
+        raise _err("codec_output_size", f"{codec}: payload ends inside its step and count")
+    step_bits = int.from_bytes(payload[:4], "little")
+    (step,) = struct.unpack("<f", payload[:4])
+    m = int.from_bytes(payload[4:8], "little")
+    if not math.isfinite(step) or step_bits >> 31:
+        raise _err("codec_data", f"{codec}: step {step} is not a finite value >= +0")
+    if m > n:
+        raise _err("codec_data", f"{codec}: {m} nonzeros in a chunk of {n}")
+    out = np.zeros(n, dtype=np.uint32)
+    rest = payload[8:]
+    if m == 0:
+        if rest:
+            raise _err("codec_output_size", f"{codec}: {len(rest)} bytes after count 0")
+        return out
+    if step == 0.0:
+        raise _err("codec_data", f"{codec}: step 0 with {m} nonzeros")
+    if len(rest) < 2:
+        raise _err("codec_output_size", f"{codec}: payload ends inside its code parameters")
+    b_gap, coding, rest = rest[0], rest[1], rest[2:]
+    if b_gap > 31:
+        raise _err("codec_data", f"{codec}: gap Rice parameter {b_gap}")
+    constant = rice_b = table = None
+    if coding == 0:
+        if len(rest) < 4:
+            raise _err("codec_output_size", f"{codec}: payload ends inside its magnitude")
+        constant = int.from_bytes(rest[:4], "little")
+        if not 1 <= constant <= max_magnitude:
+            raise _err("codec_data", f"{codec}: magnitude {constant} not in 1..={max_magnitude}")
+        rest = rest[4:]
+    elif coding == 1:
+        if len(rest) < 1:
+            raise _err("codec_output_size", f"{codec}: payload ends inside its magnitude parameter")
+        rice_b, rest = rest[0], rest[1:]
+        if rice_b > 31:
+            raise _err("codec_data", f"{codec}: magnitude Rice parameter {rice_b}")
+    elif coding == 2:
+        if len(rest) < 1:
+            raise _err("codec_output_size", f"{codec}: payload ends inside its Huffman symbol count")
+        symbols, rest = rest[0] + 1, rest[1:]
+        if not 2 <= symbols <= max_magnitude:
+            raise _err("codec_data", f"{codec}: {symbols} Huffman symbols for magnitudes 1..={max_magnitude}")
+        table, rest = read_lengths(rest, symbols)
+    else:
+        raise _err("codec_data", f"{codec}: magnitude coding {coding}")
+    gaps, used = rice_decode(rest, b_gap, m, n - 1)
+    rest = rest[used:]
+    sign_len = (m + 7) // 8
+    if len(rest) < sign_len:
+        raise _err("codec_output_size", f"{codec}: payload ends inside its sign bits")
+    signs, rest = rest[:sign_len], rest[sign_len:]
+    if m % 8 and signs[-1] >> (m % 8):
+        raise _err("reserved_nonzero", f"{codec}: sign padding bits are not zero")
+    if constant is not None:
+        if rest:
+            raise _err("codec_output_size", f"{codec}: {len(rest)} bytes after the magnitudes")
+        magnitudes = [constant] * m
+    elif rice_b is not None:
+        below, used = rice_decode(rest, rice_b, m, max_magnitude - 1)
+        if used != len(rest):
+            raise _err("codec_output_size", f"{codec}: {len(rest) - used} bytes after the magnitudes")
+        magnitudes = [v + 1 for v in below]
+    else:
+        magnitudes = [v + 1 for v in huffman_decode(rest, table, m)]
+    nxt = 0
+    for j, g in enumerate(gaps):
+        p = nxt + g
+        if p >= n:
+            raise _err("codec_data", f"{codec}: nonzero {j} is at {p}, past the chunk of {n}")
+        with np.errstate(over="ignore"):
+            value = np.float32(step * magnitudes[j])  # f64 product (exact), one rounding to f32
+        bits = int(value.view(np.uint32))
+        out[p] = bits | (0x80000000 if (signs[j >> 3] >> (j & 7)) & 1 else 0)
         nxt = p + 1
     return out
 

@@ -503,6 +503,75 @@ pub fn topk(data: &[u8]) {
     decode_arbitrary(&spec, values.len().min(chunk), rest);
 }
 
+/// `qsgd` and `sparse-dither` streams: the first byte picks the codec, its parameter (levels
+/// 1, 2, 4, ..., 128 or nu 1e-6, 1e-4, 0.01, 0.1, 0.5, 1, 4, 16), the variant and whether values
+/// are split into chunks of 37; the rest are f32 values (non-finite ones replaced).
+/// Oracles: every decoded value is `+0.0` or has its input's sign and lies within one grid step
+/// of it; deterministic sparse dithering keeps
+/// `||y - x||^2 <= nu ||x||^2` per chunk; `qsgd` never decodes a magnitude above the norm (`s` levels at most);
+/// the only refusal is `limit_exceeded` for a chunk whose step is below f32's range; arbitrary
+/// payloads decode or fail with a typed error.
+pub fn dither(data: &[u8]) {
+    let [pick, rest @ ..] = data else { return };
+    let qsgd = pick & 1 != 0;
+    let unbiased = pick & 2 != 0;
+    let chunk: usize = if pick & 0x80 != 0 { 37 } else { 1 << 20 };
+    let which = usize::from(pick >> 2 & 7);
+    let levels = 1u32 << which;
+    let nu = [1e-6, 1e-4, 0.01, 0.1, 0.5, 1.0, 4.0, 16.0][which];
+    let spec = if qsgd {
+        format!("qsgd:levels={levels}")
+    } else {
+        format!("sparse-dither:nu={nu}{}", if unbiased { ",variant=unbiased" } else { "" })
+    };
+    let values: Vec<f32> = rest
+        .chunks_exact(4)
+        .map(|b| {
+            let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            if v.is_finite() { v } else { 1.0 }
+        })
+        .collect();
+    let registry = &*REGISTRY;
+    let options = WriterOptions::default().chunk_elements(chunk as u64);
+    let mut w = Writer::new(Vec::new(), registry, &StreamHeader::default(), options).expect("header");
+    let pipeline = registry.parse_pipeline(&spec).expect("pipeline");
+    if let Err(e) = w.write_tensor(TensorSpec::new("x", &[values.len() as u64], pipeline), &values) {
+        assert_eq!(e.code(), gradwire::ErrorCode::LimitExceeded, "{spec}: {e}");
+        return;
+    }
+    let bytes = w.finish().expect("finish");
+    let decoded = Reader::new(&bytes[..], registry).read_all().expect("decode own output").tensors.remove(0).values;
+    for (x, y) in values.chunks(chunk).zip(decoded.chunks(chunk)) {
+        let energy: f64 = x.iter().map(|v| f64::from(*v).powi(2)).sum();
+        let norm = energy.sqrt();
+        let n = x.len() as f64;
+        // One grid step, with slack for the f32 step and the f32 rounding of decoded values.
+        let step = if qsgd { norm / f64::from(levels) } else { 2.0 * (nu / n).sqrt() * norm } * (1.0 + 1e-6);
+        // One step at most: half a step for nearest rounding, except next to f32::MAX, where it
+        // takes the level below (the chunk's total error still meets nu, checked below).
+        let reach = step;
+        // A subnormal step is only exact to 2^-149, and each decoded value carries that k times.
+        let quantum = 2f64.powi(-149);
+        let mut error = 0f64;
+        for (i, (a, b)) in x.iter().zip(y).enumerate() {
+            let diff = (f64::from(*a) - f64::from(*b)).abs();
+            let levels_here = if step > 0.0 { f64::from(a.abs()) / step + 2.0 } else { 0.0 };
+            let slack = f64::from(b.abs()) * 1e-7 + levels_here * quantum;
+            assert!(b.to_bits() == 0 || a.signum() == b.signum(), "{spec}: value {i}: {a} decoded as {b}");
+            assert!(diff <= reach + slack, "{spec}: value {i}: {a} decoded as {b}, step {step}");
+            if qsgd {
+                let most = norm * (1.0 + 1e-6) + f64::from(levels) * quantum;
+                assert!(f64::from(b.abs()) <= most, "{spec}: value {i}: {b} above the norm {norm}");
+            }
+            error += diff * diff;
+        }
+        if !qsgd && !unbiased {
+            assert!(error <= nu * energy, "{spec}: error {error:e} above nu ||x||^2 = {:e}", nu * energy);
+        }
+    }
+    decode_arbitrary(&spec, values.len().min(chunk), rest);
+}
+
 /// A stream of one tensor `x` holding `values` through `spec`, in chunks of `chunk` values.
 fn one_tensor_stream(spec: &str, values: &[f32], chunk: usize) -> Vec<u8> {
     let registry = &*REGISTRY;

@@ -1,0 +1,229 @@
+//! Rounding `|x_i|` onto the grid `0, step, 2 step, ...` (`spec/CODECS.md` §10.1) and the two
+//! stages built on it: `qsgd` (step `||x|| / s`, stochastic) and `sparse-dither` (step
+//! `2 sqrt(nu / n) ||x||`, nearest or stochastic).
+
+use gradwire_codec::rng::SeededRng;
+use gradwire_codec::{ArrayToBytes, ChunkContext, Error, ErrorCode, Result};
+
+use crate::levels::{self, Levels, MAX_MAGNITUDE};
+use crate::params::{QsgdParams, SparseDitherParams, Variant};
+
+/// How a value between two grid points picks one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rounding {
+    /// `floor(r + 1/2)`: error at most half a step.
+    Nearest,
+    /// Up with probability `r - floor(r)` (the chunk's generator draws one number per value):
+    /// unbiased, error below one step.
+    Stochastic,
+}
+
+/// `||x||` in f64 (squares summed in f64 in order), refusing non-finite values.
+fn norm(codec: &str, input: &[f32]) -> Result<f64> {
+    if let Some(i) = input.iter().position(|v| !v.is_finite()) {
+        return Err(Error::new(
+            ErrorCode::InvalidArgument,
+            format!("{codec} cannot quantize value {i} of the chunk, {}", input[i]),
+        ));
+    }
+    Ok(input.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt())
+}
+
+/// The decoded value of a level, as `levels::decode` computes it.
+fn level_value(step: f32, negative: bool, magnitude: u64) -> f32 {
+    let v = (f64::from(step) * magnitude as f64) as f32;
+    if negative { -v } else { v }
+}
+
+/// Rounds every `|x_i| / step` (f64 division) to a level and returns `||C(x) - x||^2` in f64.
+fn quantize(
+    codec: &str,
+    input: &[f32],
+    step: f32,
+    rounding: Rounding,
+    ctx: &ChunkContext<'_>,
+    max_magnitude: u64,
+    levels: &mut Levels,
+) -> Result<f64> {
+    levels.reset(step);
+    let mut rng = SeededRng::new(ctx.seed);
+    let grid = f64::from(step);
+    let (mut next, mut error) = (0usize, 0f64);
+    for (i, &x) in input.iter().enumerate() {
+        let r = f64::from(x.abs()) / grid;
+        let k = match rounding {
+            Rounding::Nearest => (r + 0.5).floor(),
+            Rounding::Stochastic => {
+                let u = (rng.next_u64() >> 11) as f64 * (1.0 / 9_007_199_254_740_992.0);
+                let floor = r.floor();
+                if u < r - floor { floor + 1.0 } else { floor }
+            }
+        };
+        let mut k = k as u64;
+        if k >= 1 && level_value(step, false, k).is_infinite() {
+            // Within a step of f32::MAX: nearest rounding takes the level below (the encoder's
+            // step schedule keeps the guarantee); stochastic rounding cannot stay unbiased.
+            if rounding == Rounding::Stochastic {
+                return Err(Error::new(
+                    ErrorCode::LimitExceeded,
+                    format!("{codec} value {i} ({x}) rounds up beyond f32's range (step {step})"),
+                ));
+            }
+            k -= 1;
+        }
+        let y = if k >= 1 {
+            if k > max_magnitude {
+                return Err(Error::new(
+                    ErrorCode::LimitExceeded,
+                    format!("{codec} level {k} of value {i} exceeds {max_magnitude} (step {step})"),
+                ));
+            }
+            levels.push((i - next) as u64, x.is_sign_negative(), k);
+            next = i + 1;
+            level_value(step, x.is_sign_negative(), k)
+        } else {
+            0.0
+        };
+        error += (f64::from(x) - f64::from(y)).powi(2);
+    }
+    Ok(error)
+}
+
+thread_local! {
+    /// Level buffers reused across chunks on one thread.
+    static LEVELS: std::cell::RefCell<Levels> = std::cell::RefCell::new(Levels::default());
+}
+
+/// The built `qsgd` stage.
+pub struct QsgdStage {
+    /// Its parameters.
+    pub params: QsgdParams,
+}
+
+impl ArrayToBytes for QsgdStage {
+    fn max_encoded_len(&self, len: usize) -> Option<usize> {
+        if len > u32::MAX as usize {
+            return None;
+        }
+        levels::max_len(len, u64::from(self.params.levels))
+    }
+
+    fn encode(&self, input: &[f32], ctx: &ChunkContext<'_>, out: &mut Vec<u8>) -> Result<()> {
+        check_len("qsgd", input.len())?;
+        let norm = norm("qsgd", input)?;
+        let s = u64::from(self.params.levels);
+        // The step rounded up to f32, so |x_i| / step <= s for every value.
+        let exact = norm / s as f64;
+        let mut step = exact as f32;
+        if f64::from(step) < exact {
+            step = step.next_up();
+        }
+        if !step.is_finite() {
+            return Err(Error::new(
+                ErrorCode::LimitExceeded,
+                format!("qsgd step {norm:e} / {s} of the chunk is above f32's range"),
+            ));
+        }
+        LEVELS.with_borrow_mut(|levels| {
+            quantize("qsgd", input, step, Rounding::Stochastic, ctx, s, levels)?;
+            levels.write(out);
+            Ok(())
+        })
+    }
+
+    fn decode(&self, bytes: &[u8], _ctx: &ChunkContext<'_>, out: &mut [f32]) -> Result<()> {
+        levels::decode("qsgd", bytes, u64::from(self.params.levels), out)
+    }
+}
+
+/// The built `sparse-dither` stage.
+pub struct SparseDitherStage {
+    /// Its parameters.
+    pub params: SparseDitherParams,
+}
+
+/// Relative shrink of the step when rounding in f32 broke the deterministic guarantee, for the
+/// first [`FINE_ATTEMPTS`] attempts; then the step is halved (a value within a step of
+/// `f32::MAX` takes the level below, an error of up to one old step, half a new one).
+const SHRINK: f64 = 1.0 - 1.0 / 4096.0;
+/// Attempts that shrink the step by [`SHRINK`].
+const FINE_ATTEMPTS: usize = 8;
+/// Attempts before giving up on the deterministic guarantee (never reached in tests).
+const ATTEMPTS: usize = 16;
+
+impl ArrayToBytes for SparseDitherStage {
+    fn max_encoded_len(&self, len: usize) -> Option<usize> {
+        if len > u32::MAX as usize {
+            return None;
+        }
+        levels::max_len(len, MAX_MAGNITUDE)
+    }
+
+    fn encode(&self, input: &[f32], ctx: &ChunkContext<'_>, out: &mut Vec<u8>) -> Result<()> {
+        check_len("sparse-dither", input.len())?;
+        let norm = norm("sparse-dither", input)?;
+        let n = input.len() as f64;
+        let nu = self.params.nu;
+        let exact = 2.0 * (nu / n).sqrt() * norm;
+        LEVELS.with_borrow_mut(|levels| {
+            if norm == 0.0 {
+                levels.reset(0.0);
+                levels.write(out);
+                return Ok(());
+            }
+            // Nearest f32, at most the largest finite one (a smaller step keeps both guarantees).
+            let mut step = (exact as f32).min(f32::MAX);
+            let too_small = || {
+                Error::new(
+                    ErrorCode::LimitExceeded,
+                    format!("sparse-dither step {exact:e} of a chunk with norm {norm:e} is below f32's range"),
+                )
+            };
+            if self.params.variant == Variant::Unbiased {
+                if step == 0.0 {
+                    return Err(too_small());
+                }
+                quantize("sparse-dither", input, step, Rounding::Stochastic, ctx, MAX_MAGNITUDE, levels)?;
+                levels.write(out);
+                return Ok(());
+            }
+            // Deterministic: nearest levels on a step at most the exact one; the f32 step and
+            // the f32 rounding of decoded values can still cost a hair, so the error is measured
+            // as the decoder will see it and the step shrunk until the guarantee holds.
+            if f64::from(step) > exact {
+                step = step.next_down();
+            }
+            let budget = nu * norm * norm;
+            for attempt in 0..ATTEMPTS {
+                if step <= 0.0 {
+                    return Err(too_small());
+                }
+                let error = quantize("sparse-dither", input, step, Rounding::Nearest, ctx, MAX_MAGNITUDE, levels)?;
+                if error <= budget {
+                    levels.write(out);
+                    return Ok(());
+                }
+                let factor = if attempt < FINE_ATTEMPTS { SHRINK } else { 0.5 };
+                step = ((f64::from(step) * factor) as f32).min(step.next_down());
+            }
+            Err(Error::new(
+                ErrorCode::InvalidArgument,
+                format!("sparse-dither could not meet nu = {nu} in f32 after {ATTEMPTS} steps"),
+            ))
+        })
+    }
+
+    fn decode(&self, bytes: &[u8], _ctx: &ChunkContext<'_>, out: &mut [f32]) -> Result<()> {
+        levels::decode("sparse-dither", bytes, MAX_MAGNITUDE, out)
+    }
+}
+
+fn check_len(codec: &str, n: usize) -> Result<()> {
+    if n > u32::MAX as usize {
+        return Err(Error::new(
+            ErrorCode::LimitExceeded,
+            format!("{codec} chunks hold at most 2^32-1 values, this one {n}"),
+        ));
+    }
+    Ok(())
+}
