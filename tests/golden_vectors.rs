@@ -1603,7 +1603,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             id: "invalid-dither-step-negative",
-            description: "sparse-dither chunk with step -0.0",
+            description: "sparse-dither chunk whose step has its sign bit set (a negative step)",
             expect: "codec_data",
             build: |r| edit(&dither_small(r), |recs| first(recs, record::CHUNK).body[24 + 3] |= 0x80),
         },

@@ -28,6 +28,7 @@
 
 pub mod aggregate;
 pub mod archive;
+pub mod bounds;
 pub mod codecs;
 #[cfg(feature = "conformance")]
 pub mod conformance;

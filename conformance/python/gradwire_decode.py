@@ -1873,6 +1873,8 @@ def parse_sparse_dither_params(p: bytes) -> None:
 
 def levels_max_len(n: int, max_magnitude: int) -> int:
     """CODECS.md §10.2: the largest payload of a chunk of n values."""
+    if n > 0xFFFFFFFF:
+        raise _err("limit_exceeded", f"chunk of {n} values (more than 2^32 - 1)")
     return 143 + (n * (4 + max_magnitude.bit_length()) + 7) // 8
 
 

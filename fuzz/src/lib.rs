@@ -508,9 +508,10 @@ pub fn topk(data: &[u8]) {
 /// are split into chunks of 37; the rest are f32 values (non-finite ones replaced).
 /// Oracles: every decoded value is `+0.0` or has its input's sign and lies within one grid step
 /// of it; deterministic sparse dithering keeps
-/// `||y - x||^2 <= nu ||x||^2` per chunk; `qsgd` never decodes a magnitude above the norm (`s` levels at most);
-/// the only refusal is `limit_exceeded` for a chunk whose step is below f32's range; arbitrary
-/// payloads decode or fail with a typed error.
+/// `||y - x||^2 <= nu ||x||^2` per chunk; `qsgd` never decodes a magnitude above the norm (`s`
+/// levels at most); the only refusal is `limit_exceeded` (a step outside f32's range, or a value
+/// that stochastic rounding would take beyond it); arbitrary payloads decode or fail with a
+/// typed error.
 pub fn dither(data: &[u8]) {
     let [pick, rest @ ..] = data else { return };
     let qsgd = pick & 1 != 0;
@@ -518,7 +519,7 @@ pub fn dither(data: &[u8]) {
     let chunk: usize = if pick & 0x80 != 0 { 37 } else { 1 << 20 };
     let which = usize::from(pick >> 2 & 7);
     let levels = 1u32 << which;
-    let nu = [1e-6, 1e-4, 0.01, 0.1, 0.5, 1.0, 4.0, 16.0][which];
+    let nu = [1e-6, 1e-4, 0.01, 0.1, 0.5, 1.0 / 49.0, 4.0, 16.0][which];
     let spec = if qsgd {
         format!("qsgd:levels={levels}")
     } else {

@@ -179,7 +179,8 @@ pub fn decode(codec: &str, bytes: &[u8], max_magnitude: u64, out: &mut [f32]) ->
         return Err(data_error(codec, format_args!("gap Rice parameter {gap_parameter} is above 31")));
     }
     let (magnitude_code, rest) = read_magnitude_code(codec, *coding, rest, max_magnitude)?;
-    let mut gaps = Vec::with_capacity(m);
+    // Each gap takes at least one bit: a hostile count cannot reserve more than the payload backs.
+    let mut gaps = Vec::with_capacity(m.min(8 * rest.len()));
     let used = rice_decode(rest, *gap_parameter, m, n as u64 - 1, &mut gaps)?;
     let rest = &rest[used..];
     let sign_len = m.div_ceil(8);

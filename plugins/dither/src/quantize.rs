@@ -18,15 +18,15 @@ enum Rounding {
     Stochastic,
 }
 
-/// `||x||` in f64 (squares summed in f64 in order), refusing non-finite values.
-fn norm(codec: &str, input: &[f32]) -> Result<f64> {
+/// `||x||^2` in f64 (squares summed in f64 in index order), refusing non-finite values.
+fn energy(codec: &str, input: &[f32]) -> Result<f64> {
     if let Some(i) = input.iter().position(|v| !v.is_finite()) {
         return Err(Error::new(
             ErrorCode::InvalidArgument,
             format!("{codec} cannot quantize value {i} of the chunk, {}", input[i]),
         ));
     }
-    Ok(input.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>().sqrt())
+    Ok(input.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>())
 }
 
 /// The decoded value of a level, as `levels::decode` computes it.
@@ -110,12 +110,12 @@ impl ArrayToBytes for QsgdStage {
 
     fn encode(&self, input: &[f32], ctx: &ChunkContext<'_>, out: &mut Vec<u8>) -> Result<()> {
         check_len("qsgd", input.len())?;
-        let norm = norm("qsgd", input)?;
+        let norm = energy("qsgd", input)?.sqrt();
         let s = u64::from(self.params.levels);
-        // The step rounded up to f32, so |x_i| / step <= s for every value.
-        let exact = norm / s as f64;
-        let mut step = exact as f32;
-        if f64::from(step) < exact {
+        // The smallest f32 step with step * s >= norm (the product exact in f64), so
+        // |x_i| / step <= s for every value.
+        let mut step = (norm / s as f64) as f32;
+        while f64::from(step) * (s as f64) < norm {
             step = step.next_up();
         }
         if !step.is_finite() {
@@ -161,7 +161,8 @@ impl ArrayToBytes for SparseDitherStage {
 
     fn encode(&self, input: &[f32], ctx: &ChunkContext<'_>, out: &mut Vec<u8>) -> Result<()> {
         check_len("sparse-dither", input.len())?;
-        let norm = norm("sparse-dither", input)?;
+        let energy = energy("sparse-dither", input)?;
+        let norm = energy.sqrt();
         let n = input.len() as f64;
         let nu = self.params.nu;
         let exact = 2.0 * (nu / n).sqrt() * norm;
@@ -193,7 +194,8 @@ impl ArrayToBytes for SparseDitherStage {
             if f64::from(step) > exact {
                 step = step.next_down();
             }
-            let budget = nu * norm * norm;
+            // nu ||x||^2, less a margin for the rounding of both f64 sums (error and energy).
+            let budget = nu * energy * (1.0 - (n + 4.0) * f64::EPSILON);
             for attempt in 0..ATTEMPTS {
                 if step <= 0.0 {
                     return Err(too_small());

@@ -128,24 +128,9 @@ fn golden_max(f: impl Fn(f64) -> f64, mut lo: f64, mut hi: f64) -> f64 {
     f64::midpoint(lo, hi).exp()
 }
 
-/// Entropy power over variance of a generalized normal with shape `beta`:
-/// `2^(2h) / (2 pi e sigma^2)` (scale-free; 1 for the Gaussian, `beta = 2`). The Shannon lower
-/// bound on the distortion-rate function of i.i.d. data from it is this factor times
-/// `sigma^2 2^(-2R)`: heavy tails (small `beta`) lower the bound below the Gaussian one.
-///
-/// ```
-/// let g = gradwire_m22::fit::gennorm_entropy_power_ratio(2.0);
-/// assert!((g - 1.0).abs() < 1e-12);
-/// let heavy = gradwire_m22::fit::gennorm_entropy_power_ratio(0.8);
-/// assert!((heavy - 0.7506).abs() < 1e-3);
-/// ```
-#[must_use]
-pub fn gennorm_entropy_power_ratio(beta: f64) -> f64 {
-    // h = 1/beta + ln(2 alpha Gamma(1/beta) / beta) nats; sigma^2 = alpha^2 Gamma(3/beta) / Gamma(1/beta).
-    let ln_power = 2.0 / beta + 2.0 * (2.0f64.ln() + ln_gamma(1.0 / beta) - beta.ln());
-    let ln_variance = ln_gamma(3.0 / beta) - ln_gamma(1.0 / beta);
-    (ln_power - ln_variance).exp() / (2.0 * std::f64::consts::PI * std::f64::consts::E)
-}
+/// Entropy power over variance of a generalized normal with shape `beta` (the core's
+/// rate-distortion bounds define it; the Shannon lower bound is this factor times `2^(-2R)`).
+pub use gradwire_codec::bounds::gennorm_entropy_power_ratio;
 
 #[cfg(test)]
 mod tests {
