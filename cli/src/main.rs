@@ -70,6 +70,8 @@ enum Command {
     Demo(commands::demo::DemoArgs),
     /// Rate and distortion of codecs on your gradients, next to uniform+zstd, SZ3 and the bounds.
     Bench(commands::bench::BenchArgs),
+    /// Rate-distortion bounds of your gradients: Gaussian, GenNorm (Shannon, Blahut-Arimoto), compressor, CEO.
+    Bounds(commands::bounds::BoundsArgs),
     /// Combine updates of one round: majority vote of signs or weighted mean.
     Aggregate(commands::aggregate::AggregateArgs),
     /// Conformance: canonical JSON of a stream, run test vectors, generate random streams.
@@ -101,6 +103,7 @@ fn main() -> ExitCode {
         Command::Codecs(a) => commands::codecs::run(&a, g),
         Command::Demo(a) => commands::demo::run(&a, g),
         Command::Bench(a) => commands::bench::run(&a, g),
+        Command::Bounds(a) => commands::bounds::run(&a, g),
         Command::Aggregate(a) => commands::aggregate::run(&a, g),
         Command::Conformance(a) => commands::conformance::run_command(&a, g),
         Command::Archive(a) => commands::archive::run(&a, g),

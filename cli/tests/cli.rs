@@ -534,3 +534,46 @@ fn bench_measures_codecs_next_to_the_peer_and_the_bounds() {
     let table = ok(&["bench", FIXTURE, "--rates", "1", "--codec", "m22:bits=1"]);
     assert!(String::from_utf8_lossy(&table.stdout).contains("| m22:bits=1 |"));
 }
+
+#[test]
+fn bounds_places_the_gennorm_curves_between_their_limits_and_the_ceo_rate_below_separate_coding() {
+    let out = ok(&["bounds", FIXTURE, "--rates", "1,2", "--json"]);
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let beta = j["gennorm_beta"].as_f64().unwrap();
+    assert!((0.1..1.0).contains(&beta), "real gradients are heavy-tailed: beta {beta}");
+    for (row, rate) in j["rows"].as_array().unwrap().iter().zip([1.0f64, 2.0]) {
+        let field = |k: &str| row[k].as_f64().unwrap();
+        assert!((field("gaussian") - (-2.0 * rate).exp2()).abs() < 1e-15);
+        let (slb, rd) = (field("gennorm_shannon_lower_bound"), field("gennorm_blahut_arimoto"));
+        assert!(slb < rd && rd < field("gaussian"), "{row}");
+    }
+    assert!(j["ceo"].is_null(), "one input is no set of clients");
+    // Three clients: a shared signal of variance 1 plus independent noise of variance 0.25.
+    let mut rng = gradwire::rng::SeededRng::new(9);
+    let mut normal = move || {
+        let u = f64::from(rng.next_unit_f32()).max(1e-12);
+        ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * f64::from(rng.next_unit_f32())).cos()) as f32
+    };
+    let signal: Vec<f32> = (0..20_000).map(|_| normal()).collect();
+    let paths: Vec<PathBuf> = (0..3)
+        .map(|k| {
+            let path = tmp(&format!("bounds-client{k}.npz"));
+            let values: Vec<f32> = signal.iter().map(|x| x + 0.5 * normal()).collect();
+            write_npz(&path, &[("g".to_owned(), values)], |_, v| v);
+            path
+        })
+        .collect();
+    let out = ok(&["bounds", s(&paths[0]), s(&paths[1]), s(&paths[2]), "--rates", "2", "--json"]);
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ceo = &j["ceo"];
+    assert_eq!(ceo["clients"].as_u64(), Some(3));
+    let (x, n) = (ceo["signal_variance"].as_f64().unwrap(), ceo["noise_variance"].as_f64().unwrap());
+    assert!((x - 1.0).abs() < 0.05 && (n - 0.25).abs() < 0.02, "sigma_x^2 {x}, sigma_n^2 {n}");
+    let rows = ceo["rows"].as_array().unwrap();
+    assert!(!rows.is_empty());
+    for r in rows {
+        assert!(r["sum_rate"].as_f64().unwrap() <= r["separate_rate"].as_f64().unwrap(), "{r}");
+    }
+    let table = String::from_utf8_lossy(&ok(&["bounds", FIXTURE, "--rates", "1"]).stdout).into_owned();
+    assert!(table.contains("| 1 | 2.5000e-1 |"), "{table}");
+}

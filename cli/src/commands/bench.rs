@@ -2,8 +2,9 @@
 //! gradients, next to a peer and the bounds: bits per entry with everything counted (each input
 //! file is one stream), relative MSE, the `|g|^2`-weighted distortion of M22, the gap to the
 //! Gaussian bound, and rows for a uniform quantizer with zstd at each rate, SZ3 (from the JSON
-//! of `bench/peers.py`, when given), the Gaussian bound `2^(-2R)` and the Shannon lower bound of
-//! the generalized normal fitted to the data.
+//! of `bench/peers.py`, when given), the Gaussian bound `2^(-2R)`, and the Shannon lower bound
+//! and Blahut-Arimoto distortion-rate function of the generalized normal fitted to the data
+//! (`gradwire bounds`); every row's gap to each bound at its own rate, in dB.
 
 use std::path::Path;
 
@@ -11,8 +12,11 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use gradwire::{Reader, ReaderOptions};
 
+use gradwire::bounds::{gap_db, gaussian_distortion, gennorm_entropy_power_ratio, gennorm_shannon_lower_bound};
+
 use crate::GlobalArgs;
 use crate::commands::allocate::resolve_rate;
+use crate::commands::bounds::{SAMPLE_STRIDE, SourceModel, interpolate_rd};
 use crate::commands::demo::encode_all;
 use crate::tensor_io::{NamedTensor, read_tensors};
 
@@ -72,13 +76,12 @@ impl Totals {
             "bits_per_entry": bpe,
             "relative_mse": relative,
             "relative_weighted_m2": self.weighted_error / self.weighted_energy.max(f64::MIN_POSITIVE),
-            "gap_to_gaussian_db": 10.0 * (relative / (-2.0 * bpe).exp2()).log10(),
         })
     }
 }
 
 /// The input files: files as given, folders expanded to their tensor files (sorted).
-fn input_files(inputs: &[String]) -> Result<Vec<String>> {
+pub fn input_files(inputs: &[String]) -> Result<Vec<String>> {
     let mut files = Vec::new();
     for input in inputs {
         let path = Path::new(input);
@@ -159,11 +162,11 @@ pub fn run(args: &BenchArgs, g: GlobalArgs) -> Result<()> {
     let threads = g.threads.unwrap_or(1);
     let mut totals = vec![Totals::default(); codecs.len()];
     let mut peer = vec![Totals::default(); args.rates.len()];
-    let mut nonzero_sample: Vec<f32> = Vec::new();
+    let mut model = SourceModel::default();
     for file in &files {
         let tensors: Vec<NamedTensor> = read_tensors(file)?;
         let flat: Vec<f32> = tensors.iter().flat_map(|t| t.values.iter().copied()).collect();
-        nonzero_sample.extend(flat.iter().copied().filter(|x| *x != 0.0).step_by(16));
+        model.add(&flat);
         for ((_, spec), total) in codecs.iter().zip(&mut totals) {
             let stream_len = |s: &str| Ok(encode_all(&registry, &tensors, s, threads, 0)?.len() as u64);
             let chunk = gradwire::stream::DEFAULT_CHUNK_ELEMENTS;
@@ -189,50 +192,77 @@ pub fn run(args: &BenchArgs, g: GlobalArgs) -> Result<()> {
     if let Some(path) = &args.peers {
         rows.extend(peer_rows(path)?);
     }
-    // The bounds, relative to the energy (the gradients' mean is about zero).
-    let sample: Vec<f64> = nonzero_sample.iter().map(|&x| f64::from(x)).collect();
-    let fit = gradwire::m22::fit::fit(gradwire::m22::fit::Family::GenNorm, &sample);
-    let ratio = fit.map(|f| gradwire::m22::fit::gennorm_entropy_power_ratio(f.shape));
-    for &r in &args.rates {
-        let bound = (-2.0 * r).exp2();
-        rows.push(serde_json::json!({"rate": r, "codec": "Gaussian bound 2^(-2R)", "bits_per_entry": r,
-            "relative_mse": bound, "relative_weighted_m2": null, "gap_to_gaussian_db": 0.0}));
-        if let Some(ratio) = ratio {
-            rows.push(serde_json::json!({"rate": r, "codec": "GenNorm Shannon lower bound", "bits_per_entry": r,
-                "relative_mse": ratio * bound, "relative_weighted_m2": null,
-                "gap_to_gaussian_db": 10.0 * ratio.log10()}));
-        }
-    }
+    model.fit();
+    add_bounds(&model, &args.rates, &mut rows);
     rows.sort_by(|a, b| a["rate"].as_f64().unwrap_or(f64::MAX).total_cmp(&b["rate"].as_f64().unwrap_or(f64::MAX)));
     if args.json {
-        let fitted = fit.map(|f| serde_json::json!({"beta": f.shape, "entropy_power_ratio": ratio}));
+        let fitted =
+            model.beta.map(|b| serde_json::json!({"beta": b, "entropy_power_ratio": gennorm_entropy_power_ratio(b)}));
         let out = serde_json::json!({"inputs": files, "gennorm_fit": fitted, "rows": rows});
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
     let values = totals.first().or(peer.first()).map_or(0.0, |t| t.values);
     println!("gradwire bench: {} files, {values} values; bits per entry count whole streams", files.len());
-    if let (Some(f), Some(ratio)) = (fit, ratio) {
+    if let Some(beta) = model.beta {
         println!(
-            "GenNorm fitted to the nonzero values: beta {:.3}; Shannon lower bound = {ratio:.3} x 2^(-2R) (i.i.d. data of that shape)",
-            f.shape
+            "GenNorm fitted to every {SAMPLE_STRIDE}th nonzero value: beta {beta:.3}; Shannon lower bound = {:.3} x 2^(-2R) \
+             (i.i.d. data of that shape); gaps in dB at each row's own rate (`gradwire bounds` for the bounds alone; \
+             codecs that exploit exact zeros or differences between tensors can sit below the i.i.d. bounds)",
+            gennorm_entropy_power_ratio(beta)
         );
     }
     println!(
-        "\n| R | codec | bits/entry | relative MSE | M=2 weighted | vs Gaussian bound |\n|---|---|---|---|---|---|"
+        "\n| R | codec | bits/entry | relative MSE | M=2 weighted | vs Gaussian bound | vs GenNorm SLB | vs GenNorm D(R) |\n\
+         |---|---|---|---|---|---|---|---|"
     );
+    let db = |v: &serde_json::Value| v.as_f64().map_or_else(|| "-".to_owned(), |x| format!("{x:+.2} dB"));
     for r in &rows {
         let weighted = r["relative_weighted_m2"].as_f64().map_or(String::new(), |w| format!("{w:.3e}"));
         println!(
-            "| {} | {} | {:.3} | {:.3e} | {weighted} | {:+.2} dB |",
+            "| {} | {} | {:.3} | {:.3e} | {weighted} | {} | {} | {} |",
             r["rate"].as_f64().map_or(String::new(), |x| format!("{x}")),
             r["codec"].as_str().unwrap_or(""),
             r["bits_per_entry"].as_f64().unwrap_or(f64::NAN),
             r["relative_mse"].as_f64().unwrap_or(f64::NAN),
-            r["gap_to_gaussian_db"].as_f64().unwrap_or(f64::NAN),
+            db(&r["gap_to_gaussian_db"]),
+            db(&r["gap_to_gennorm_slb_db"]),
+            db(&r["gap_to_gennorm_rd_db"]),
         );
     }
     Ok(())
+}
+
+/// Appends the bound rows at each of `rates` and gives every row its gap to each bound at its
+/// own rate. The bounds are relative to the energy (the gradients' mean is about zero).
+/// Blahut-Arimoto runs at `rates` and at every row's rate rounded to a quarter bit; between
+/// those points `ln D` is interpolated linearly in `R`.
+fn add_bounds(model: &SourceModel, rates: &[f64], rows: &mut Vec<serde_json::Value>) {
+    let mut grid: Vec<f64> = rates.to_vec();
+    grid.extend(rows.iter().filter_map(|r| r["bits_per_entry"].as_f64()).map(|b| ((b * 4.0).round() / 4.0).max(0.25)));
+    grid.sort_by(f64::total_cmp);
+    grid.dedup_by(|a, b| a.to_bits() == b.to_bits());
+    let points = model.at(&grid);
+    for &r in rates {
+        let (slb, rd) = (model.beta.map(|b| gennorm_shannon_lower_bound(b, r)), interpolate_rd(&points, r));
+        rows.push(serde_json::json!({"rate": r, "codec": "Gaussian bound 2^(-2R)", "bits_per_entry": r,
+            "relative_mse": gaussian_distortion(r), "relative_weighted_m2": null}));
+        if let Some(slb) = slb {
+            rows.push(serde_json::json!({"rate": r, "codec": "GenNorm Shannon lower bound", "bits_per_entry": r,
+                "relative_mse": slb, "relative_weighted_m2": null}));
+        }
+        if let Some(rd) = rd {
+            rows.push(serde_json::json!({"rate": r, "codec": "GenNorm D(R) (Blahut-Arimoto)", "bits_per_entry": r,
+                "relative_mse": rd, "relative_weighted_m2": null}));
+        }
+    }
+    for row in rows.iter_mut() {
+        let (Some(bpe), Some(mse)) = (row["bits_per_entry"].as_f64(), row["relative_mse"].as_f64()) else { continue };
+        row["gap_to_gaussian_db"] = serde_json::json!(gap_db(mse, gaussian_distortion(bpe)));
+        row["gap_to_gennorm_slb_db"] =
+            serde_json::json!(model.beta.map(|b| gap_db(mse, gennorm_shannon_lower_bound(b, bpe))));
+        row["gap_to_gennorm_rd_db"] = serde_json::json!(interpolate_rd(&points, bpe).map(|d| gap_db(mse, d)));
+    }
 }
 
 /// SZ3 rows from `bench/peers.py --json`, summed per target rate over the files.

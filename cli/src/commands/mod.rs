@@ -4,6 +4,7 @@ pub mod aggregate;
 pub mod allocate;
 pub mod archive;
 pub mod bench;
+pub mod bounds;
 pub mod codecs;
 pub mod conformance;
 pub mod decode;
