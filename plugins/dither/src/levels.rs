@@ -18,57 +18,72 @@ const CONSTANT: u8 = 0;
 const RICE: u8 = 1;
 const HUFFMAN: u8 = 2;
 
-/// The nonzero levels of one chunk, as the quantizer produces them.
+/// The nonzero levels of one chunk, as the quantizer produces them. The buffers hold a slot
+/// per value of the chunk (written by index, never zero-filled again); the first `count` are
+/// the nonzeros.
 #[derive(Debug, Default)]
 pub struct Levels {
     /// Grid step: value = ±step · magnitude.
     pub step: f32,
+    /// Number of nonzero levels.
+    pub count: usize,
     /// Gap before each nonzero: its position minus the previous one's minus 1 (the first: its position).
     pub gaps: Vec<u64>,
-    /// Sign bits of the nonzeros, least significant bit first (1 = negative).
-    pub signs: Vec<u8>,
-    /// Magnitudes of the nonzeros, each in `1..=MAX_MAGNITUDE`.
-    pub magnitudes: Vec<u64>,
+    /// Magnitudes of the nonzeros minus 1 (as the Rice and Huffman codes take them), each
+    /// below `MAX_MAGNITUDE`.
+    pub magnitudes_below: Vec<u64>,
+    /// One byte per slot: 1 when the value is negative.
+    pub negative: Vec<u8>,
+    /// Sign bits of the nonzeros, least significant bit first, packed by [`Levels::keep`].
+    signs: Vec<u8>,
 }
 
 impl Levels {
-    /// Empties the levels for a new chunk with grid `step`.
-    pub fn reset(&mut self, step: f32) {
+    /// Makes room for the levels of a chunk of `n` values on grid `step`: the quantizer writes
+    /// slot by slot, then [`Levels::keep`] records how many are nonzero.
+    pub fn prepare(&mut self, step: f32, n: usize) {
         self.step = step;
-        self.gaps.clear();
-        self.signs.clear();
-        self.magnitudes.clear();
+        self.count = 0;
+        if self.gaps.len() < n {
+            self.gaps.resize(n, 0);
+            self.magnitudes_below.resize(n, 0);
+            self.negative.resize(n, 0);
+        }
     }
 
-    /// Appends a nonzero level after `gap` zeros.
-    pub fn push(&mut self, gap: u64, negative: bool, magnitude: u64) {
-        let j = self.magnitudes.len();
-        if j.is_multiple_of(8) {
-            self.signs.push(0);
+    /// Keeps the first `m` levels and packs their signs, eight at a time (each byte 0 or 1,
+    /// gathered into one by a multiplication).
+    pub fn keep(&mut self, m: usize) {
+        self.count = m;
+        self.signs.clear();
+        let chunks = self.negative[..m].chunks_exact(8);
+        let tail = chunks.remainder();
+        self.signs.extend(chunks.map(|eight| {
+            let word = u64::from_le_bytes(eight.try_into().unwrap_or_default());
+            (word.wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8
+        }));
+        if !tail.is_empty() {
+            self.signs.push(tail.iter().enumerate().fold(0u8, |acc, (i, &b)| acc | b << i));
         }
-        if negative {
-            self.signs[j / 8] |= 1 << (j % 8);
-        }
-        self.gaps.push(gap);
-        self.magnitudes.push(magnitude);
     }
 
     /// Writes the chunk payload.
     pub fn write(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.step.to_le_bytes());
-        let m = self.magnitudes.len();
+        let m = self.count;
         out.extend_from_slice(&(m as u32).to_le_bytes());
         if m == 0 {
             return;
         }
-        let gap_parameter = best_rice_parameter(&self.gaps);
+        let gaps = &self.gaps[..m];
+        let gap_parameter = best_rice_parameter(gaps);
         out.push(gap_parameter);
-        let below: Vec<u64> = self.magnitudes.iter().map(|&v| v - 1).collect();
-        let plan = MagnitudePlan::choose(&below);
+        let below = &self.magnitudes_below[..m];
+        let plan = MagnitudePlan::choose(below);
         match &plan {
             MagnitudePlan::Constant => {
                 out.push(CONSTANT);
-                out.extend_from_slice(&(self.magnitudes[0] as u32).to_le_bytes());
+                out.extend_from_slice(&(below[0] as u32 + 1).to_le_bytes());
             }
             MagnitudePlan::Rice(b) => out.extend_from_slice(&[RICE, *b]),
             MagnitudePlan::Huffman(lengths) => {
@@ -78,11 +93,11 @@ impl Levels {
                 }
             }
         }
-        rice_encode(&self.gaps, gap_parameter, out);
+        rice_encode(gaps, gap_parameter, out);
         out.extend_from_slice(&self.signs);
         match plan {
             MagnitudePlan::Constant => {}
-            MagnitudePlan::Rice(b) => rice_encode(&below, b, out),
+            MagnitudePlan::Rice(b) => rice_encode(below, b, out),
             MagnitudePlan::Huffman(lengths) => {
                 let symbols: Vec<u8> = below.iter().map(|&v| v as u8).collect();
                 let code = HuffmanCode::from_lengths(&lengths)
@@ -199,7 +214,8 @@ pub fn decode(codec: &str, bytes: &[u8], max_magnitude: u64, out: &mut [f32]) ->
             return Err(data_error(codec, format_args!("nonzero {j} is at {p}, past the chunk of {n}")));
         }
         let magnitude = magnitudes.get(j);
-        let value = (f64::from(step) * magnitude as f64) as f32;
+        // Through i64: one instruction, where a u64 conversion takes several.
+        let value = (f64::from(step) * magnitude.cast_signed() as f64) as f32;
         out[p as usize] = if (signs[j / 8] >> (j % 8)) & 1 == 1 { -value } else { value };
         next = p + 1;
     }
