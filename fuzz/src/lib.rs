@@ -468,13 +468,7 @@ pub fn topk(data: &[u8]) {
     let bf16 = pick & 1 != 0;
     let chunk: usize = if pick & 0x80 != 0 { 37 } else { 1 << 20 };
     let spec = format!("topk:fraction={fraction}{}", if bf16 { ",values=bf16" } else { "" });
-    let values: Vec<f32> = rest
-        .chunks_exact(4)
-        .map(|b| {
-            let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            if v.is_finite() { v } else { 1.0 }
-        })
-        .collect();
+    let values = finite_values(rest);
     let registry = &*REGISTRY;
     let bytes = one_tensor_stream(&spec, &values, chunk);
     let decoded = Reader::new(&bytes[..], registry).read_all().expect("decode own output").tensors.remove(0).values;
@@ -525,13 +519,7 @@ pub fn dither(data: &[u8]) {
     } else {
         format!("sparse-dither:nu={nu}{}", if unbiased { ",variant=unbiased" } else { "" })
     };
-    let values: Vec<f32> = rest
-        .chunks_exact(4)
-        .map(|b| {
-            let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            if v.is_finite() { v } else { 1.0 }
-        })
-        .collect();
+    let values = finite_values(rest);
     let registry = &*REGISTRY;
     let options = WriterOptions::default().chunk_elements(chunk as u64);
     let mut w = Writer::new(Vec::new(), registry, &StreamHeader::default(), options).expect("header");
@@ -571,6 +559,17 @@ pub fn dither(data: &[u8]) {
         }
     }
     decode_arbitrary(&spec, values.len().min(chunk), rest);
+}
+
+/// `bytes` as little-endian f32 values, infinities and NaN replaced by 1.
+fn finite_values(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|b| {
+            let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            if v.is_finite() { v } else { 1.0 }
+        })
+        .collect()
 }
 
 /// A stream of one tensor `x` holding `values` through `spec`, in chunks of `chunk` values.
