@@ -43,6 +43,8 @@ pub struct SourceModel {
     pub values: u64,
     /// Of which exact zeros.
     pub zeros: u64,
+    /// Infinities and NaN seen, left out of everything.
+    pub non_finite: u64,
     energy: f64,
     sample: Vec<f64>,
     /// Fitted GenNorm shape, once [`SourceModel::fit`] has run (`None` for fewer than two distinct nonzero values).
@@ -65,12 +67,14 @@ pub struct BoundsAt {
 }
 
 impl SourceModel {
-    /// Adds values.
+    /// Adds values (infinities and NaN are counted in `non_finite` and otherwise left out).
     pub fn add(&mut self, values: &[f32]) {
-        self.values += values.len() as u64;
-        self.zeros += values.iter().filter(|v| **v == 0.0).count() as u64;
-        self.energy += values.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>();
-        self.sample.extend(values.iter().filter(|v| **v != 0.0).step_by(SAMPLE_STRIDE).map(|&v| f64::from(v)));
+        let finite = || values.iter().copied().filter(|v| v.is_finite());
+        self.non_finite += values.len() as u64 - finite().count() as u64;
+        self.values += finite().count() as u64;
+        self.zeros += finite().filter(|v| *v == 0.0).count() as u64;
+        self.energy += finite().map(|v| f64::from(v) * f64::from(v)).sum::<f64>();
+        self.sample.extend(finite().filter(|v| *v != 0.0).step_by(SAMPLE_STRIDE).map(f64::from));
     }
 
     /// Fits the GenNorm shape to the sample.
@@ -151,6 +155,9 @@ pub fn run(args: &BoundsArgs, _g: GlobalArgs) -> Result<()> {
         model.mean_square(),
         100.0 * model.zeros as f64 / model.values.max(1) as f64
     );
+    if model.non_finite > 0 {
+        println!("{} infinities and NaN left out", model.non_finite);
+    }
     match model.beta {
         Some(beta) => println!(
             "GenNorm fitted by maximum likelihood to every {SAMPLE_STRIDE}th nonzero value: beta {beta:.4} \
@@ -162,7 +169,8 @@ pub fn run(args: &BoundsArgs, _g: GlobalArgs) -> Result<()> {
     println!(
         "\nDistortion (MSE over the mean square) that no codec beats at each rate on i.i.d. values of this model. \
          Real gradients are not i.i.d. (exact zeros, tensors of different scales): a codec that exploits that can \
-         sit below these curves.\n"
+         sit below these curves. At high rates on heavy tails, where Blahut-Arimoto's grid cannot resolve D, \
+         its column shows the Shannon lower bound, which is tight there.\n"
     );
     println!(
         "| bits/entry | Gaussian 2^(-2R) | GenNorm Shannon lower bound | GenNorm D(R), Blahut-Arimoto | worst-case alpha >= 4^(-R) |"
@@ -223,6 +231,7 @@ fn to_json(
         "values": model.values,
         "mean_square": model.mean_square(),
         "zero_fraction": model.zeros as f64 / model.values.max(1) as f64,
+        "non_finite": model.non_finite,
         "gennorm_beta": model.beta,
         "fit_sample": format!("every {SAMPLE_STRIDE}th nonzero value"),
         "rows": rows.iter().map(|r| serde_json::json!({

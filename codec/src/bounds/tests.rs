@@ -39,6 +39,17 @@ fn blahut_arimoto_matches_reference_points_and_sits_between_the_bounds() {
 }
 
 #[test]
+fn high_rates_and_heavy_tails_fall_back_to_the_shannon_lower_bound() {
+    // Beyond what 40,001 cells resolve, Blahut-Arimoto on the grid would put D below the bound
+    // (or, past the grid's entropy, at no finite slope at all).
+    for (beta, rate) in [(0.2, 5.0), (0.37, 8.0), (0.5, 12.0), (1.0, 10.0)] {
+        let d = gennorm_distortion(beta, rate);
+        let slb = gennorm_shannon_lower_bound(beta, rate);
+        assert!(d.is_finite() && d >= slb && d <= slb * 1.05, "beta {beta}, R {rate}: {d} against {slb}");
+    }
+}
+
+#[test]
 fn points_trace_a_decreasing_convex_curve() {
     let points: Vec<RdPoint> = [1.0, 3.0, 10.0, 30.0, 100.0].iter().map(|&s| gennorm_point(0.7, s)).collect();
     for w in points.windows(2) {
