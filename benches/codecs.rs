@@ -49,6 +49,8 @@ const PIPELINES: &[&str] = &[
     "sparse-dither:nu=0.1",
     "sparse-dither:nu=0.01",
     "sparse-dither:nu=0.5,variant=unbiased",
+    "spherical:alpha=0.5,block=4",
+    "spherical:alpha=0.1,block=2",
 ];
 
 use gradwire::testing::laplace;

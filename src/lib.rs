@@ -39,6 +39,10 @@ pub use gradwire_sparsify as sparsify;
 /// by position, sign and level (`spec/CODECS.md` §10).
 pub use gradwire_dither as dither;
 
+/// `spherical`: each block sent as the index of the first shared random point within
+/// `sqrt(alpha) ||x||` of it (`spec/CODECS.md` §11).
+pub use gradwire_spherical as spherical;
+
 /// Every codec this build knows: the core codecs plus all linked plugins.
 ///
 /// # Errors

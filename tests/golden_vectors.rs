@@ -1682,6 +1682,109 @@ fn cases() -> Vec<Case> {
                 })
             },
         },
+        // spherical (CODECS.md §11)
+        Case {
+            id: "valid-spherical",
+            description: "spherical alpha=0.5, blocks of 4, seed 3: 100 Laplace values, 25 blocks coded as draw indices",
+            expect: "ok",
+            build: |r| {
+                one_tensor(
+                    r,
+                    "spherical:alpha=0.5,block=4,seed=3",
+                    &[100],
+                    &m22_values(100, 0),
+                    WriterOptions::default(),
+                )
+            },
+        },
+        Case {
+            id: "valid-spherical-fallback",
+            description: "spherical alpha=0.05, blocks of 8, at most 4 draws: 50 values (a last block of 2, a zero block), most blocks raw",
+            expect: "ok",
+            build: |r| {
+                let mut values = m22_values(50, 0);
+                values[8..16].fill(0.0);
+                one_tensor(r, "spherical:alpha=0.05,block=8,draws=4,seed=1", &[50], &values, WriterOptions::default())
+            },
+        },
+        Case {
+            id: "valid-spherical-block1",
+            description: "spherical alpha=0.1, blocks of 1 (each value becomes +-sqrt(0.9)|x|), in chunks of 7",
+            expect: "ok",
+            build: |r| {
+                one_tensor(
+                    r,
+                    "spherical:alpha=0.1,block=1,seed=2",
+                    &[20],
+                    &m22_values(20, 0),
+                    WriterOptions::default().chunk_elements(7),
+                )
+            },
+        },
+        Case {
+            id: "invalid-spherical-params-length",
+            description: "spherical parameter block of 23 bytes",
+            expect: "invalid_params",
+            build: |r| {
+                edit_descriptor(&spherical_small(r), |d| {
+                    d.pipeline[0].params.pop();
+                })
+            },
+        },
+        Case {
+            id: "invalid-spherical-params-reserved",
+            description: "spherical parameter byte 13 (reserved) is 1",
+            expect: "reserved_nonzero",
+            build: |r| edit_descriptor(&spherical_small(r), |d| d.pipeline[0].params[13] = 1),
+        },
+        Case {
+            id: "invalid-spherical-params-alpha",
+            description: "spherical alpha 1.0",
+            expect: "invalid_params",
+            build: |r| {
+                edit_descriptor(&spherical_small(r), |d| d.pipeline[0].params[..8].copy_from_slice(&1f64.to_le_bytes()))
+            },
+        },
+        Case {
+            id: "invalid-spherical-params-block",
+            description: "spherical block 17",
+            expect: "invalid_params",
+            build: |r| edit_descriptor(&spherical_small(r), |d| d.pipeline[0].params[12] = 17),
+        },
+        Case {
+            id: "invalid-spherical-index-over-draws",
+            description: "spherical chunk whose draw indices exceed the parameters' draws (set to 1)",
+            expect: "codec_data",
+            build: |r| {
+                edit_descriptor(&spherical_small(r), |d| {
+                    d.pipeline[0].params[8..12].copy_from_slice(&1u32.to_le_bytes())
+                })
+            },
+        },
+        Case {
+            id: "invalid-spherical-scale-negative",
+            description: "spherical chunk whose first block scale has its sign bit set",
+            expect: "codec_data",
+            build: |r| edit(&spherical_small(r), |recs| first(recs, record::CHUNK).body[24 + 2] |= 0x80),
+        },
+        Case {
+            id: "invalid-spherical-rice-parameter",
+            description: "spherical Rice parameter 32",
+            expect: "codec_data",
+            build: |r| edit(&spherical_small(r), |recs| first(recs, record::CHUNK).body[24] = 32),
+        },
+        Case {
+            id: "invalid-spherical-trailing-byte",
+            description: "spherical payload with a byte after its indices (no block is raw)",
+            expect: "codec_output_size",
+            build: |r| edit(&spherical_small(r), |recs| first(recs, record::CHUNK).body.push(0)),
+        },
+        Case {
+            id: "invalid-spherical-scales-cut",
+            description: "spherical payload cut inside its scales",
+            expect: "codec_output_size",
+            build: |r| edit(&spherical_small(r), |recs| first(recs, record::CHUNK).body.truncate(24 + 1 + 10)),
+        },
         Case {
             id: "invalid-intrinsic-params-reserved",
             description: "intrinsic parameter byte 3 (reserved) is 1",
@@ -1775,6 +1878,21 @@ fn topk_small(r: &Registry) -> Vec<u8> {
 /// geometric, so Huffman beats Rice).
 fn spread(n: usize) -> Vec<f32> {
     (0..n).map(|i| ((i * 7919) % n) as f32 / (n / 2) as f32 - 1.0).collect()
+}
+
+/// One `spherical:alpha=0.5,block=4` tensor of 40 values in one chunk (10 blocks, none raw), without an index.
+fn spherical_small(r: &Registry) -> Vec<u8> {
+    let bytes = one_tensor(
+        r,
+        "spherical:alpha=0.5,block=4,seed=3",
+        &[40],
+        &m22_values(40, 0),
+        WriterOptions::default().write_index(false),
+    );
+    edit(&bytes, |recs| {
+        let b = &first(recs, record::CHUNK).body;
+        assert!(b.len() < 24 + 1 + 20 + 40, "no raw block");
+    })
 }
 
 /// One `qsgd:levels=1` tensor of 104 values in one chunk (7 nonzeros, constant magnitude

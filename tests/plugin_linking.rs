@@ -71,7 +71,7 @@ fn submitted_plugin_is_linked_and_round_trips() {
     let registry = Registry::linked().unwrap();
     assert_eq!(
         registry.ids(),
-        vec![0x01, 0x02, 0x03, 0x10, 0x100, 0x101, 0x102, 0x103, 0x104, 0x105, 0x106, 0x8000_0001]
+        vec![0x01, 0x02, 0x03, 0x10, 0x100, 0x101, 0x102, 0x103, 0x104, 0x105, 0x106, 0x107, 0x8000_0001]
     );
     let pipeline = registry.parse_pipeline("test.dup+raw").unwrap();
     assert_eq!(pipeline[0].private_name.as_deref(), Some("test.dup"));

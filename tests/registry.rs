@@ -11,11 +11,24 @@ use gradwire::{CodecFactory, ErrorCode, Registry};
 #[test]
 fn linked_registry_holds_exactly_the_expected_ids() {
     let registry = gradwire::registry().unwrap();
-    assert_eq!(registry.ids(), vec![0x01, 0x02, 0x03, 0x10, 0x100, 0x101, 0x102, 0x103, 0x104, 0x105, 0x106]);
+    assert_eq!(registry.ids(), vec![0x01, 0x02, 0x03, 0x10, 0x100, 0x101, 0x102, 0x103, 0x104, 0x105, 0x106, 0x107]);
     let names: Vec<&str> = registry.descriptors().map(|d| d.name).collect();
     assert_eq!(
         names,
-        ["raw", "f16", "bf16", "zstd", "signsgd", "m22", "intrinsic", "randk", "topk", "qsgd", "sparse-dither"]
+        [
+            "raw",
+            "f16",
+            "bf16",
+            "zstd",
+            "signsgd",
+            "m22",
+            "intrinsic",
+            "randk",
+            "topk",
+            "qsgd",
+            "sparse-dither",
+            "spherical"
+        ]
     );
 }
 

@@ -121,10 +121,9 @@ fn damaged_streams_are_refused_with_a_clear_message_and_exit_code() {
 
     let out = gradwire(&["encode", FIXTURE, "-o", s(&tmp("x.gw")), "--codec", "lz4"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr)
-            .contains("known codecs: bf16, f16, intrinsic, m22, qsgd, randk, raw, signsgd, sparse-dither, topk, zstd")
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains(
+        "known codecs: bf16, f16, intrinsic, m22, qsgd, randk, raw, signsgd, sparse-dither, spherical, topk, zstd"
+    ));
 }
 
 #[test]
@@ -195,7 +194,20 @@ fn inspect_codecs_and_verify_report() {
     let names: Vec<&str> = j.as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(
         names,
-        ["raw", "f16", "bf16", "zstd", "signsgd", "m22", "intrinsic", "randk", "topk", "qsgd", "sparse-dither"]
+        [
+            "raw",
+            "f16",
+            "bf16",
+            "zstd",
+            "signsgd",
+            "m22",
+            "intrinsic",
+            "randk",
+            "topk",
+            "qsgd",
+            "sparse-dither",
+            "spherical"
+        ]
     );
 
     let out = ok(&["verify", s(&gw)]);

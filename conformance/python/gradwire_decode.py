@@ -438,6 +438,7 @@ class Stage:
     randk: "RandKParams | None" = None
     topk: "TopKParams | None" = None
     max_magnitude: int = 0  # qsgd and sparse-dither (CODECS.md §10.1)
+    spherical: "SphericalParams | None" = None
 
     def sign_scales(self, n: int) -> int:
         """CODECS.md §5: number of f32 scales in a signsgd chunk of n values."""
@@ -473,10 +474,12 @@ class Stage:
             return 1 + self.topk.value_bytes * k + (n + k + 7) // 8
         if self.codec_id in (QSGD_ID, SPARSE_DITHER_ID):
             return levels_max_len(n, self.max_magnitude)
+        if self.codec_id == SPHERICAL_ID:
+            return spherical_max_len(self.spherical, n)
         raise AssertionError("unreachable: unknown codec in a built pipeline")
 
     # ---- decoding ----
-    def decode_values(self, payload: bytes, n: int) -> np.ndarray:
+    def decode_values(self, payload: bytes, n: int, ctx: "ChunkContext") -> np.ndarray:
         """array->bytes decode: returns the f32 bit patterns as uint32."""
         if self.codec_id == 0x01:  # raw
             if len(payload) != 4 * n:
@@ -499,6 +502,8 @@ class Stage:
             return decode_topk(self.topk, payload, n)
         if self.codec_id in (QSGD_ID, SPARSE_DITHER_ID):
             return decode_levels(self.name, payload, n, self.max_magnitude)
+        if self.codec_id == SPHERICAL_ID:
+            return decode_spherical(self.spherical, payload, n, ctx.tensor_name, ctx.chunk_index)
         raise AssertionError("unreachable")
 
     def decode_signsgd(self, payload: bytes, n: int) -> np.ndarray:
@@ -556,6 +561,7 @@ REGISTERED_CODECS = {
     0x104: ("topk", KIND_AB, {1}),
     0x105: ("qsgd", KIND_AB, {1}),
     0x106: ("sparse-dither", KIND_AB, {1}),
+    0x107: ("spherical", KIND_AB, {1}),
 }
 # Private-range codecs registered with this reader: none.
 PRIVATE_CODECS: dict[int, tuple[str, str, set]] = {}
@@ -622,6 +628,8 @@ def check_params(stage: Stage) -> None:
     elif stage.codec_id == SPARSE_DITHER_ID:
         parse_sparse_dither_params(stage.params)
         stage.max_magnitude = MAX_MAGNITUDE
+    elif stage.codec_id == SPHERICAL_ID:
+        stage.spherical = parse_spherical_params(stage.params)
 
 
 @dataclass(frozen=True)
@@ -679,7 +687,7 @@ class Pipeline:
         data = payload
         for j in range(len(self.bb) - 1, -1, -1):
             data = self.bb[j].decode_bytes(data, b[j])
-        values = self.ab.decode_values(data, lens[-1])
+        values = self.ab.decode_values(data, lens[-1], ctx)
         for k in range(len(self.aa) - 1, -1, -1):
             values = self.aa[k].decode_array(values, lens[k], ctx)
             assert len(values) == lens[k]
@@ -1954,6 +1962,104 @@ def decode_levels(codec: str, payload: bytes, n: int, max_magnitude: int) -> np.
         bits = int(value.view(np.uint32))
         out[p] = bits | (0x80000000 if (signs[j >> 3] >> (j & 7)) & 1 else 0)
         nxt = p + 1
+    return out
+
+
+# spherical (CODECS.md §11)
+
+SPHERICAL_ID = 0x107
+
+
+@dataclass(frozen=True)
+class SphericalParams:
+    alpha: float
+    draws: int
+    block: int
+    seed: int
+
+
+def parse_spherical_params(p: bytes) -> SphericalParams:
+    """CODECS.md §11: f64 alpha, u32 draws, u8 block, 3 reserved, u64 seed; checks in order."""
+    if len(p) != 24:
+        raise _err("invalid_params", f"spherical: parameter block of {len(p)} bytes, expected 24")
+    if any(p[13:16]):
+        raise _err("reserved_nonzero", "spherical: reserved parameter bytes 13..16 are not zero")
+    (alpha,) = struct.unpack("<d", p[:8])
+    draws = int.from_bytes(p[8:12], "little")
+    block = p[12]
+    if not 0.01 <= alpha <= 0.99:
+        raise _err("invalid_params", f"spherical: alpha {alpha}")
+    if not 1 <= draws <= 1 << 24:
+        raise _err("invalid_params", f"spherical: draws {draws}")
+    if not 1 <= block <= 16:
+        raise _err("invalid_params", f"spherical: block {block}")
+    return SphericalParams(alpha, draws, block, int.from_bytes(p[16:24], "little"))
+
+
+def spherical_max_len(sp: SphericalParams, n: int) -> int:
+    if n > 0xFFFFFFFF:
+        raise _err("limit_exceeded", f"spherical: chunk of {n} values (more than 2^32 - 1)")
+    nb = -(-n // sp.block)
+    return 1 + 2 * nb + (26 * nb + 7) // 8 + 4 * n
+
+
+def spherical_point(cs: int, j: int, t: int, d: int) -> tuple[list[int], int]:
+    """CODECS.md §11: the integer coordinates of point t of block j and their squared norm."""
+    rng = Xoshiro256(mix64(cs ^ mix64(j)) ^ t)
+    v = []
+    for _ in range(d):
+        w = rng.next_u64()
+        v.append((w & 0xFFFF) + ((w >> 16) & 0xFFFF) + ((w >> 32) & 0xFFFF) + (w >> 48) - 131070)
+    return v, sum(x * x for x in v)
+
+
+def decode_spherical(sp: SphericalParams, payload: bytes, n: int, name: str, chunk_index: int) -> np.ndarray:
+    """CODECS.md §11, checks in the spec's order."""
+    nb = -(-n // sp.block)
+    if len(payload) < 1 + 2 * nb:
+        raise _err("codec_output_size", "spherical: payload ends inside its parameter and scales")
+    b = payload[0]
+    if b > 31:
+        raise _err("codec_data", f"spherical: Rice parameter {b}")
+    # bf16 scales: the upper 16 bits of an f32.
+    scale_bits = [int.from_bytes(payload[1 + 2 * j : 3 + 2 * j], "little") << 16 for j in range(nb)]
+    scales = [struct.unpack("<f", bits.to_bytes(4, "little"))[0] for bits in scale_bits]
+    for j, (bits, sc) in enumerate(zip(scale_bits, scales)):
+        if not math.isfinite(sc) or bits >> 31:
+            raise _err("codec_data", f"spherical: block {j} scale {sc}")
+    rest = payload[1 + 2 * nb :]
+    indices, used = rice_decode(rest, b, nb, sp.draws)
+    raw = rest[used:]
+    raw_values = 0
+    for j, (t, bits) in enumerate(zip(indices, scale_bits)):
+        d = min(sp.block, n - j * sp.block)
+        if t == 0:
+            if bits != 0:
+                raise _err("codec_data", f"spherical: raw block {j} has a nonzero scale")
+            raw_values += d
+        elif bits == 0 and t != 1:
+            raise _err("codec_data", f"spherical: zero block {j} has index {t}")
+    if len(raw) != 4 * raw_values:
+        raise _err("codec_output_size", f"spherical: {len(raw)} bytes of raw values for {raw_values} values")
+    out = np.zeros(n, dtype=np.uint32)
+    cs = chunk_seed(sp.seed, name, chunk_index)
+    rho = math.sqrt(1.0 - sp.alpha)
+    r = 0
+    for j, (t, sc) in enumerate(zip(indices, scales)):
+        lo = j * sp.block
+        d = min(sp.block, n - lo)
+        if t == 0:
+            out[lo : lo + d] = np.frombuffer(raw[4 * r : 4 * (r + d)], dtype="<u4")
+            r += d
+            continue
+        if sc == 0.0:
+            continue
+        v, q = spherical_point(cs, j, t, d)
+        if q == 0:
+            continue
+        f = sc * rho / math.sqrt(float(q))
+        for i, vi in enumerate(v):
+            out[lo + i] = int(np.float32(f * float(vi)).view(np.uint32))
     return out
 
 

@@ -561,6 +561,32 @@ pub fn dither(data: &[u8]) {
     decode_arbitrary(&spec, values.len().min(chunk), rest);
 }
 
+/// `spherical` streams: the first byte picks the block length (1..=16) and alpha (0.05, 0.2, 0.5
+/// or 0.9), the second the cap on draws (1..=64, kept small so a run stays fast) and whether
+/// values are split into chunks of 37; the rest are f32 values (non-finite ones replaced).
+/// Oracles: every block of the decoded chunk is within `alpha ||x||^2` of its input; arbitrary
+/// payloads decode or fail with a typed error.
+pub fn spherical(data: &[u8]) {
+    let [pick, cap, rest @ ..] = data else { return };
+    let block = usize::from(pick & 0x0F) + 1;
+    let alpha = [0.05, 0.2, 0.5, 0.9][usize::from(pick >> 4 & 3)];
+    let draws = u32::from(cap & 0x3F) + 1;
+    let chunk: usize = if cap & 0x80 != 0 { 37 } else { 1 << 20 };
+    let spec = format!("spherical:alpha={alpha},block={block},draws={draws},seed={}", pick >> 6);
+    let values = finite_values(rest);
+    let registry = &*REGISTRY;
+    let bytes = one_tensor_stream(&spec, &values, chunk);
+    let decoded = Reader::new(&bytes[..], registry).read_all().expect("decode own output").tensors.remove(0).values;
+    for (x, y) in values.chunks(chunk).zip(decoded.chunks(chunk)) {
+        for (a, b) in x.chunks(block).zip(y.chunks(block)) {
+            let error: f64 = a.iter().zip(b).map(|(p, q)| (f64::from(*p) - f64::from(*q)).powi(2)).sum();
+            let energy: f64 = a.iter().map(|p| f64::from(*p).powi(2)).sum();
+            assert!(error <= alpha * energy, "{spec}: block {a:?} decoded as {b:?}");
+        }
+    }
+    decode_arbitrary(&spec, values.len().min(chunk), rest);
+}
+
 /// `bytes` as little-endian f32 values, infinities and NaN replaced by 1.
 fn finite_values(bytes: &[u8]) -> Vec<f32> {
     bytes

@@ -1,0 +1,136 @@
+#![allow(clippy::float_cmp, reason = "decoding is bit-exact by contract")]
+//! Unit tests of `spherical`: the per-block guarantee, the fallback, draws against the cap
+//! probability, hostile payloads, parameters.
+
+use gradwire_codec::rng::SeededRng;
+use gradwire_codec::testing::{CONTEXT, array_to_bytes, laplace};
+use gradwire_codec::{ArrayToBytes, CodecFactory, ErrorCode, TextParams};
+
+use crate::{SPHERICAL_CODEC, SphericalParams};
+
+fn text(t: &str) -> TextParams {
+    let pairs = t.split(',').filter(|p| !p.is_empty()).map(|p| {
+        let (k, v) = p.split_once('=').expect("key=value");
+        (k.to_owned(), v.to_owned())
+    });
+    TextParams { pairs: pairs.collect() }
+}
+
+fn stage(t: &str) -> Box<dyn ArrayToBytes> {
+    array_to_bytes(&SPHERICAL_CODEC, &SPHERICAL_CODEC.params_from_text(&text(t)).expect("valid"))
+}
+
+fn round_trip(stage: &dyn ArrayToBytes, x: &[f32]) -> (Vec<u8>, Vec<f32>) {
+    let mut bytes = Vec::new();
+    stage.encode(x, &CONTEXT, &mut bytes).expect("encode");
+    assert!(bytes.len() <= stage.max_encoded_len(x.len()).expect("bound"));
+    let mut y = vec![f32::NAN; x.len()];
+    stage.decode(&bytes, &CONTEXT, &mut y).expect("decode");
+    (bytes, y)
+}
+
+fn gaussian(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = SeededRng::new(seed);
+    (0..n)
+        .map(|_| {
+            let u = f64::from(rng.next_unit_f32()).max(1e-12);
+            ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * f64::from(rng.next_unit_f32())).cos()) as f32
+        })
+        .collect()
+}
+
+fn energy(x: &[f32]) -> f64 {
+    x.iter().map(|v| f64::from(*v).powi(2)).sum()
+}
+
+#[test]
+fn every_block_meets_alpha_whatever_the_input() {
+    let mut huge = vec![1e-30f32; 37];
+    huge[5] = 3e38;
+    let inputs = [gaussian(1000, 1), laplace(999, 2), vec![0.5; 64], huge, vec![0.0; 9], vec![-2.0], {
+        let mut one_hot = vec![0f32; 40];
+        one_hot[17] = 1.0;
+        one_hot
+    }];
+    for t in ["alpha=0.5,block=4", "alpha=0.1,block=2,seed=9", "alpha=0.2,block=8,draws=64", "alpha=0.05,block=1"] {
+        let s = stage(t);
+        let block = SphericalParams::from_text(&text(t)).expect("valid").block as usize;
+        for x in &inputs {
+            let (_, y) = round_trip(s.as_ref(), x);
+            for (j, (a, b)) in x.chunks(block).zip(y.chunks(block)).enumerate() {
+                let error: f64 = a.iter().zip(b).map(|(p, q)| (f64::from(*p) - f64::from(*q)).powi(2)).sum();
+                let alpha = SphericalParams::from_text(&text(t)).expect("valid").alpha;
+                assert!(error <= alpha * energy(a), "{t}, block {j}: {error:e} > {alpha} * {:e}", energy(a));
+            }
+        }
+    }
+}
+
+#[test]
+fn blocks_without_a_point_within_the_cap_go_raw_and_come_back_exactly() {
+    // Eight values at alpha = 0.05 need about 10^5 draws on average: with 4 allowed, almost every
+    // block falls back to raw f32 values, decoded bit for bit.
+    let x = gaussian(800, 3);
+    let (bytes, y) = round_trip(stage("alpha=0.05,block=8,draws=4").as_ref(), &x);
+    let exact = x.iter().zip(&y).filter(|(a, b)| a.to_bits() == b.to_bits()).count();
+    assert!(exact >= 700, "{exact} of 800 values exact");
+    assert!(bytes.len() >= 4 * exact, "raw values are on the wire");
+}
+
+#[test]
+fn mean_draws_follow_the_cap_probability() {
+    // Two values: the qualifying points form an arc of the circle, a fraction
+    // acos(sqrt(1 - alpha)) / pi of it, so about 1/p draws on average (the points are only nearly
+    // uniform on the circle, so allow 15 %).
+    let alpha: f64 = 0.1;
+    let p = (1.0 - alpha).sqrt().acos() / std::f64::consts::PI;
+    let x = gaussian(20_000, 4);
+    let s = stage("alpha=0.1,block=2,draws=100000,seed=5");
+    let mut bytes = Vec::new();
+    s.encode(&x, &CONTEXT, &mut bytes).expect("encode");
+    let b = bytes[0];
+    let mut indices = Vec::new();
+    gradwire_codec::entropy::rice_decode(&bytes[1 + 2 * 10_000..], b, 10_000, 100_000, &mut indices).expect("indices");
+    let mean = indices.iter().sum::<u64>() as f64 / indices.len() as f64;
+    assert!((mean * p - 1.0).abs() < 0.15, "mean draws {mean}, 1/p = {}", 1.0 / p);
+}
+
+#[test]
+fn non_finite_input_is_refused_and_hostile_payloads_fail_cleanly() {
+    let s = stage("alpha=0.3,block=4");
+    let err = s.encode(&[1.0, f32::NAN], &CONTEXT, &mut Vec::new()).expect_err("NaN");
+    assert_eq!(err.code(), ErrorCode::InvalidArgument);
+    let x = gaussian(101, 6);
+    let (bytes, _) = round_trip(s.as_ref(), &x);
+    let mut out = vec![0f32; x.len()];
+    for cut in 0..bytes.len() {
+        assert!(s.decode(&bytes[..cut], &CONTEXT, &mut out).is_err(), "cut at {cut} accepted");
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert_eq!(s.decode(&longer, &CONTEXT, &mut out).expect_err("trailing").code(), ErrorCode::CodecOutputSize);
+    for i in 0..bytes.len() {
+        for bit in 0..8 {
+            let mut flipped = bytes.clone();
+            flipped[i] ^= 1 << bit;
+            let _ = s.decode(&flipped, &CONTEXT, &mut out); // must not panic
+        }
+    }
+    // A negative scale, and a raw block whose scale is not +0.
+    let mut negative = bytes.clone();
+    negative[2] |= 0x80;
+    assert_eq!(s.decode(&negative, &CONTEXT, &mut out).expect_err("sign").code(), ErrorCode::CodecData);
+}
+
+#[test]
+fn parameters_round_trip_and_reserved_bytes_are_checked() {
+    let p = SphericalParams::from_text(&text("alpha=0.25,block=6,draws=100,seed=42")).expect("valid");
+    assert_eq!(SphericalParams::decode(&p.encode()).expect("wire"), p);
+    assert_eq!(p.to_text(), "alpha=0.25,block=6,draws=100,seed=42");
+    let mut wire = p.encode();
+    wire[14] = 1;
+    assert_eq!(SphericalParams::decode(&wire).expect_err("reserved").code(), ErrorCode::ReservedNonzero);
+    for bad in ["alpha=0", "alpha=1", "block=0", "block=17", "draws=0", "draws=16777217", "seed=-1"] {
+        assert!(SphericalParams::from_text(&text(bad)).is_err(), "{bad} accepted");
+    }
+}
