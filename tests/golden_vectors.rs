@@ -1757,7 +1757,7 @@ fn cases() -> Vec<Case> {
             expect: "codec_data",
             build: |r| {
                 edit_descriptor(&spherical_small(r), |d| {
-                    d.pipeline[0].params[8..12].copy_from_slice(&1u32.to_le_bytes())
+                    d.pipeline[0].params[8..12].copy_from_slice(&1u32.to_le_bytes());
                 })
             },
         },
