@@ -1780,6 +1780,66 @@ fn cases() -> Vec<Case> {
             build: |r| edit(&spherical_small(r), |recs| first(recs, record::CHUNK).body.push(0)),
         },
         Case {
+            id: "invalid-spherical-params-draws",
+            description: "spherical draws 0",
+            expect: "invalid_params",
+            build: |r| edit_descriptor(&spherical_small(r), |d| d.pipeline[0].params[8..12].fill(0)),
+        },
+        Case {
+            id: "invalid-spherical-scale-minus-zero",
+            description: "spherical chunk whose first block scale is bf16 -0.0 (0x8000)",
+            expect: "codec_data",
+            build: |r| {
+                edit(&spherical_small(r), |recs| {
+                    first(recs, record::CHUNK).body[24 + 1..24 + 3].copy_from_slice(&0x8000u16.to_le_bytes());
+                })
+            },
+        },
+        Case {
+            id: "invalid-spherical-scale-nan",
+            description: "spherical chunk whose first block scale is a bf16 NaN (0x7FC0)",
+            expect: "codec_data",
+            build: |r| {
+                edit(&spherical_small(r), |recs| {
+                    first(recs, record::CHUNK).body[24 + 1..24 + 3].copy_from_slice(&0x7FC0u16.to_le_bytes());
+                })
+            },
+        },
+        Case {
+            id: "invalid-spherical-zero-scale-index",
+            description: "spherical chunk whose block 0 scale is set to 0 while its index is not 1",
+            expect: "codec_data",
+            build: |r| {
+                edit(&spherical_small(r), |recs| {
+                    let b = &mut first(recs, record::CHUNK).body;
+                    let mut indices = Vec::new();
+                    gradwire::entropy::rice_decode(&b[24 + 21..], b[24], 10, 4096, &mut indices).unwrap();
+                    assert_ne!(indices[0], 1, "block 0 needs another index for this vector");
+                    b[24 + 1..24 + 3].fill(0);
+                })
+            },
+        },
+        Case {
+            id: "invalid-spherical-raw-scale",
+            description: "spherical chunk (every block raw) whose first raw block has scale 1.0 instead of +0",
+            expect: "codec_data",
+            build: |r| {
+                edit(&spherical_raw(r), |recs| {
+                    first(recs, record::CHUNK).body[24 + 1..24 + 3].copy_from_slice(&0x3F80u16.to_le_bytes());
+                })
+            },
+        },
+        Case {
+            id: "invalid-spherical-raw-short",
+            description: "spherical chunk (every block raw) one byte short of its raw values",
+            expect: "codec_output_size",
+            build: |r| {
+                edit(&spherical_raw(r), |recs| {
+                    first(recs, record::CHUNK).body.pop();
+                })
+            },
+        },
+        Case {
             id: "invalid-spherical-scales-cut",
             description: "spherical payload cut inside its scales",
             expect: "codec_output_size",
@@ -1893,6 +1953,19 @@ fn spherical_small(r: &Registry) -> Vec<u8> {
         let b = &first(recs, record::CHUNK).body;
         assert!(b.len() < 24 + 1 + 20 + 40, "no raw block");
     })
+}
+
+/// One `spherical:alpha=0.05,block=8,draws=1` tensor of 24 values in one chunk: all three
+/// blocks raw. Without an index.
+fn spherical_raw(r: &Registry) -> Vec<u8> {
+    let bytes = one_tensor(
+        r,
+        "spherical:alpha=0.05,block=8,draws=1,seed=1",
+        &[24],
+        &m22_values(24, 0),
+        WriterOptions::default().write_index(false),
+    );
+    edit(&bytes, |recs| assert_eq!(first(recs, record::CHUNK).body.len(), 24 + 1 + 6 + 1 + 96, "all raw"))
 }
 
 /// One `qsgd:levels=1` tensor of 104 values in one chunk (7 nonzeros, constant magnitude

@@ -127,6 +127,11 @@ fn place(scale: f32, rho: f64, coordinates: &[i64], squared: u64, out: &mut [f32
     }
 }
 
+/// Draws an encoder tries per chunk at most, over all its blocks: once they are used up, the
+/// remaining blocks go raw. Parameters come from the stream (an aggregator re-encodes with
+/// them), so without this bound `alpha=0.01,block=16,draws=16777216` would cost hours a chunk.
+pub const MAX_CHUNK_DRAWS: u64 = 1 << 26;
+
 /// The built `spherical` stage.
 pub struct SphericalStage {
     /// Its parameters.
@@ -138,15 +143,17 @@ impl SphericalStage {
         n.div_ceil(usize::from(self.params.block))
     }
 
-    /// The first qualifying draw for block `x` (`None`: send it raw).
-    fn search(&self, cs: u64, j: u64, x: &[f32], energy: f64, scale: f32) -> Option<u32> {
+    /// The first qualifying draw for block `x` among at most `allowed` (`None`: send it raw),
+    /// and the draws it took.
+    fn search(&self, cs: u64, j: u64, x: &[f32], energy: f64, scale: f32, allowed: u64) -> (Option<u32>, u64) {
         let rho = (1.0 - self.params.alpha).sqrt();
         // alpha ||x||^2, less a margin for the rounding of both f64 sums.
         let budget = self.params.alpha * energy * (1.0 - (x.len() as f64 + 4.0) * f64::EPSILON);
         let mut coordinates = [0i64; MAX_BLOCK as usize];
         let mut y = [0f32; MAX_BLOCK as usize];
         let d = x.len();
-        (1..=self.params.draws).find(|&t| {
+        let last = u64::from(self.params.draws).min(allowed) as u32;
+        let found = (1..=last).find(|&t| {
             let squared = point(cs, j, t, &mut coordinates[..d]);
             place(scale, rho, &coordinates[..d], squared, &mut y[..d]);
             let mut error = 0f64;
@@ -157,7 +164,8 @@ impl SphericalStage {
                 }
             }
             true
-        })
+        });
+        (found, found.map_or(u64::from(last), u64::from))
     }
 }
 
@@ -169,7 +177,10 @@ impl ArrayToBytes for SphericalStage {
         // Indices are at most 2^24: at parameter 24 each takes at most 26 bits, and the encoder
         // picks the shortest parameter; every block may be raw.
         let nb = self.blocks(len);
-        1usize.checked_add(2 * nb)?.checked_add((nb * 26).div_ceil(8))?.checked_add(4 * len)
+        1usize
+            .checked_add(nb.checked_mul(2)?)?
+            .checked_add(nb.checked_mul(26)?.div_ceil(8))?
+            .checked_add(len.checked_mul(4)?)
     }
 
     fn encode(&self, input: &[f32], ctx: &ChunkContext<'_>, out: &mut Vec<u8>) -> Result<()> {
@@ -185,6 +196,7 @@ impl ArrayToBytes for SphericalStage {
         let cs = chunk_seed(self.params.seed, ctx.tensor_name, ctx.chunk_index);
         let nb = self.blocks(input.len());
         let (mut scales, mut indices, mut raw) = (Vec::with_capacity(nb), Vec::with_capacity(nb), Vec::new());
+        let mut spent = 0u64;
         for (j, x) in input.chunks(usize::from(self.params.block)).enumerate() {
             let energy: f64 = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
             if energy == 0.0 {
@@ -195,7 +207,15 @@ impl ArrayToBytes for SphericalStage {
             // The norm rounded to bf16 (nearest even), as the decoder will read it.
             let scale = half::bf16::from_f32(energy.sqrt() as f32);
             let wide = scale.to_f32();
-            let found = if wide.is_finite() { self.search(cs, j as u64, x, energy, wide) } else { None };
+            // A norm that bf16 cannot hold (infinite, or rounded to 0) sends the block raw, as
+            // does a chunk that has used up its draws.
+            let found = if wide.is_finite() && wide > 0.0 && spent < MAX_CHUNK_DRAWS {
+                let (found, tried) = self.search(cs, j as u64, x, energy, wide, MAX_CHUNK_DRAWS - spent);
+                spent += tried;
+                found
+            } else {
+                None
+            };
             if let Some(t) = found {
                 scales.push(scale.to_bits());
                 indices.push(u64::from(t));

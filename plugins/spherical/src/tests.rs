@@ -47,11 +47,23 @@ fn energy(x: &[f32]) -> f64 {
 fn every_block_meets_alpha_whatever_the_input() {
     let mut huge = vec![1e-30f32; 37];
     huge[5] = 3e38;
-    let inputs = [gaussian(1000, 1), laplace(999, 2), vec![0.5; 64], huge, vec![0.0; 9], vec![-2.0], {
-        let mut one_hot = vec![0f32; 40];
-        one_hot[17] = 1.0;
-        one_hot
-    }];
+    let inputs = [
+        gaussian(1000, 1),
+        laplace(999, 2),
+        vec![0.5; 64],
+        huge,
+        vec![0.0; 9],
+        vec![-2.0],
+        // Norms bf16 cannot hold (infinite, or rounded to 0): sent raw.
+        vec![3e38, 3e38],
+        vec![f32::MAX],
+        vec![1e-45, -1e-45, 1e-45],
+        {
+            let mut one_hot = vec![0f32; 40];
+            one_hot[17] = 1.0;
+            one_hot
+        },
+    ];
     for t in ["alpha=0.5,block=4", "alpha=0.1,block=2,seed=9", "alpha=0.2,block=8,draws=64", "alpha=0.05,block=1"] {
         let s = stage(t);
         let block = SphericalParams::from_text(&text(t)).expect("valid").block as usize;
@@ -116,10 +128,29 @@ fn non_finite_input_is_refused_and_hostile_payloads_fail_cleanly() {
             let _ = s.decode(&flipped, &CONTEXT, &mut out); // must not panic
         }
     }
-    // A negative scale, and a raw block whose scale is not +0.
+    // A negative scale.
     let mut negative = bytes.clone();
     negative[2] |= 0x80;
     assert_eq!(s.decode(&negative, &CONTEXT, &mut out).expect_err("sign").code(), ErrorCode::CodecData);
+    // A raw block (index 0) whose scale is not +0: the first block of a stream where every
+    // block went raw.
+    let raw_stage = stage("alpha=0.05,block=8,draws=1");
+    let x = gaussian(16, 7);
+    let (mut bytes, y) = round_trip(raw_stage.as_ref(), &x);
+    assert_eq!(x, y, "both blocks raw");
+    bytes[1..3].copy_from_slice(&0x3F80u16.to_le_bytes());
+    let err = raw_stage.decode(&bytes, &CONTEXT, &mut [0f32; 16]).expect_err("raw scale");
+    assert_eq!(err.code(), ErrorCode::CodecData, "{err}");
+}
+
+#[test]
+fn a_chunk_stops_searching_after_its_draw_budget() {
+    // 2^26 draws at most per chunk: at alpha = 0.01 and blocks of 16, a block needs about 10^15
+    // draws, so the first four blocks use 2^24 draws each, the whole budget, and the last four
+    // go raw without a search. The encode must finish (in seconds), with every value exact.
+    let x = gaussian(128, 8);
+    let (_, y) = round_trip(stage("alpha=0.01,block=16,draws=16777216").as_ref(), &x);
+    assert_eq!(x, y);
 }
 
 #[test]
