@@ -6,18 +6,8 @@
 
 #![allow(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
 
-use gradwire::rng::SeededRng;
+use gradwire::testing::gaussian;
 use gradwire::{Reader, StageKind, StreamHeader, TensorSpec, Writer, WriterOptions};
-
-fn gaussian(n: usize, seed: u64) -> Vec<f32> {
-    let mut rng = SeededRng::new(seed);
-    (0..n)
-        .map(|_| {
-            let u = f64::from(rng.next_unit_f32()).max(1e-12);
-            ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * f64::from(rng.next_unit_f32())).cos()) as f32
-        })
-        .collect()
-}
 
 #[test]
 fn no_lossy_codec_beats_the_gaussian_distortion_rate_bound() {

@@ -30,6 +30,27 @@ pub fn laplace(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// `n` standard normal values from the specified generator (Box-Muller on two 24-bit uniforms):
+/// the source of the Gaussian rate-distortion checks.
+///
+/// # Examples
+/// ```
+/// let x = gradwire_codec::testing::gaussian(10_000, 3);
+/// let variance = x.iter().map(|v| f64::from(*v).powi(2)).sum::<f64>() / 1e4;
+/// assert!((variance - 1.0).abs() < 0.05);
+/// ```
+#[must_use]
+pub fn gaussian(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = crate::rng::SeededRng::new(seed);
+    (0..n)
+        .map(|_| {
+            let u = f64::from(rng.next_unit_f32()).max(1e-12);
+            let v = f64::from(rng.next_unit_f32());
+            ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
+        })
+        .collect()
+}
+
 /// A chunk context for calling a stage directly: tensor "t", chunk 0, seed 0.
 pub const CONTEXT: ChunkContext<'static> =
     ChunkContext { tensor_name: "t", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 0 };

@@ -102,15 +102,10 @@ fn ceo_limits_hold() {
 
 #[test]
 fn ceo_estimate_recovers_signal_and_noise() {
-    let mut rng = crate::rng::SeededRng::new(4);
-    let mut normal = || {
-        let u = f64::from(rng.next_unit_f32()).max(1e-12);
-        let v = f64::from(rng.next_unit_f32());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    };
     let n = 40_000;
-    let signal: Vec<f64> = (0..n).map(|_| 2.0 * normal()).collect(); // variance 4
-    let clients: Vec<Vec<f32>> = (0..5).map(|_| signal.iter().map(|s| (s + normal()) as f32).collect()).collect();
+    let signal: Vec<f32> = crate::testing::gaussian(n, 4).iter().map(|v| 2.0 * v).collect(); // variance 4
+    let clients: Vec<Vec<f32>> =
+        (0..5).map(|k| signal.iter().zip(crate::testing::gaussian(n, 5 + k)).map(|(s, e)| s + e).collect()).collect();
     let views: Vec<&[f32]> = clients.iter().map(Vec::as_slice).collect();
     let model = CeoModel::estimate(&views).unwrap_or_else(|| unreachable!("five clients"));
     assert!((model.signal_variance - 4.0).abs() < 0.15 && (model.noise_variance - 1.0).abs() < 0.05, "{model:?}");

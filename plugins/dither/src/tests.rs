@@ -2,8 +2,7 @@
 //! Unit tests of `qsgd` and `sparse-dither`: guarantees, unbiasedness, variance, rate against
 //! the compressor bound, the three magnitude codings, hostile payloads, parameters.
 
-use gradwire_codec::rng::SeededRng;
-use gradwire_codec::testing::{CONTEXT, array_to_bytes, laplace};
+use gradwire_codec::testing::{CONTEXT, array_to_bytes, gaussian, laplace};
 use gradwire_codec::{ArrayToBytes, ChunkContext, CodecFactory, ErrorCode, TextParams};
 
 use crate::{QSGD_CODEC, QsgdParams, SPARSE_DITHER_CODEC, SparseDitherParams, Variant};
@@ -35,17 +34,6 @@ fn round_trip(stage: &dyn ArrayToBytes, x: &[f32], seed: u64) -> (Vec<u8>, Vec<f
     let mut y = vec![f32::NAN; x.len()];
     stage.decode(&bytes, &ctx(seed), &mut y).expect("decode");
     (bytes, y)
-}
-
-fn gaussian(n: usize, seed: u64) -> Vec<f32> {
-    let mut rng = SeededRng::new(seed);
-    (0..n)
-        .map(|_| {
-            let u = (f64::from(rng.next_unit_f32())).max(1e-12);
-            let v = f64::from(rng.next_unit_f32());
-            ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
-        })
-        .collect()
 }
 
 fn squared_error(x: &[f32], y: &[f32]) -> f64 {

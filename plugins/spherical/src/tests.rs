@@ -2,8 +2,7 @@
 //! Unit tests of `spherical`: the per-block guarantee, the fallback, draws against the cap
 //! probability, hostile payloads, parameters.
 
-use gradwire_codec::rng::SeededRng;
-use gradwire_codec::testing::{CONTEXT, array_to_bytes, laplace};
+use gradwire_codec::testing::{CONTEXT, array_to_bytes, gaussian, laplace};
 use gradwire_codec::{ArrayToBytes, CodecFactory, ErrorCode, TextParams};
 
 use crate::{SPHERICAL_CODEC, SphericalParams};
@@ -27,16 +26,6 @@ fn round_trip(stage: &dyn ArrayToBytes, x: &[f32]) -> (Vec<u8>, Vec<f32>) {
     let mut y = vec![f32::NAN; x.len()];
     stage.decode(&bytes, &CONTEXT, &mut y).expect("decode");
     (bytes, y)
-}
-
-fn gaussian(n: usize, seed: u64) -> Vec<f32> {
-    let mut rng = SeededRng::new(seed);
-    (0..n)
-        .map(|_| {
-            let u = f64::from(rng.next_unit_f32()).max(1e-12);
-            ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * f64::from(rng.next_unit_f32())).cos()) as f32
-        })
-        .collect()
 }
 
 fn energy(x: &[f32]) -> f64 {
