@@ -73,46 +73,58 @@ fn quantize_with<const STOCHASTIC: bool>(
     max_magnitude: u64,
     levels: &mut Levels,
 ) -> Result<f64> {
+    /// Values per block: levels first (arithmetic only), then their slots (stores only). Mixing
+    /// both in one loop made every store's address wait on the previous value's division:
+    /// 1.8x slower.
+    const BLOCK: usize = 64;
     levels.prepare(step, input.len());
     let (gaps, below, negative) = (&mut levels.gaps[..], &mut levels.magnitudes_below[..], &mut levels.negative[..]);
     let mut rng = SeededRng::new(ctx.seed);
     let grid = f64::from(step);
     let (mut m, mut next, mut error) = (0usize, 0usize, 0f64);
-    for (i, &x) in input.iter().enumerate() {
-        let r = f64::from(x.abs()) / grid;
-        // Conversions through i64 truncate, which is floor for these non-negative values (and
-        // saturate for huge ones, caught by the magnitude check below). They are single
-        // instructions where `f64::floor` is a libm call and u64 conversions take several: 2.5x
-        // faster quantization.
-        let mut k = if STOCHASTIC {
-            let u = (rng.next_u64() >> 11).cast_signed() as f64 * (1.0 / 9_007_199_254_740_992.0);
-            let floor = r as i64;
-            (floor + i64::from(u < r - floor as f64)) as u64
-        } else {
-            (r + 0.5) as i64 as u64
-        };
-        // The magnitude the decoder will produce (level_value without the sign).
-        let mut y = (grid * k.cast_signed() as f64) as f32;
-        if y.is_infinite() {
-            // Within a step of f32::MAX: nearest rounding takes the level below (the encoder's
-            // step schedule keeps the guarantee); stochastic rounding cannot stay unbiased.
-            if STOCHASTIC {
-                return Err(out_of_range(codec, i, x, step));
+    let mut block_levels = [0u64; BLOCK];
+    for (b, block) in input.chunks(BLOCK).enumerate() {
+        for (o, (slot, &x)) in block_levels.iter_mut().zip(block).enumerate() {
+            let r = f64::from(x.abs()) / grid;
+            // Conversions through i64 truncate, which is floor for these non-negative values
+            // (and saturate for huge ones, caught by the magnitude check below). They are single
+            // instructions where `f64::floor` is a libm call and u64 conversions take several:
+            // 2.5x faster quantization.
+            let mut k = if STOCHASTIC {
+                let u = (rng.next_u64() >> 11).cast_signed() as f64 * (1.0 / 9_007_199_254_740_992.0);
+                let floor = r as i64;
+                (floor + i64::from(u < r - floor as f64)) as u64
+            } else {
+                (r + 0.5) as i64 as u64
+            };
+            // The magnitude the decoder will produce (level_value without the sign).
+            let mut y = (grid * k.cast_signed() as f64) as f32;
+            if y.is_infinite() {
+                // Within a step of f32::MAX: nearest rounding takes the level below (the
+                // encoder's step schedule keeps the guarantee); stochastic rounding cannot stay
+                // unbiased.
+                if STOCHASTIC {
+                    return Err(out_of_range(codec, b * BLOCK + o, x, step));
+                }
+                k -= 1;
+                y = (grid * k.cast_signed() as f64) as f32;
             }
-            k -= 1;
-            y = (grid * k.cast_signed() as f64) as f32;
+            if k > max_magnitude {
+                return Err(level_too_large(codec, b * BLOCK + o, k, max_magnitude, step));
+            }
+            *slot = k;
+            // y has x's sign or is zero, so |x - y| = ||x| - |y||.
+            error += (f64::from(x.abs()) - f64::from(y)).powi(2);
         }
-        if k > max_magnitude {
-            return Err(level_too_large(codec, i, k, max_magnitude, step));
+        for (o, (&k, &x)) in block_levels.iter().zip(block).enumerate() {
+            let i = b * BLOCK + o;
+            let nonzero = k != 0;
+            gaps[m] = (i - next) as u64;
+            below[m] = k.wrapping_sub(1);
+            negative[m] = u8::from(x.is_sign_negative());
+            next = if nonzero { i + 1 } else { next };
+            m += usize::from(nonzero);
         }
-        let nonzero = k != 0;
-        gaps[m] = (i - next) as u64;
-        below[m] = k.wrapping_sub(1);
-        negative[m] = u8::from(x.is_sign_negative());
-        next = if nonzero { i + 1 } else { next };
-        m += usize::from(nonzero);
-        // y has x's sign or is zero, so |x - y| = ||x| - |y||.
-        error += (f64::from(x.abs()) - f64::from(y)).powi(2);
     }
     levels.keep(m);
     Ok(error)
