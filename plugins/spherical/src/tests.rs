@@ -154,3 +154,15 @@ fn parameters_round_trip_and_reserved_bytes_are_checked() {
         assert!(SphericalParams::from_text(&text(bad)).is_err(), "{bad} accepted");
     }
 }
+
+#[test]
+fn bits_per_entry_never_beat_the_compressor_bound_on_gaussian_input() {
+    // Any compressor with ||C(x) - x||^2 <= alpha ||x||^2 needs (1/2) log2(1/alpha) bits per entry.
+    let x = gaussian(1 << 14, 10);
+    for t in ["alpha=0.5,block=4", "alpha=0.3,block=8,draws=65536", "alpha=0.1,block=2"] {
+        let (bytes, _) = round_trip(stage(t).as_ref(), &x);
+        let alpha = SphericalParams::from_text(&text(t)).expect("valid").alpha;
+        let bpe = bytes.len() as f64 * 8.0 / x.len() as f64;
+        assert!(bpe >= 0.5 * (1.0 / alpha).log2(), "{t}: {bpe} bits per entry");
+    }
+}
