@@ -135,6 +135,21 @@ thread_local! {
     static LEVELS: std::cell::RefCell<Levels> = std::cell::RefCell::new(Levels::default());
 }
 
+/// Buffers for chunks above this many values are released after use (17 bytes a value) instead
+/// of kept for the next chunk.
+const KEEP_LEVELS_UP_TO: usize = 1 << 21;
+
+/// Calls `f` with this thread's level buffers.
+fn with_levels<T>(f: impl FnOnce(&mut Levels) -> T) -> T {
+    LEVELS.with_borrow_mut(|levels| {
+        let out = f(levels);
+        if levels.gaps.len() > KEEP_LEVELS_UP_TO {
+            *levels = Levels::default();
+        }
+        out
+    })
+}
+
 /// The built `qsgd` stage.
 pub struct QsgdStage {
     /// Its parameters.
@@ -165,7 +180,7 @@ impl ArrayToBytes for QsgdStage {
                 format!("qsgd step {norm:e} / {s} of the chunk is above f32's range"),
             ));
         }
-        LEVELS.with_borrow_mut(|levels| {
+        with_levels(|levels| {
             quantize("qsgd", input, step, Rounding::Stochastic, ctx, s, levels)?;
             levels.write(out);
             Ok(())
@@ -207,7 +222,7 @@ impl ArrayToBytes for SparseDitherStage {
         let n = input.len() as f64;
         let nu = self.params.nu;
         let exact = 2.0 * (nu / n).sqrt() * norm;
-        LEVELS.with_borrow_mut(|levels| {
+        with_levels(|levels| {
             if norm == 0.0 {
                 levels.prepare(0.0, 0);
                 levels.write(out);
