@@ -26,7 +26,9 @@ fn energy(codec: &str, input: &[f32]) -> Result<f64> {
             format!("{codec} cannot quantize value {i} of the chunk, {}", input[i]),
         ));
     }
-    Ok(input.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>())
+    // `+ 0.0`: the sum of no values is -0.0 in Rust, and its root would be written as a step
+    // with the sign bit set, which decoders refuse (found by fuzzing an empty chunk).
+    Ok(input.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() + 0.0)
 }
 
 /// Rounds every `|x_i| / step` (f64 division) to a level and returns `||C(x) - x||^2` in f64.

@@ -306,3 +306,14 @@ fn values_near_f32_max_keep_the_deterministic_guarantee() {
         }
     }
 }
+
+#[test]
+fn empty_and_all_zero_chunks_round_trip_with_a_positive_zero_step() {
+    for stage in [qsgd("levels=3"), dither("nu=0.1"), dither("nu=0.1,variant=unbiased")] {
+        for x in [vec![], vec![0.0f32; 5], vec![-0.0f32; 3]] {
+            let (bytes, y) = round_trip(stage.as_ref(), &x, 0);
+            assert_eq!(bytes, [0u8; 8], "step +0.0 and no nonzeros");
+            assert!(y.iter().all(|v| v.to_bits() == 0));
+        }
+    }
+}
