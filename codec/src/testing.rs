@@ -51,6 +51,30 @@ pub fn gaussian(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// Text parameters from `key=value,key=value` (a test's shorthand for a codec's parameter text).
+///
+/// # Panics
+/// If a non-empty item has no `=` (a test bug).
+///
+/// # Examples
+/// ```
+/// let t = gradwire_codec::testing::text_params("levels=4,seed=1");
+/// assert_eq!((t.get("levels"), t.get("seed"), t.get("x")), (Some("4"), Some("1"), None));
+/// ```
+#[must_use]
+#[allow(clippy::panic, reason = "a test helper: malformed text is a bug in the test")]
+pub fn text_params(text: &str) -> crate::TextParams {
+    let pairs = text
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or_else(|| panic!("{p:?} is not key=value"));
+            (k.to_owned(), v.to_owned())
+        })
+        .collect();
+    crate::TextParams { pairs }
+}
+
 /// A chunk context for calling a stage directly: tensor "t", chunk 0, seed 0.
 pub const CONTEXT: ChunkContext<'static> =
     ChunkContext { tensor_name: "t", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 0 };

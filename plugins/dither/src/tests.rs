@@ -2,17 +2,13 @@
 //! Unit tests of `qsgd` and `sparse-dither`: guarantees, unbiasedness, variance, rate against
 //! the compressor bound, the three magnitude codings, hostile payloads, parameters.
 
-use gradwire_codec::testing::{CONTEXT, array_to_bytes, gaussian, laplace};
+use gradwire_codec::testing::{CONTEXT, array_to_bytes, gaussian, laplace, text_params};
 use gradwire_codec::{ArrayToBytes, ChunkContext, CodecFactory, ErrorCode, TextParams};
 
 use crate::{QSGD_CODEC, QsgdParams, SPARSE_DITHER_CODEC, SparseDitherParams, Variant};
 
 fn text(t: &str) -> TextParams {
-    let pairs = t.split(',').filter(|p| !p.is_empty()).map(|p| {
-        let (k, v) = p.split_once('=').expect("key=value");
-        (k.to_owned(), v.to_owned())
-    });
-    TextParams { pairs: pairs.collect() }
+    text_params(t)
 }
 
 fn qsgd(t: &str) -> Box<dyn ArrayToBytes> {

@@ -8,15 +8,7 @@ use crate::params::IntrinsicParams;
 use crate::project;
 
 fn params(text: &str) -> IntrinsicParams {
-    let pairs = text
-        .split(',')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').expect("key=value");
-            (k.to_owned(), v.to_owned())
-        })
-        .collect();
-    IntrinsicParams::from_text(&TextParams { pairs }).expect("valid parameters")
+    IntrinsicParams::from_text(&gradwire_codec::testing::text_params(text)).expect("valid parameters")
 }
 
 /// Laplace-like values with a few large ones, from the specified generator.

@@ -6,11 +6,7 @@ use gradwire_codec::{ArrayToArray, ChunkContext, CodecFactory, Stage, TextParams
 use crate::{RANDK_CODEC, RandKParams, Scaling};
 
 fn params(text: &str) -> RandKParams {
-    let pairs = text.split(',').filter(|p| !p.is_empty()).map(|p| {
-        let (k, v) = p.split_once('=').expect("key=value");
-        (k.to_owned(), v.to_owned())
-    });
-    RandKParams::from_text(&TextParams { pairs: pairs.collect() }).expect("valid")
+    RandKParams::from_text(&gradwire_codec::testing::text_params(text)).expect("valid")
 }
 
 fn stage(text: &str) -> Box<dyn ArrayToArray> {

@@ -2,17 +2,13 @@
 //! Unit tests of `spherical`: the per-block guarantee, the fallback, draws against the cap
 //! probability, hostile payloads, parameters.
 
-use gradwire_codec::testing::{CONTEXT, array_to_bytes, gaussian, laplace};
+use gradwire_codec::testing::{CONTEXT, array_to_bytes, gaussian, laplace, text_params};
 use gradwire_codec::{ArrayToBytes, CodecFactory, ErrorCode, TextParams};
 
 use crate::{SPHERICAL_CODEC, SphericalParams};
 
 fn text(t: &str) -> TextParams {
-    let pairs = t.split(',').filter(|p| !p.is_empty()).map(|p| {
-        let (k, v) = p.split_once('=').expect("key=value");
-        (k.to_owned(), v.to_owned())
-    });
-    TextParams { pairs: pairs.collect() }
+    text_params(t)
 }
 
 fn stage(t: &str) -> Box<dyn ArrayToBytes> {
