@@ -44,6 +44,7 @@ const PIPELINES: &[&str] = &[
     "randk:fraction=0.1,scaling=unbiased+raw",
     "topk:fraction=0.01",
     "topk:fraction=0.1,values=bf16",
+    "topk:fraction=0.1,values=(m22:bits=4)",
     "qsgd:levels=1",
     "qsgd:levels=16",
     "sparse-dither:nu=0.1",

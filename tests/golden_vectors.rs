@@ -1438,6 +1438,86 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            id: "valid-topk-values-f16-zstd",
+            description: "topk fraction=0.3, values through the nested pipeline f16+zstd:level=3 (topk version 2): 200 values, 60 kept",
+            expect: "ok",
+            build: |r| {
+                one_tensor(
+                    r,
+                    "topk:fraction=0.3,values=(f16+zstd:level=3)",
+                    &[200],
+                    &m22_values(200, 0),
+                    WriterOptions::default(),
+                )
+            },
+        },
+        Case {
+            id: "valid-topk-values-m22",
+            description: "topk fraction=0.25, values through m22:bits=3: 400 values in chunks of 300 (75 kept) and 100 (25 kept)",
+            expect: "ok",
+            build: |r| {
+                one_tensor(
+                    r,
+                    "topk:fraction=0.25,values=(m22:bits=3)",
+                    &[400],
+                    &m22_values(400, 0),
+                    WriterOptions::default().chunk_elements(300),
+                )
+            },
+        },
+        Case {
+            id: "invalid-topk-values-in-version-1",
+            description: "topk values mode 2 (a nested pipeline) recorded as codec version 1",
+            expect: "invalid_params",
+            build: |r| edit_descriptor(&topk_nested_small(r), |d| d.pipeline[0].version = 1),
+        },
+        Case {
+            id: "invalid-topk-values-holds-topk",
+            description: "topk whose values pipeline is topk:fraction=0.5",
+            expect: "invalid_params",
+            build: |r| {
+                edit_descriptor(&topk_nested_small(r), |d| {
+                    let inner = r.parse_pipeline("topk:fraction=0.5").unwrap();
+                    d.pipeline[0].params.truncate(8);
+                    d.pipeline[0].params.extend_from_slice(&StageDescriptor::encode_list(&inner));
+                })
+            },
+        },
+        Case {
+            id: "invalid-topk-values-unknown-codec",
+            description: "topk whose values pipeline names codec ID 0x00000099",
+            expect: "unsupported_codec",
+            build: |r| edit_descriptor(&topk_nested_small(r), |d| d.pipeline[0].params[9] = 0x99),
+        },
+        Case {
+            id: "invalid-topk-values-no-array-to-bytes",
+            description: "topk whose values pipeline is zstd alone",
+            expect: "pipeline_invalid",
+            build: |r| {
+                edit_descriptor(&topk_nested_small(r), |d| {
+                    let inner = r.parse_pipeline("zstd").unwrap();
+                    d.pipeline[0].params.truncate(8);
+                    d.pipeline[0].params.extend_from_slice(&StageDescriptor::encode_list(&inner));
+                })
+            },
+        },
+        Case {
+            id: "invalid-topk-values-params-trailing",
+            description: "topk parameters with a byte after the nested pipeline",
+            expect: "invalid_params",
+            build: |r| edit_descriptor(&topk_nested_small(r), |d| d.pipeline[0].params.push(0)),
+        },
+        Case {
+            id: "invalid-topk-values-payload-cut",
+            description: "topk with values=(bf16): the chunk payload one byte short, inside the nested values",
+            expect: "codec_output_size",
+            build: |r| {
+                edit(&topk_nested_small(r), |recs| {
+                    first(recs, record::CHUNK).body.pop();
+                })
+            },
+        },
+        Case {
             id: "invalid-topk-positions-cut",
             description: "topk payload one byte short: the Rice code of the positions ends early",
             expect: "codec_data",
@@ -1930,6 +2010,17 @@ fn m22_values(n: usize, zero_every: usize) -> Vec<f32> {
 }
 
 /// One `topk:fraction=0.1` tensor of 100 values in one chunk (10 kept, f32), without an index.
+/// `topk` of 100 values keeping 10, their values through the nested pipeline `bf16`.
+fn topk_nested_small(r: &Registry) -> Vec<u8> {
+    one_tensor(
+        r,
+        "topk:fraction=0.1,values=(bf16)",
+        &[100],
+        &m22_values(100, 0),
+        WriterOptions::default().write_index(false),
+    )
+}
+
 fn topk_small(r: &Registry) -> Vec<u8> {
     one_tensor(r, "topk:fraction=0.1", &[100], &m22_values(100, 0), WriterOptions::default().write_index(false))
 }

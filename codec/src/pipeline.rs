@@ -78,7 +78,7 @@ impl Pipeline {
                 )
             };
             match factory
-                .build(s.version, &s.params)
+                .build_in(s.version, &s.params, registry, limits)
                 .map_err(|e| Error::new(e.code(), format!("codec {:?}: {}", d.name, e.detail())))?
             {
                 Stage::ArrayToArray(st) if bytes_stage.is_none() => array_stages.push(st),

@@ -124,6 +124,36 @@ pub trait CodecFactory: Send + Sync {
     /// # Errors
     /// [`ErrorCode::InvalidParams`] for parameters that do not parse or are out of range.
     fn build(&self, version: u16, params: &[u8]) -> Result<Stage>;
+
+    /// As [`CodecFactory::params_from_text`], for a codec whose parameters hold a nested
+    /// pipeline (`topk`'s `values=(...)`): nested codecs are looked up in `registry`. The
+    /// registry calls this one; the default ignores `registry`.
+    ///
+    /// # Errors
+    /// As [`CodecFactory::params_from_text`].
+    fn params_from_text_in(&self, params: &TextParams, registry: &Registry) -> Result<Vec<u8>> {
+        let _ = registry;
+        self.params_from_text(params)
+    }
+
+    /// As [`CodecFactory::params_to_text`], rendering nested stages with `registry`.
+    ///
+    /// # Errors
+    /// As [`CodecFactory::params_to_text`].
+    fn params_to_text_in(&self, version: u16, params: &[u8], registry: &Registry) -> Result<String> {
+        let _ = registry;
+        self.params_to_text(version, params)
+    }
+
+    /// As [`CodecFactory::build`], building nested stages from `registry` under `limits` (the
+    /// reader's or writer's own). The pipeline builder calls this one; the default ignores both.
+    ///
+    /// # Errors
+    /// As [`CodecFactory::build`], plus the errors of building a nested pipeline.
+    fn build_in(&self, version: u16, params: &[u8], registry: &Registry, limits: &Limits) -> Result<Stage> {
+        let _ = (registry, limits);
+        self.build(version, params)
+    }
 }
 
 /// A codec announced by a plugin crate at link time.
@@ -159,6 +189,20 @@ pub struct Registry {
     by_name: BTreeMap<&'static str, u32>,
 }
 
+/// Splits pipeline text at `separator`s that are not inside parentheses, so a parameter may
+/// hold a nested pipeline: `topk:fraction=0.01,values=(bf16+zstd:level=3)`.
+fn split_outside_parentheses(text: &str, separator: char) -> impl Iterator<Item = &str> {
+    let mut depth = 0usize;
+    text.split(move |c: char| {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        c == separator && depth == 0
+    })
+}
+
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(self.by_name.keys()).finish()
@@ -182,6 +226,15 @@ impl CodecFactory for StaticFactory {
     }
     fn build(&self, version: u16, params: &[u8]) -> Result<Stage> {
         self.0.build(version, params)
+    }
+    fn params_from_text_in(&self, params: &TextParams, registry: &Registry) -> Result<Vec<u8>> {
+        self.0.params_from_text_in(params, registry)
+    }
+    fn params_to_text_in(&self, version: u16, params: &[u8], registry: &Registry) -> Result<String> {
+        self.0.params_to_text_in(version, params, registry)
+    }
+    fn build_in(&self, version: u16, params: &[u8], registry: &Registry, limits: &Limits) -> Result<Stage> {
+        self.0.build_in(version, params, registry, limits)
     }
 }
 
@@ -310,7 +363,7 @@ impl Registry {
     pub fn parse_pipeline(&self, spec: &str) -> Result<Vec<StageDescriptor>> {
         let invalid = |msg: String| Error::new(ErrorCode::InvalidArgument, msg);
         let mut stages = Vec::new();
-        for stage_text in spec.split('+') {
+        for stage_text in split_outside_parentheses(spec, '+') {
             let stage_text = stage_text.trim();
             let (name, param_text) = stage_text.split_once(':').unwrap_or((stage_text, ""));
             let factory = self.get_by_name(name).ok_or_else(|| {
@@ -318,7 +371,7 @@ impl Registry {
             })?;
             let d = factory.descriptor();
             let mut params = TextParams::default();
-            for pair in param_text.split(',').filter(|p| !p.trim().is_empty()) {
+            for pair in split_outside_parentheses(param_text, ',').filter(|p| !p.trim().is_empty()) {
                 let (k, v) = pair
                     .split_once('=')
                     .ok_or_else(|| invalid(format!("parameter {pair:?} of codec {name:?} is not key=value")))?;
@@ -332,8 +385,9 @@ impl Registry {
                 }
                 params.pairs.push((k.to_owned(), v.to_owned()));
             }
-            let bytes =
-                factory.params_from_text(&params).map_err(|e| invalid(format!("codec {name:?}: {}", e.detail())))?;
+            let bytes = factory
+                .params_from_text_in(&params, self)
+                .map_err(|e| invalid(format!("codec {name:?}: {}", e.detail())))?;
             let private_name = codec::is_private(d.id).then(|| d.name.to_owned());
             let version = factory.version_for(&bytes).clamp(d.min_version, d.version);
             stages.push(StageDescriptor { codec_id: d.id, version, params: bytes, private_name });
@@ -349,7 +403,7 @@ impl Registry {
         let mut parts = Vec::new();
         for s in stages {
             let f = self.factory_for(s)?;
-            let params = f.params_to_text(s.version, &s.params)?;
+            let params = f.params_to_text_in(s.version, &s.params, self)?;
             let name = f.descriptor().name;
             parts.push(if params.is_empty() { name.to_owned() } else { format!("{name}:{params}") });
         }

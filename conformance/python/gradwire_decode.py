@@ -471,7 +471,7 @@ class Stage:
             return 16 + 4 * (1 << self.m22_bits) + n + 1
         if self.codec_id == TOPK_ID:
             k = randk_kept(RandKParams(self.topk.fraction, 0, 0), n)
-            return 1 + self.topk.value_bytes * k + (n + k + 7) // 8
+            return 1 + self.topk.max_value_bytes(k) + (n + k + 7) // 8
         if self.codec_id in (QSGD_ID, SPARSE_DITHER_ID):
             return levels_max_len(n, self.max_magnitude)
         if self.codec_id == SPHERICAL_ID:
@@ -499,7 +499,7 @@ class Stage:
         if self.codec_id == 0x101:
             return decode_m22(payload, n, 1 << self.m22_bits, self.version)
         if self.codec_id == TOPK_ID:
-            return decode_topk(self.topk, payload, n)
+            return decode_topk(self.topk, payload, n, ctx)
         if self.codec_id in (QSGD_ID, SPARSE_DITHER_ID):
             return decode_levels(self.name, payload, n, self.max_magnitude)
         if self.codec_id == SPHERICAL_ID:
@@ -558,7 +558,7 @@ REGISTERED_CODECS = {
     0x101: ("m22", KIND_AB, {1, 2}),
     0x102: ("intrinsic", KIND_AA, {1}),
     0x103: ("randk", KIND_AA, {1}),
-    0x104: ("topk", KIND_AB, {1}),
+    0x104: ("topk", KIND_AB, {1, 2}),
     0x105: ("qsgd", KIND_AB, {1}),
     0x106: ("sparse-dither", KIND_AB, {1}),
     0x107: ("spherical", KIND_AB, {1}),
@@ -571,7 +571,7 @@ def is_private_codec(cid: int) -> bool:
     return 0x80000000 <= cid <= 0xFFFFFFFE
 
 
-def check_params(stage: Stage) -> None:
+def check_params(stage: Stage, limits: "Limits") -> None:
     """The codec accepts its parameters (`invalid_params` otherwise)."""
     if stage.codec_id in (0x01, 0x02, 0x03):
         if len(stage.params) != 0:
@@ -622,7 +622,7 @@ def check_params(stage: Stage) -> None:
     elif stage.codec_id == RANDK_ID:
         stage.randk = parse_randk_params(stage.params)
     elif stage.codec_id == TOPK_ID:
-        stage.topk = parse_topk_params(stage.params)
+        stage.topk = parse_topk_params(stage.params, stage.version, limits)
     elif stage.codec_id == QSGD_ID:
         stage.max_magnitude = parse_qsgd_params(stage.params)
     elif stage.codec_id == SPARSE_DITHER_ID:
@@ -641,6 +641,37 @@ class ChunkContext:
     chunk_index: int
     first_element: int
     chunk_seed: int  # §9.5, from the stream seed (intrinsic derives its own, CODECS.md §7.2)
+
+
+def parse_stage_entries(cur: "Cursor", n_stages: int, L: Limits) -> list[Stage]:
+    """§6.2: n_stages stage entries (u32 codec_id, u16 version, u16 param_len, params, and for
+    a private ID u8 name_len and the name); the param_len limit is checked when the field is
+    read (§6.0 step 2). Shared by TENSOR_BEGIN and topk's nested values pipeline."""
+    stages: list[Stage] = []
+    for i in range(n_stages):
+        codec_id = cur.u32(f"stages[{i}].codec_id")
+        version = cur.u16(f"stages[{i}].codec_version")
+        param_len = cur.u16(f"stages[{i}].param_len")
+        if param_len > L.max_param_len:
+            raise _err("limit_exceeded", f"stage {i}: param_len {param_len} > max_param_len")
+        params = cur.take(param_len, f"stages[{i}].params")
+        pname = None
+        if is_private_codec(codec_id):
+            pname_len = cur.u8(f"stages[{i}].name_len")
+            pname = cur.utf8(pname_len, f"stages[{i}].name")
+        stages.append(Stage(codec_id, version, params, pname))
+    return stages
+
+
+def validate_stage_entry(i: int, s: Stage, L: Limits) -> None:
+    """§6.2: the checks on one stage entry that need no registry."""
+    if len(s.params) > L.max_param_len:
+        raise _err("limit_exceeded", f"stage {i}: param_len {len(s.params)} > max_param_len")
+    if s.codec_id in (0, 0xFFFFFFFF):
+        raise _err("unsupported_codec", f"stage {i}: invalid codec ID 0x{s.codec_id:08x}")
+    if s.private_name is not None:
+        if not NAME_RE.fullmatch(s.private_name) or "." not in s.private_name:
+            raise _err("malformed", f"stage {i}: private codec name {s.private_name!r} is not vendor.codec")
 
 
 class Pipeline:
@@ -712,7 +743,7 @@ def build_pipeline(stages: list[Stage], n_elements: int, chunk_elements: int, li
         s.name, s.kind, versions = reg
         if s.version not in versions:
             raise _err("unsupported_codec", f"stage {i}: {s.name} version {s.version} is not supported")
-        check_params(s)
+        check_params(s, limits)
         # Pipeline typing (§7.3): array->array* array->bytes bytes->bytes*
         if s.kind == KIND_AA and seen_ab:
             raise _err("pipeline_invalid", f"stage {i}: array->array stage {s.name} after an array->bytes stage")
@@ -1403,20 +1434,7 @@ class Decoder:
         # variable part
         dims = [cur.u64(f"dims[{i}]") for i in range(rank)]
         name = cur.utf8(name_len, "name")
-        stages: list[Stage] = []
-        for i in range(n_stages):
-            codec_id = cur.u32(f"stages[{i}].codec_id")
-            version = cur.u16(f"stages[{i}].codec_version")
-            param_len = cur.u16(f"stages[{i}].param_len")
-            # FORMAT.md §6.0 step 2: the param_len limit is checked when the field is read.
-            if param_len > L.max_param_len:
-                raise _err("limit_exceeded", f"stage {i}: param_len {param_len} > max_param_len")
-            params = cur.take(param_len, f"stages[{i}].params")
-            pname = None
-            if is_private_codec(codec_id):
-                pname_len = cur.u8(f"stages[{i}].name_len")
-                pname = cur.utf8(pname_len, f"stages[{i}].name")
-            stages.append(Stage(codec_id, version, params, pname))
+        stages = parse_stage_entries(cur, n_stages, L)
         cur.finish()
 
         # step 3: rules of the body on its own, in the order of §6.2
@@ -1441,13 +1459,7 @@ class Decoder:
         if flags & 0xFE:
             raise _err("reserved_nonzero", f"TENSOR_BEGIN reserved flag bits 0x{flags & 0xFE:02x}")
         for i, s in enumerate(stages):
-            if len(s.params) > L.max_param_len:
-                raise _err("limit_exceeded", f"stage {i}: param_len {len(s.params)} > max_param_len")
-            if s.codec_id in (0, 0xFFFFFFFF):
-                raise _err("unsupported_codec", f"stage {i}: invalid codec ID 0x{s.codec_id:08x}")
-            if s.private_name is not None:
-                if not NAME_RE.fullmatch(s.private_name) or "." not in s.private_name:
-                    raise _err("malformed", f"stage {i}: private codec name {s.private_name!r} is not vendor.codec")
+            validate_stage_entry(i, s, L)
 
         # step 4: rules between records
         if tensor_id != len(self.tensors):
@@ -1772,19 +1784,51 @@ TOPK_ID = 0x104
 @dataclass(frozen=True)
 class TopKParams:
     fraction: int
-    bf16: bool
+    mode: int  # 0 f32, 1 bf16, 2 a nested pipeline
+    nested: "Pipeline | None" = None
+    limits: "Limits | None" = None
 
-    @property
-    def value_bytes(self) -> int:
-        return 2 if self.bf16 else 4
+    def max_value_bytes(self, k: int) -> int:
+        """Bytes of k kept values: exact for modes 0 and 1, the nested pipeline's bound
+        (which must fit the limits, §7.3) for mode 2."""
+        if self.mode == 2:
+            _, b = self.nested.check_bounds(k, self.limits)
+            return b[-1]
+        return (2 if self.mode == 1 else 4) * k
 
 
-def parse_topk_params(p: bytes) -> TopKParams:
-    """CODECS.md §9: 8 bytes; checks in the spec's order."""
-    fraction, values = fraction_params(p, "topk", 8)
-    if values not in (0, 1):
-        raise _err("invalid_params", f"topk: values {values}")
-    return TopKParams(fraction, values == 1)
+def parse_topk_params(p: bytes, version: int, limits: "Limits") -> TopKParams:
+    """CODECS.md §9: 8 bytes, then for mode 2 (version 2) a nested pipeline; checks in the
+    spec's order."""
+    if len(p) < 8:
+        raise _err("invalid_params", f"topk: parameter block of {len(p)} bytes, expected at least 8")
+    fraction, mode = fraction_params(p[:8], "topk", 8)
+    if mode in (0, 1):
+        if len(p) != 8:
+            raise _err("invalid_params", f"topk: parameter block of {len(p)} bytes, expected 8")
+        return TopKParams(fraction, mode)
+    if mode != 2:
+        raise _err("invalid_params", f"topk: values {mode}")
+    if version < 2:
+        raise _err("invalid_params", "topk: values mode 2 in codec version 1")
+    try:
+        cur = Cursor(p[8:], "topk values pipeline")
+        n_stages = cur.u8("n_stages")
+        if n_stages == 0:
+            raise _err("pipeline_invalid", "topk values pipeline has no stages")
+        if n_stages > limits.max_stages:
+            raise _err("limit_exceeded", f"topk values pipeline: {n_stages} stages > max_stages")
+        stages = parse_stage_entries(cur, n_stages, limits)
+        for i, s in enumerate(stages):
+            validate_stage_entry(i, s, limits)
+        cur.finish()
+    except GradwireError as e:
+        if e.code in ("truncated", "malformed"):
+            raise _err("invalid_params", f"topk values pipeline: {e}") from e
+        raise
+    if any(s.codec_id == TOPK_ID for s in stages):
+        raise _err("invalid_params", "topk values pipelines cannot hold topk")
+    return TopKParams(fraction, 2, build_pipeline(stages, 0, 0, limits), limits)
 
 
 def rice_decode(data: bytes, b: int, count: int, max_value: int) -> tuple[list[int], int]:
@@ -1820,24 +1864,29 @@ def rice_decode(data: bytes, b: int, count: int, max_value: int) -> tuple[list[i
     return out, used
 
 
-def decode_topk(tp: TopKParams, payload: bytes, n: int) -> np.ndarray:
-    """CODECS.md §9: u8 b, k values (raw or bf16), Rice-coded gaps; checks in the spec's order."""
+def decode_topk(tp: TopKParams, payload: bytes, n: int, ctx: ChunkContext) -> np.ndarray:
+    """CODECS.md §9: u8 b, then k values (raw or bf16) and the Rice-coded gaps, or (mode 2) the
+    Rice-coded gaps and the nested pipeline's payload of k values; checks in the spec's order."""
     k = randk_kept(RandKParams(tp.fraction, 0, 0), n)
-    vb = tp.value_bytes * k
+    vb = 0 if tp.mode == 2 else tp.max_value_bytes(k)
     if len(payload) < 1 + vb:
         raise _err("codec_output_size", f"topk: payload of {len(payload)} bytes cannot hold {k} values")
     b = payload[0]
     if b > 31:
         raise _err("codec_data", f"topk: Rice parameter {b}")
-    raw = payload[1 : 1 + vb]
-    if tp.bf16:
-        values = (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << np.uint32(16)).astype(np.uint32)
+    if tp.mode == 2:
+        gaps, used = rice_decode(payload[1:], b, k, n)
+        values = tp.nested.decode(payload[1 + used :], k, tp.limits, ctx)
     else:
-        values = np.frombuffer(raw, dtype="<u4").astype(np.uint32)
-    code = payload[1 + vb :]
-    gaps, used = rice_decode(code, b, k, n)
-    if used != len(code):
-        raise _err("codec_output_size", f"topk: {len(code) - used} bytes after the positions")
+        raw = payload[1 : 1 + vb]
+        if tp.mode == 1:
+            values = (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << np.uint32(16)).astype(np.uint32)
+        else:
+            values = np.frombuffer(raw, dtype="<u4").astype(np.uint32)
+        code = payload[1 + vb :]
+        gaps, used = rice_decode(code, b, k, n)
+        if used != len(code):
+            raise _err("codec_output_size", f"topk: {len(code) - used} bytes after the positions")
     out = np.zeros(n, dtype=np.uint32)
     nxt = 0
     for j, g in enumerate(gaps):

@@ -168,7 +168,7 @@ pub fn stages(data: &[u8]) {
     let [n0, n1, payload @ ..] = rest else { return };
     let n = usize::from(u16::from_le_bytes([*n0, *n1]) % 4096);
     let factory = registry.get(d.id).expect("registered");
-    let Ok(stage) = factory.build(d.version, params) else { return };
+    let Ok(stage) = factory.build_in(d.version, params, registry, &gradwire::Limits::default()) else { return };
     let ctx = ChunkContext { tensor_name: "t", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 1 };
     match stage {
         Stage::ArrayToBytes(s) => {
@@ -455,8 +455,9 @@ pub fn randk(data: &[u8]) {
     decode_arbitrary(&spec, values.len().min(chunk), rest);
 }
 
-/// `topk` streams: the first byte picks the fraction (odd numerators over 64, 1/64..=63/64), the
-/// value format and whether values are split into chunks of 37; the rest are f32 values
+/// `topk` streams: the first byte picks the fraction (odd numerators over 32, 1/32..=31/32), the
+/// value format (f32 or bf16, built in or through the nested pipelines `(raw+zstd:level=1)` and
+/// `(bf16+zstd:level=1)`) and whether values are split into chunks of 37; the rest are f32 values
 /// (non-finite ones replaced). Also: at most `k` values decode to a nonzero, and at least `k`
 /// minus those whose (rounded) value is a zero.
 /// Oracles: every decoded value is `+0.0` or its input (bf16-rounded with `values=bf16`); every
@@ -464,10 +465,17 @@ pub fn randk(data: &[u8]) {
 /// checks); arbitrary payloads decode or fail with a typed error.
 pub fn topk(data: &[u8]) {
     let [pick, rest @ ..] = data else { return };
-    let fraction = f64::from(pick >> 1 & 0x3F | 1) / 64.0;
+    let fraction = f64::from(pick >> 1 & 0x1F | 1) / 32.0;
     let bf16 = pick & 1 != 0;
+    let nested = pick & 0x40 != 0;
     let chunk: usize = if pick & 0x80 != 0 { 37 } else { 1 << 20 };
-    let spec = format!("topk:fraction={fraction}{}", if bf16 { ",values=bf16" } else { "" });
+    let values_text = match (bf16, nested) {
+        (false, false) => "",
+        (true, false) => ",values=bf16",
+        (false, true) => ",values=(raw+zstd:level=1)",
+        (true, true) => ",values=(bf16+zstd:level=1)",
+    };
+    let spec = format!("topk:fraction={fraction}{values_text}");
     let values = finite_values(rest);
     let registry = &*REGISTRY;
     let bytes = one_tensor_stream(&spec, &values, chunk);

@@ -142,6 +142,102 @@ pub struct StageDescriptor {
     pub private_name: Option<String>,
 }
 
+impl StageDescriptor {
+    /// Appends the stage entry (`u32 codec_id, u16 version, u16 param_len, params`, then for a
+    /// private ID `u8 name_len, name`; FORMAT.md §6.2).
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.put_u32(self.codec_id);
+        out.put_u16(self.version);
+        out.put_u16(self.params.len() as u16);
+        out.extend_from_slice(&self.params);
+        if let Some(name) = &self.private_name {
+            out.push(name.len() as u8);
+            out.extend_from_slice(name.as_bytes());
+        }
+    }
+
+    /// Reads one stage entry, refusing a `param_len` above the limit before taking the bytes.
+    fn decode_from(c: &mut Cursor<'_>, limits: &Limits) -> Result<StageDescriptor> {
+        let codec_id = c.u32("codec_id")?;
+        let version = c.u16("codec_version")?;
+        let param_len = c.u16("param_len")?;
+        Limits::check(u64::from(param_len), limits.max_param_len, "codec parameter length")
+            .map_err(|e| e.at_offset(c.offset()))?;
+        let params = c.take(usize::from(param_len), "codec params")?.to_vec();
+        let private_name = if codec::is_private(codec_id) {
+            let len = c.u8("private codec name_len")?;
+            let at = c.offset();
+            let text = std::str::from_utf8(c.take(usize::from(len), "private codec name")?)
+                .map_err(|_| Error::new(ErrorCode::Malformed, "private codec name is not UTF-8").at_offset(at))?;
+            Some(text.to_owned())
+        } else {
+            None
+        };
+        Ok(StageDescriptor { codec_id, version, params, private_name })
+    }
+
+    /// The checks on one entry that need no registry: parameter length, a valid ID, a name
+    /// exactly for private IDs.
+    fn validate(&self, limits: &Limits) -> Result<()> {
+        Limits::check(self.params.len() as u64, limits.max_param_len, "codec parameter length")?;
+        ensure(self.codec_id != 0 && self.codec_id != u32::MAX, ErrorCode::UnsupportedCodec, || {
+            format!("codec ID 0x{:08x} is invalid", self.codec_id)
+        })?;
+        ensure(codec::is_private(self.codec_id) == self.private_name.is_some(), ErrorCode::Malformed, || {
+            "private codec IDs, and only they, carry a name".into()
+        })?;
+        if let Some(name) = &self.private_name {
+            ensure(is_valid_codec_name(name) && name.contains('.'), ErrorCode::Malformed, || {
+                format!("private codec name {name:?} is not a vendor.codec name")
+            })?;
+        }
+        Ok(())
+    }
+
+    /// A pipeline nested in a codec's parameters (`topk`'s values, CODECS.md §9): `u8 n_stages`
+    /// and the stage entries as in TENSOR_BEGIN.
+    #[must_use]
+    pub fn encode_list(stages: &[StageDescriptor]) -> Vec<u8> {
+        let mut out = vec![stages.len() as u8];
+        for s in stages {
+            s.encode_into(&mut out);
+        }
+        out
+    }
+
+    /// Parses a nested pipeline written by [`StageDescriptor::encode_list`] from untrusted bytes:
+    /// `1 ≤ n_stages ≤ max_stages`, each entry checked as in TENSOR_BEGIN, no byte left over.
+    ///
+    /// # Errors
+    /// [`ErrorCode::PipelineInvalid`] for no stage, [`ErrorCode::LimitExceeded`] for too many
+    /// stages or parameter bytes, [`ErrorCode::InvalidParams`] for bytes that do not parse (too
+    /// few, too many, a private name that is not one), [`ErrorCode::UnsupportedCodec`] for ID 0
+    /// or `0xFFFFFFFF`.
+    pub fn decode_list(bytes: &[u8], limits: &Limits) -> Result<Vec<StageDescriptor>> {
+        StageDescriptor::decode_list_unmapped(bytes, limits).map_err(|e| match e.code() {
+            ErrorCode::Truncated | ErrorCode::Malformed => {
+                Error::new(ErrorCode::InvalidParams, format!("nested pipeline: {}", e.detail()))
+            }
+            _ => e,
+        })
+    }
+
+    fn decode_list_unmapped(bytes: &[u8], limits: &Limits) -> Result<Vec<StageDescriptor>> {
+        let mut c = Cursor::new(bytes, 0);
+        let n_stages = c.u8("n_stages")?;
+        ensure(n_stages > 0, ErrorCode::PipelineInvalid, || "nested pipeline has no stages".into())?;
+        Limits::check(u64::from(n_stages), limits.max_stages, "number of nested pipeline stages")?;
+        let mut stages = Vec::with_capacity(usize::from(n_stages));
+        for _ in 0..n_stages {
+            let s = StageDescriptor::decode_from(&mut c, limits)?;
+            s.validate(limits)?;
+            stages.push(s);
+        }
+        c.finish("nested pipeline")?;
+        Ok(stages)
+    }
+}
+
 /// Body of TENSOR_BEGIN: everything needed to decode the tensor's chunks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TensorDescriptor {
@@ -202,14 +298,7 @@ impl TensorDescriptor {
         }
         out.extend_from_slice(self.name.as_bytes());
         for s in &self.pipeline {
-            out.put_u32(s.codec_id);
-            out.put_u16(s.version);
-            out.put_u16(s.params.len() as u16);
-            out.extend_from_slice(&s.params);
-            if let Some(name) = &s.private_name {
-                out.push(name.len() as u8);
-                out.extend_from_slice(name.as_bytes());
-            }
+            s.encode_into(&mut out);
         }
         out
     }
@@ -242,18 +331,7 @@ impl TensorDescriptor {
             format!("TENSOR_BEGIN flags 0x{:02x} use reserved bits", self.flags)
         })?;
         for s in &self.pipeline {
-            Limits::check(s.params.len() as u64, limits.max_param_len, "codec parameter length")?;
-            ensure(s.codec_id != 0 && s.codec_id != u32::MAX, ErrorCode::UnsupportedCodec, || {
-                format!("codec ID 0x{:08x} is invalid", s.codec_id)
-            })?;
-            ensure(codec::is_private(s.codec_id) == s.private_name.is_some(), ErrorCode::Malformed, || {
-                "private codec IDs, and only they, carry a name".into()
-            })?;
-            if let Some(name) = &s.private_name {
-                ensure(is_valid_codec_name(name) && name.contains('.'), ErrorCode::Malformed, || {
-                    format!("private codec name {name:?} is not a vendor.codec name")
-                })?;
-            }
+            s.validate(limits)?;
         }
         Ok(())
     }
@@ -285,22 +363,7 @@ impl TensorDescriptor {
             .to_owned();
         let mut pipeline = Vec::with_capacity(usize::from(n_stages));
         for _ in 0..n_stages {
-            let codec_id = c.u32("codec_id")?;
-            let version = c.u16("codec_version")?;
-            let param_len = c.u16("param_len")?;
-            Limits::check(u64::from(param_len), limits.max_param_len, "codec parameter length")
-                .map_err(|e| e.at_offset(c.offset()))?;
-            let params = c.take(usize::from(param_len), "codec params")?.to_vec();
-            let private_name = if codec::is_private(codec_id) {
-                let len = c.u8("private codec name_len")?;
-                let at = c.offset();
-                let text = std::str::from_utf8(c.take(usize::from(len), "private codec name")?)
-                    .map_err(|_| Error::new(ErrorCode::Malformed, "private codec name is not UTF-8").at_offset(at))?;
-                Some(text.to_owned())
-            } else {
-                None
-            };
-            pipeline.push(StageDescriptor { codec_id, version, params, private_name });
+            pipeline.push(StageDescriptor::decode_from(&mut c, limits)?);
         }
         c.finish("TENSOR_BEGIN")?;
         let d = TensorDescriptor { tensor_id, name, dtype, shape, n_elements, chunk_elements, flags, pipeline };

@@ -1,5 +1,5 @@
 //! Parameters of `randk` in text (`fraction=0.01,scaling=unbiased,seed=7`) and on the wire
-//! (16 bytes, `spec/CODECS.md` §8).
+//! (16 bytes, `spec/CODECS.md` §8), and the kept count and `fraction` text shared with `topk`.
 
 use gradwire_codec::{Error, ErrorCode, Result, TextParams};
 
@@ -34,7 +34,7 @@ pub fn kept_count(fraction: u32, n: usize) -> usize {
 }
 
 /// The `fraction=F` text parameter of `codec` (default 0.01) as its numerator over 2^32.
-fn parse_fraction(text: &TextParams, codec: &str) -> Result<u32> {
+pub(crate) fn parse_fraction(text: &TextParams, codec: &str) -> Result<u32> {
     let arg = |d: String| Error::new(ErrorCode::InvalidArgument, d);
     let given = text.get("fraction").unwrap_or("0.01");
     let f: f64 = given.parse().map_err(|_| arg(format!("{codec} fraction={given:?} is not a number")))?;
@@ -46,7 +46,7 @@ fn parse_fraction(text: &TextParams, codec: &str) -> Result<u32> {
 }
 
 /// A numerator over 2^32 as the shortest decimal that parses back to it.
-fn fraction_text(fraction: u32) -> String {
+pub(crate) fn fraction_text(fraction: u32) -> String {
     let exact = f64::from(fraction) / 4_294_967_296.0;
     let text = (1..=17)
         .map(|digits| format!("{exact:.digits$}"))
@@ -130,96 +130,5 @@ impl RandKParams {
         };
         let seed = u64::from_le_bytes([b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]]);
         Ok(RandKParams { fraction, scaling, seed })
-    }
-}
-
-/// How `topk` stores its kept values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Values {
-    /// As the core `raw` codec: little-endian f32, exact (0).
-    F32,
-    /// As the core `bf16` codec: the upper 16 bits, rounded to nearest even (1).
-    Bf16,
-}
-
-/// Parameters of one `topk` stage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TopKParams {
-    /// Fraction of values kept, as a numerator over 2^32, as for `randk`.
-    pub fraction: u32,
-    /// Storage of the kept values.
-    pub values: Values,
-}
-
-impl TopKParams {
-    /// Values kept of a chunk of `n` ([`kept_count`]).
-    #[must_use]
-    pub fn kept(&self, n: usize) -> usize {
-        kept_count(self.fraction, n)
-    }
-
-    /// Parses the text form.
-    ///
-    /// # Errors
-    /// [`ErrorCode::InvalidArgument`] for a fraction outside `(0, 1)` or unknown values.
-    pub fn from_text(text: &TextParams) -> Result<TopKParams> {
-        let fraction = parse_fraction(text, "topk")?;
-        let values = match text.get("values").unwrap_or("f32") {
-            "f32" => Values::F32,
-            "bf16" => Values::Bf16,
-            other => {
-                return Err(Error::new(
-                    ErrorCode::InvalidArgument,
-                    format!("topk values={other:?} is not f32 or bf16"),
-                ));
-            }
-        };
-        Ok(TopKParams { fraction, values })
-    }
-
-    /// The text form.
-    #[must_use]
-    pub fn to_text(&self) -> String {
-        let fraction = fraction_text(self.fraction);
-        match self.values {
-            Values::F32 => format!("fraction={fraction}"),
-            Values::Bf16 => format!("fraction={fraction},values=bf16"),
-        }
-    }
-
-    /// The 8 wire bytes: `u32 fraction, u8 values, 3 reserved`.
-    #[must_use]
-    pub fn encode(&self) -> [u8; 8] {
-        let mut out = [0u8; 8];
-        out[..4].copy_from_slice(&self.fraction.to_le_bytes());
-        out[4] = u8::from(self.values == Values::Bf16);
-        out
-    }
-
-    /// Parses untrusted wire bytes.
-    ///
-    /// # Errors
-    /// [`ErrorCode::InvalidParams`] for a wrong length, a zero fraction or unknown values;
-    /// [`ErrorCode::ReservedNonzero`] for nonzero reserved bytes.
-    pub fn decode(bytes: &[u8]) -> Result<TopKParams> {
-        let invalid = |d: String| Error::new(ErrorCode::InvalidParams, d);
-        let b: [u8; 8] =
-            bytes.try_into().map_err(|_| invalid(format!("topk parameters must be 8 bytes, found {}", bytes.len())))?;
-        if b[5..8] != [0, 0, 0] {
-            return Err(Error::new(
-                ErrorCode::ReservedNonzero,
-                "topk parameter bytes 5..8 are reserved and must be zero",
-            ));
-        }
-        let fraction = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        if fraction == 0 {
-            return Err(invalid("topk fraction 0 keeps nothing".into()));
-        }
-        let values = match b[4] {
-            0 => Values::F32,
-            1 => Values::Bf16,
-            v => return Err(invalid(format!("topk values {v} is not 0 (f32) or 1 (bf16)"))),
-        };
-        Ok(TopKParams { fraction, values })
     }
 }

@@ -97,17 +97,30 @@ fn params_round_trip_and_bad_ones_are_refused() {
     assert_eq!(params("scaling=unbiased").scaling, Scaling::Unbiased);
 }
 
+/// The `topk` stage of pipeline text `topk:TEXT`, parsed and built by the sparsify registry (the
+/// core codecs are there for nested values pipelines), after a wire round trip of its parameters.
 fn topk_stage(text: &str) -> Box<dyn gradwire_codec::ArrayToBytes> {
-    let pairs = text.split(',').map(|p| {
-        let (k, v) = p.split_once('=').expect("key=value");
-        (k.to_owned(), v.to_owned())
-    });
-    let params = crate::TopKParams::from_text(&TextParams { pairs: pairs.collect() }).expect("valid");
-    assert_eq!(crate::TopKParams::decode(&params.encode()).expect("decodes"), params);
-    match crate::TOPK_CODEC.build(1, &params.encode()).expect("builds") {
+    let registry = crate::registry_with_sparsify();
+    let stages = registry.parse_pipeline(&format!("topk:{text}")).expect("valid");
+    let d = &stages[0];
+    let limits = gradwire_codec::Limits::default();
+    let params = crate::TopKParams::decode(d.version, &d.params, &limits).expect("decodes");
+    assert_eq!(params.encode(), d.params);
+    assert_eq!(registry.pipeline_to_text(&stages).expect("renders"), format!("topk:{text}"));
+    match crate::TOPK_CODEC.build_in(d.version, &d.params, &registry, &limits).expect("builds") {
         Stage::ArrayToBytes(s) => s,
         _ => unreachable!("topk is array->bytes"),
     }
+}
+
+fn topk_round_trip(text: &str, x: &[f32]) -> (Vec<u8>, Vec<f32>) {
+    let s = topk_stage(text);
+    let mut bytes = Vec::new();
+    s.encode(x, &CTX, &mut bytes).expect("encode");
+    assert!(bytes.len() <= s.max_encoded_len(x.len()).expect("bound"), "{text}: over the bound");
+    let mut y = vec![0f32; x.len()];
+    s.decode(&bytes, &CTX, &mut y).expect("decode");
+    (bytes, y)
 }
 
 #[test]
@@ -157,4 +170,88 @@ fn topk_refuses_damaged_payloads() {
     gradwire_codec::entropy::rice_encode(&[15; 10], 4, &mut b);
     assert_eq!(code(&b, &mut y), gradwire_codec::ErrorCode::CodecData, "position past the chunk");
     assert!(s.encode(&[1.0, f32::NAN], &CTX, &mut Vec::new()).is_err(), "non-finite input refused");
+}
+
+#[test]
+fn topk_values_go_through_a_nested_pipeline() {
+    let x: Vec<f32> = (0..1000).map(|i| ((i * 7919 % 1000) as f32 - 500.0) / 7.0).collect();
+    let (plain, exact) = topk_round_trip("fraction=0.05", &x);
+    // `(raw)` decodes to the same values as the built-in f32 mode, in as many bytes.
+    let (nested, same) = topk_round_trip("fraction=0.05,values=(raw)", &x);
+    assert_eq!(
+        same.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        exact.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
+    assert_eq!(nested.len(), plain.len());
+    // f16 values then zstd: what f16 decodes to at the kept positions, zeros elsewhere.
+    let (_, y) = topk_round_trip("fraction=0.05,values=(f16+zstd:level=3)", &x);
+    let f16 = gradwire_codec::testing::array_to_bytes(&gradwire_codec::codecs::F16_CODEC, &[]);
+    let (mut half, mut expected) = (Vec::new(), vec![0f32; exact.len()]);
+    f16.encode(&exact, &CTX, &mut half).expect("f16 encodes");
+    f16.decode(&half, &CTX, &mut expected).expect("f16 decodes");
+    for (i, (&a, &b)) in expected.iter().zip(&y).enumerate() {
+        assert_eq!(b.to_bits(), a.to_bits(), "value {i}: through f16 {a}, decoded {b}");
+    }
+    assert!(y.iter().zip(&x).filter(|(a, _)| **a != 0.0).all(|(a, b)| (a - b).abs() <= b.abs() / 1024.0));
+}
+
+#[test]
+fn topk_refuses_bad_values_pipelines() {
+    let registry = crate::registry_with_sparsify();
+    for text in [
+        "values=(topk)",
+        "values=((raw))",
+        "values=(zstd)",
+        "values=(raw+raw)",
+        "values=(nonesuch)",
+        "values=raw",
+        "values=(raw",
+    ] {
+        let e = registry.parse_pipeline(&format!("topk:{text}")).expect_err(text);
+        assert_eq!(e.code(), gradwire_codec::ErrorCode::InvalidArgument, "{text}: {e}");
+    }
+    let limits = gradwire_codec::Limits::default();
+    let nested = registry.parse_pipeline("topk:values=(bf16)").expect("valid").remove(0);
+    assert_eq!(nested.version, 2, "values through a pipeline need version 2");
+    let code = |version: u16, params: &[u8]| {
+        crate::TOPK_CODEC.build_in(version, params, &registry, &limits).err().map(|e| e.code())
+    };
+    assert_eq!(code(1, &nested.params), Some(gradwire_codec::ErrorCode::InvalidParams), "mode 2 in version 1");
+    assert_eq!(code(2, &nested.params), None);
+    let plain = registry.parse_pipeline("topk:values=bf16").expect("valid").remove(0);
+    assert_eq!(plain.version, 1, "f32 and bf16 values stay readable by version 1 decoders");
+    let mut longer = plain.params.clone();
+    longer.push(0);
+    assert_eq!(code(2, &longer), Some(gradwire_codec::ErrorCode::InvalidParams), "a byte after mode 1");
+    // A nested topk written by hand (the text form refuses it).
+    let mut inner = nested.params.clone();
+    inner.truncate(8);
+    inner.extend_from_slice(&gradwire_codec::StageDescriptor::encode_list(std::slice::from_ref(&plain)));
+    assert_eq!(code(2, &inner), Some(gradwire_codec::ErrorCode::InvalidParams), "topk inside topk");
+    let mut cut = nested.params.clone();
+    cut.pop();
+    assert_eq!(code(2, &cut), Some(gradwire_codec::ErrorCode::InvalidParams), "nested entry cut short");
+    let mut zstd_only = nested.params[..8].to_vec();
+    zstd_only.extend_from_slice(&gradwire_codec::StageDescriptor::encode_list(
+        &registry.parse_pipeline("zstd").expect("valid"),
+    ));
+    assert_eq!(code(2, &zstd_only), Some(gradwire_codec::ErrorCode::PipelineInvalid), "no array->bytes stage");
+    let mut unknown = nested.params[..8].to_vec();
+    unknown.extend_from_slice(&[1, 0x99, 0, 0, 0, 1, 0, 0, 0]);
+    assert_eq!(code(2, &unknown), Some(gradwire_codec::ErrorCode::UnsupportedCodec), "unknown nested codec");
+}
+
+#[test]
+fn topk_refuses_damaged_nested_payloads() {
+    let x: Vec<f32> = (0..100).map(|i| i as f32 - 50.5).collect();
+    let s = topk_stage("fraction=0.1,values=(bf16)");
+    let mut bytes = Vec::new();
+    s.encode(&x, &CTX, &mut bytes).expect("encode");
+    let mut y = vec![0f32; 100];
+    let code = |b: &[u8], y: &mut [f32]| s.decode(b, &CTX, y).unwrap_err().code();
+    let mut b = bytes.clone();
+    b.push(0);
+    assert_eq!(code(&b, &mut y), gradwire_codec::ErrorCode::CodecOutputSize, "a trailing byte");
+    assert_eq!(code(&bytes[..bytes.len() - 1], &mut y), gradwire_codec::ErrorCode::CodecOutputSize, "values cut");
+    assert_eq!(code(&bytes[..3], &mut y), gradwire_codec::ErrorCode::CodecData, "positions cut");
 }

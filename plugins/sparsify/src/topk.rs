@@ -1,36 +1,58 @@
 //! `topk` (`spec/CODECS.md` §9): the `k` values of largest magnitude, their positions as
-//! Golomb-Rice coded gaps, their values through the core `raw` or `bf16` codec.
+//! Golomb-Rice coded gaps, their values through the core `raw` or `bf16` codec or through a
+//! nested pipeline (`values=(m22:bits=4)`).
 
 use gradwire_codec::entropy::{MAX_RICE_PARAMETER, best_rice_parameter, rice_decode, rice_encode};
-use gradwire_codec::{ArrayToBytes, ChunkContext, CodecFactory, Error, ErrorCode, Result, Stage};
+use gradwire_codec::{
+    ArrayToBytes, ChunkContext, CodecFactory, Error, ErrorCode, Limits, Pipeline, Registry, Result, Stage,
+};
 
-use crate::params::{TopKParams, Values};
+use crate::topk_params::{TopKParams, Values};
 
 /// The built `topk` stage.
 pub struct TopKStage {
     params: TopKParams,
-    /// The core codec of the kept values.
-    values: Box<dyn ArrayToBytes>,
+    values: ValueCoder,
+}
+
+/// What codes the kept values.
+enum ValueCoder {
+    /// The core `raw` or `bf16` codec (modes 0 and 1), written before the positions.
+    Core(Box<dyn ArrayToBytes>),
+    /// A nested pipeline (mode 2): the kept values are one chunk of it, written after the positions.
+    Pipeline(Pipeline),
 }
 
 impl TopKStage {
-    /// Builds the stage with its value codec.
+    /// Builds the stage with its value codec; a nested pipeline is built from `registry` under
+    /// `limits`.
     ///
     /// # Errors
-    /// Never for valid parameters (the core codecs take no parameters).
-    pub fn new(params: TopKParams) -> Result<TopKStage> {
-        let factory: &dyn CodecFactory = match params.values {
+    /// The errors of building the nested pipeline (`unsupported_codec`, `invalid_params`,
+    /// `pipeline_invalid`, `limit_exceeded`), prefixed with `topk values`.
+    pub fn new(params: TopKParams, registry: &Registry, limits: &Limits) -> Result<TopKStage> {
+        let core: &dyn CodecFactory = match &params.values {
             Values::F32 => &gradwire_codec::codecs::RAW_CODEC,
             Values::Bf16 => &gradwire_codec::codecs::BF16_CODEC,
+            Values::Pipeline(stages) => {
+                let pipeline = Pipeline::build(registry, stages, limits)
+                    .map_err(|e| Error::new(e.code(), format!("topk values: {}", e.detail())))?;
+                return Ok(TopKStage { params, values: ValueCoder::Pipeline(pipeline) });
+            }
         };
-        match factory.build(1, &[])? {
-            Stage::ArrayToBytes(values) => Ok(TopKStage { params, values }),
+        match core.build(1, &[])? {
+            Stage::ArrayToBytes(values) => Ok(TopKStage { params, values: ValueCoder::Core(values) }),
             _ => Err(Error::new(ErrorCode::InvalidParams, "the value codec is not array->bytes")),
         }
     }
 
-    fn value_bytes(&self, k: usize) -> usize {
-        k * if self.params.values == Values::F32 { 4 } else { 2 }
+    /// Size bound of the values of a chunk that keeps `k` (exact for modes 0 and 1).
+    fn max_value_bytes(&self, k: usize) -> Option<usize> {
+        match (&self.values, &self.params.values) {
+            (ValueCoder::Pipeline(p), _) => p.bounds(k).ok().map(|b| b.max_payload()),
+            (ValueCoder::Core(_), Values::Bf16) => k.checked_mul(2),
+            (ValueCoder::Core(_), _) => k.checked_mul(4),
+        }
     }
 }
 
@@ -43,7 +65,7 @@ impl ArrayToBytes for TopKStage {
         // Parameter 0 codes gap g in g + 1 bits, and the k gaps sum to at most n - k: at most
         // n bits in all (n + k is a safe bound). The encoder picks the shortest code, so it never
         // writes more.
-        1usize.checked_add(self.value_bytes(k))?.checked_add(len.checked_add(k)?.div_ceil(8))
+        1usize.checked_add(self.max_value_bytes(k)?)?.checked_add(len.checked_add(k)?.div_ceil(8))
     }
 
     fn encode(&self, input: &[f32], ctx: &ChunkContext<'_>, out: &mut Vec<u8>) -> Result<()> {
@@ -79,15 +101,26 @@ impl ArrayToBytes for TopKStage {
         let b = best_rice_parameter(&gaps);
         out.push(b);
         let kept: Vec<f32> = positions.iter().map(|&p| input[p as usize]).collect();
-        self.values.encode(&kept, ctx, out)?;
-        rice_encode(&gaps, b, out);
+        match &self.values {
+            ValueCoder::Core(values) => {
+                values.encode(&kept, ctx, out)?;
+                rice_encode(&gaps, b, out);
+            }
+            ValueCoder::Pipeline(pipeline) => {
+                rice_encode(&gaps, b, out);
+                pipeline.encode_chunk(&kept, ctx, out)?;
+            }
+        }
         Ok(())
     }
 
     fn decode(&self, bytes: &[u8], ctx: &ChunkContext<'_>, out: &mut [f32]) -> Result<()> {
         let n = out.len();
         let k = self.params.kept(n);
-        let value_len = self.value_bytes(k);
+        let value_len = match self.values {
+            ValueCoder::Core(_) => self.max_value_bytes(k).unwrap_or(usize::MAX),
+            ValueCoder::Pipeline(_) => 0,
+        };
         let Some((&b, rest)) = bytes.split_first().filter(|(_, rest)| rest.len() >= value_len) else {
             return Err(Error::new(
                 ErrorCode::CodecOutputSize,
@@ -97,16 +130,26 @@ impl ArrayToBytes for TopKStage {
         if b > MAX_RICE_PARAMETER {
             return Err(Error::new(ErrorCode::CodecData, format!("topk Rice parameter {b} is above 31")));
         }
-        let (value_bytes, code) = rest.split_at(value_len);
         let mut kept = vec![0f32; k];
-        self.values.decode(value_bytes, ctx, &mut kept)?;
         let mut gaps = Vec::with_capacity(k);
-        let used = rice_decode(code, b, k, n as u64, &mut gaps)?;
-        if used != code.len() {
-            return Err(Error::new(
-                ErrorCode::CodecOutputSize,
-                format!("topk payload has {} bytes after its positions", code.len() - used),
-            ));
+        match &self.values {
+            ValueCoder::Core(values) => {
+                let (value_bytes, code) = rest.split_at(value_len);
+                values.decode(value_bytes, ctx, &mut kept)?;
+                let used = rice_decode(code, b, k, n as u64, &mut gaps)?;
+                if used != code.len() {
+                    return Err(Error::new(
+                        ErrorCode::CodecOutputSize,
+                        format!("topk payload has {} bytes after its positions", code.len() - used),
+                    ));
+                }
+            }
+            ValueCoder::Pipeline(pipeline) => {
+                let used = rice_decode(rest, b, k, n as u64, &mut gaps)?;
+                pipeline
+                    .decode_chunk(&rest[used..], ctx, &mut kept)
+                    .map_err(|e| Error::new(e.code(), format!("topk values: {}", e.detail())))?;
+            }
         }
         out.fill(0.0);
         let mut next = 0u64;
