@@ -1508,6 +1508,45 @@ fn cases() -> Vec<Case> {
             build: |r| edit_descriptor(&topk_nested_small(r), |d| d.pipeline[0].params.push(0)),
         },
         Case {
+            id: "invalid-topk-values-list-cut",
+            description: "topk values pipeline of n_stages 2 whose second entry is missing (the first has codec ID 0): parsing comes first",
+            expect: "invalid_params",
+            build: |r| {
+                edit_descriptor(&topk_nested_small(r), |d| {
+                    let p = &mut d.pipeline[0].params;
+                    p[8] = 2;
+                    p[9..13].copy_from_slice(&0u32.to_le_bytes());
+                })
+            },
+        },
+        Case {
+            id: "invalid-topk-values-codec-id-zero",
+            description: "topk values pipeline whose one stage has codec ID 0",
+            expect: "unsupported_codec",
+            build: |r| {
+                edit_descriptor(&topk_nested_small(r), |d| {
+                    d.pipeline[0].params[9..13].copy_from_slice(&0u32.to_le_bytes())
+                })
+            },
+        },
+        Case {
+            id: "invalid-topk-values-no-stages",
+            description: "topk values pipeline of n_stages 0 and nothing after it",
+            expect: "pipeline_invalid",
+            build: |r| {
+                edit_descriptor(&topk_nested_small(r), |d| {
+                    d.pipeline[0].params.truncate(9);
+                    d.pipeline[0].params[8] = 0;
+                })
+            },
+        },
+        Case {
+            id: "invalid-topk-values-too-many-stages",
+            description: "topk values pipeline of n_stages 9 (max_stages is 8), its entries missing: the limit is checked when read",
+            expect: "limit_exceeded",
+            build: |r| edit_descriptor(&topk_nested_small(r), |d| d.pipeline[0].params[8] = 9),
+        },
+        Case {
             id: "invalid-topk-values-payload-cut",
             description: "topk with values=(bf16): the chunk payload one byte short, inside the nested values",
             expect: "codec_output_size",
@@ -2009,7 +2048,6 @@ fn m22_values(n: usize, zero_every: usize) -> Vec<f32> {
     values
 }
 
-/// One `topk:fraction=0.1` tensor of 100 values in one chunk (10 kept, f32), without an index.
 /// `topk` of 100 values keeping 10, their values through the nested pipeline `bf16`.
 fn topk_nested_small(r: &Registry) -> Vec<u8> {
     one_tensor(
@@ -2021,6 +2059,7 @@ fn topk_nested_small(r: &Registry) -> Vec<u8> {
     )
 }
 
+/// One `topk:fraction=0.1` tensor of 100 values in one chunk (10 kept, f32), without an index.
 fn topk_small(r: &Registry) -> Vec<u8> {
     one_tensor(r, "topk:fraction=0.1", &[100], &m22_values(100, 0), WriterOptions::default().write_index(false))
 }

@@ -12,7 +12,10 @@
 //! pipeline := stage ("+" stage)*
 //! stage    := name (":" param ("," param)*)?
 //! param    := key "=" value          e.g.  bf16+zstd:level=3
+//! value    := text | "(" pipeline ")"      e.g.  topk:fraction=0.1,values=(m22:bits=4)
 //! ```
+//!
+//! `+` and `,` inside parentheses belong to the nested pipeline; nested pipelines do not nest.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -128,6 +131,9 @@ pub trait CodecFactory: Send + Sync {
     /// As [`CodecFactory::params_from_text`], for a codec whose parameters hold a nested
     /// pipeline (`topk`'s `values=(...)`): nested codecs are looked up in `registry`. The
     /// registry calls this one; the default ignores `registry`.
+    ///
+    /// A factory that wraps another must forward the three `*_in` methods as well, or the
+    /// wrapped codec's nested stages are resolved without the caller's registry and limits.
     ///
     /// # Errors
     /// As [`CodecFactory::params_from_text`].

@@ -1812,16 +1812,18 @@ def parse_topk_params(p: bytes, version: int, limits: "Limits") -> TopKParams:
     if version < 2:
         raise _err("invalid_params", "topk: values mode 2 in codec version 1")
     try:
+        # TENSOR_BEGIN's order: limits when read, the whole list with nothing left over, then
+        # the count and the rules on each entry.
         cur = Cursor(p[8:], "topk values pipeline")
         n_stages = cur.u8("n_stages")
-        if n_stages == 0:
-            raise _err("pipeline_invalid", "topk values pipeline has no stages")
         if n_stages > limits.max_stages:
             raise _err("limit_exceeded", f"topk values pipeline: {n_stages} stages > max_stages")
         stages = parse_stage_entries(cur, n_stages, limits)
+        cur.finish()
+        if n_stages == 0:
+            raise _err("pipeline_invalid", "topk values pipeline has no stages")
         for i, s in enumerate(stages):
             validate_stage_entry(i, s, limits)
-        cur.finish()
     except GradwireError as e:
         if e.code in ("truncated", "malformed"):
             raise _err("invalid_params", f"topk values pipeline: {e}") from e

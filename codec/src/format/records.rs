@@ -196,6 +196,10 @@ impl StageDescriptor {
 
     /// A pipeline nested in a codec's parameters (`topk`'s values, CODECS.md §9): `u8 n_stages`
     /// and the stage entries as in TENSOR_BEGIN.
+    ///
+    /// The caller keeps to the field widths, as [`crate::Registry::parse_pipeline`] does: 1 to 255
+    /// stages, parameters of at most 65,535 bytes, private names of at most 255 bytes (longer ones
+    /// would be cut, and a reader refuses an empty list).
     #[must_use]
     pub fn encode_list(stages: &[StageDescriptor]) -> Vec<u8> {
         let mut out = vec![stages.len() as u8];
@@ -205,8 +209,10 @@ impl StageDescriptor {
         out
     }
 
-    /// Parses a nested pipeline written by [`StageDescriptor::encode_list`] from untrusted bytes:
-    /// `1 ≤ n_stages ≤ max_stages`, each entry checked as in TENSOR_BEGIN, no byte left over.
+    /// Parses a nested pipeline written by [`StageDescriptor::encode_list`] from untrusted bytes,
+    /// in TENSOR_BEGIN's order: `n_stages ≤ max_stages` and each `param_len ≤ max_param_len` when
+    /// read; every entry present and no byte left over; `n_stages ≥ 1`; each entry's ID and name.
+    /// Offsets in errors are not stream offsets: they are dropped.
     ///
     /// # Errors
     /// [`ErrorCode::PipelineInvalid`] for no stage, [`ErrorCode::LimitExceeded`] for too many
@@ -214,26 +220,30 @@ impl StageDescriptor {
     /// few, too many, a private name that is not one), [`ErrorCode::UnsupportedCodec`] for ID 0
     /// or `0xFFFFFFFF`.
     pub fn decode_list(bytes: &[u8], limits: &Limits) -> Result<Vec<StageDescriptor>> {
-        StageDescriptor::decode_list_unmapped(bytes, limits).map_err(|e| match e.code() {
-            ErrorCode::Truncated | ErrorCode::Malformed => {
-                Error::new(ErrorCode::InvalidParams, format!("nested pipeline: {}", e.detail()))
-            }
-            _ => e,
+        StageDescriptor::decode_list_unmapped(bytes, limits).map_err(|e| {
+            let code = match e.code() {
+                ErrorCode::Truncated | ErrorCode::Malformed => ErrorCode::InvalidParams,
+                code => code,
+            };
+            Error::new(code, format!("nested pipeline: {}", e.detail()))
         })
     }
 
+    /// The order of TENSOR_BEGIN (FORMAT.md §6.0): limits when their field is read, then the
+    /// whole list parsed with nothing left over, then the rules on the parsed entries.
     fn decode_list_unmapped(bytes: &[u8], limits: &Limits) -> Result<Vec<StageDescriptor>> {
         let mut c = Cursor::new(bytes, 0);
         let n_stages = c.u8("n_stages")?;
-        ensure(n_stages > 0, ErrorCode::PipelineInvalid, || "nested pipeline has no stages".into())?;
         Limits::check(u64::from(n_stages), limits.max_stages, "number of nested pipeline stages")?;
         let mut stages = Vec::with_capacity(usize::from(n_stages));
         for _ in 0..n_stages {
-            let s = StageDescriptor::decode_from(&mut c, limits)?;
-            s.validate(limits)?;
-            stages.push(s);
+            stages.push(StageDescriptor::decode_from(&mut c, limits)?);
         }
         c.finish("nested pipeline")?;
+        ensure(n_stages > 0, ErrorCode::PipelineInvalid, || "nested pipeline has no stages".into())?;
+        for s in &stages {
+            s.validate(limits)?;
+        }
         Ok(stages)
     }
 }

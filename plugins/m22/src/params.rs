@@ -71,8 +71,9 @@ impl M22Params {
             return Err(Error::new(
                 ErrorCode::InvalidArgument,
                 "m22:rate=B allocates over a whole stream before it is written: `gradwire encode`, `demo` and \
-                 `bench` resolve it into one step=S (library: gradwire_m22::allocate::allocate); elsewhere give \
-                 step=S or entropy=B",
+                 `bench` resolve it into one step=S for a top-level m22 stage (library: \
+                 gradwire_m22::allocate::allocate); elsewhere, and inside a nested pipeline such as topk's \
+                 values=(...), give step=S or entropy=B",
             ));
         }
         let mut target = None;

@@ -120,14 +120,13 @@ impl CodecFactory for TopKCodec {
         Ok(TopKParams::from_text(text, registry)?.encode())
     }
     fn version_for(&self, params: &[u8]) -> u16 {
-        TopKParams::decode(TOPK_DESCRIPTOR.version, params, &Limits::default())
-            .map_or(TOPK_DESCRIPTOR.version, |p| p.version())
+        TopKParams::decode(TOPK_DESCRIPTOR.version, params, &ANY_FIELD).map_or(TOPK_DESCRIPTOR.version, |p| p.version())
     }
     fn params_to_text(&self, version: u16, params: &[u8]) -> Result<String> {
         self.params_to_text_in(version, params, &Registry::linked()?)
     }
     fn params_to_text_in(&self, version: u16, params: &[u8], registry: &Registry) -> Result<String> {
-        TopKParams::decode(version, params, &Limits::default())?.to_text(registry)
+        TopKParams::decode(version, params, &ANY_FIELD)?.to_text(registry)
     }
     fn build(&self, version: u16, params: &[u8]) -> Result<Stage> {
         self.build_in(version, params, &Registry::linked()?, &Limits::default())
@@ -137,6 +136,10 @@ impl CodecFactory for TopKCodec {
         Ok(Stage::ArrayToBytes(Box::new(TopKStage::new(params, registry, limits)?)))
     }
 }
+
+/// Limits no field width can exceed: rendering and versioning parameters that a reader (under
+/// its own, perhaps raised, limits) already accepted must not refuse them.
+const ANY_FIELD: Limits = Limits { max_stages: u8::MAX as u64, max_param_len: u16::MAX as u64, ..Limits::DEFAULT };
 
 /// The core registry plus `randk` and `topk` (for tests and examples that do not link the facade).
 #[must_use]

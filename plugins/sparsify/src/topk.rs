@@ -7,7 +7,7 @@ use gradwire_codec::{
     ArrayToBytes, ChunkContext, CodecFactory, Error, ErrorCode, Limits, Pipeline, Registry, Result, Stage,
 };
 
-use crate::topk_params::{TopKParams, Values};
+use crate::topk_params::{TopKParams, Values, refuse_nested_topk};
 
 /// The built `topk` stage.
 pub struct TopKStage {
@@ -28,13 +28,15 @@ impl TopKStage {
     /// `limits`.
     ///
     /// # Errors
-    /// The errors of building the nested pipeline (`unsupported_codec`, `invalid_params`,
-    /// `pipeline_invalid`, `limit_exceeded`), prefixed with `topk values`.
+    /// `invalid_params` for a values pipeline that holds `topk`; the errors of building the
+    /// nested pipeline (`unsupported_codec`, `invalid_params`, `pipeline_invalid`,
+    /// `limit_exceeded`), prefixed with `topk values`.
     pub fn new(params: TopKParams, registry: &Registry, limits: &Limits) -> Result<TopKStage> {
         let core: &dyn CodecFactory = match &params.values {
             Values::F32 => &gradwire_codec::codecs::RAW_CODEC,
             Values::Bf16 => &gradwire_codec::codecs::BF16_CODEC,
             Values::Pipeline(stages) => {
+                refuse_nested_topk(stages)?;
                 let pipeline = Pipeline::build(registry, stages, limits)
                     .map_err(|e| Error::new(e.code(), format!("topk values: {}", e.detail())))?;
                 return Ok(TopKStage { params, values: ValueCoder::Pipeline(pipeline) });
@@ -49,6 +51,8 @@ impl TopKStage {
     /// Size bound of the values of a chunk that keeps `k` (exact for modes 0 and 1).
     fn max_value_bytes(&self, k: usize) -> Option<usize> {
         match (&self.values, &self.params.values) {
+            // A nested bound over the limits leaves the whole bound undefined, which the
+            // pipeline reports as limit_exceeded.
             (ValueCoder::Pipeline(p), _) => p.bounds(k).ok().map(|b| b.max_payload()),
             (ValueCoder::Core(_), Values::Bf16) => k.checked_mul(2),
             (ValueCoder::Core(_), _) => k.checked_mul(4),

@@ -86,7 +86,8 @@ impl TopKParams {
     /// The text form; a nested pipeline is rendered with `registry`.
     ///
     /// # Errors
-    /// [`ErrorCode::UnsupportedCodec`] when a nested codec is not in `registry`.
+    /// [`ErrorCode::UnsupportedCodec`] when a nested codec is not in `registry`; a nested codec's
+    /// [`ErrorCode::InvalidParams`] when its parameters do not parse.
     pub fn to_text(&self, registry: &Registry) -> Result<String> {
         let fraction = fraction_text(self.fraction);
         Ok(match &self.values {
@@ -157,7 +158,7 @@ impl TopKParams {
 }
 
 /// A values pipeline must not hold `topk` (so nesting stays one level deep).
-fn refuse_nested_topk(stages: &[StageDescriptor]) -> Result<()> {
+pub(crate) fn refuse_nested_topk(stages: &[StageDescriptor]) -> Result<()> {
     if stages.iter().any(|s| s.codec_id == TOPK_ID) {
         return Err(Error::new(ErrorCode::InvalidParams, "topk values pipelines cannot hold topk"));
     }
