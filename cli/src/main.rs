@@ -9,6 +9,7 @@
 
 mod atomic;
 mod commands;
+mod plot;
 mod progress;
 mod tensor_io;
 
@@ -72,6 +73,8 @@ enum Command {
     Bench(commands::bench::BenchArgs),
     /// Rate-distortion bounds of your gradients: Gaussian, GenNorm (Shannon, Blahut-Arimoto), compressor, CEO.
     Bounds(commands::bounds::BoundsArgs),
+    /// Federated training of the digits on this machine, once per codec: accuracy against uplink bits.
+    Simulate(commands::simulate::SimulateArgs),
     /// Combine updates of one round: majority vote of signs or weighted mean.
     Aggregate(commands::aggregate::AggregateArgs),
     /// Conformance: canonical JSON of a stream, run test vectors, generate random streams.
@@ -104,6 +107,7 @@ fn main() -> ExitCode {
         Command::Demo(a) => commands::demo::run(&a, g),
         Command::Bench(a) => commands::bench::run(&a, g),
         Command::Bounds(a) => commands::bounds::run(&a, g),
+        Command::Simulate(a) => commands::simulate::run(&a, g),
         Command::Aggregate(a) => commands::aggregate::run(&a, g),
         Command::Conformance(a) => commands::conformance::run_command(&a, g),
         Command::Archive(a) => commands::archive::run(&a, g),

@@ -572,3 +572,31 @@ fn bounds_places_the_gennorm_curves_between_their_limits_and_the_ceo_rate_below_
     let table = String::from_utf8_lossy(&ok(&["bounds", FIXTURE, "--rates", "1"]).stdout).into_owned();
     assert!(table.contains("| 1 | 2.5000e-1 |"), "{table}");
 }
+
+#[test]
+fn simulate_reports_every_codec_repeats_for_a_seed_and_draws_the_plot() {
+    let plot = tmp("simulate.svg");
+    let args = ["simulate", "--rounds", "3", "--codec", "raw", "--codec", "topk:fraction=0.2,values=(bf16)", "--json"];
+    let out = ok(&[&args[..], &["--plot", s(&plot)]].concat());
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs = j["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    let (raw, topk) = (&runs[0], &runs[1]);
+    assert_eq!(raw["codec"], "raw");
+    assert_eq!(raw["rounds"].as_array().unwrap().len(), 3);
+    let bits = |r: &serde_json::Value| r["total_bits"].as_u64().unwrap();
+    let parameters = raw["parameters"].as_u64().unwrap();
+    assert!(bits(raw) > 3 * 4 * 32 * parameters, "raw sends at least 32 bits per entry");
+    assert!(bits(topk) * 3 < bits(raw), "topk 20 % with bf16 values sends far less");
+    assert!(raw["final_accuracy"].as_f64().unwrap() > raw["initial_accuracy"].as_f64().unwrap());
+    assert_eq!(ok(&[&args[..], &["--plot", s(&plot)]].concat()).stdout, out.stdout, "same seed, same run");
+    let other = ok(&[&args[..], &["--seed", "2"]].concat());
+    assert_ne!(other.stdout, out.stdout, "another seed, another run");
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert_eq!(svg.matches("<polyline").count(), 2);
+    let markdown = ok(&["simulate", "--rounds", "2", "--codec", "bf16"]);
+    let text = String::from_utf8(markdown.stdout).unwrap();
+    assert!(text.contains("| `bf16` |") && text.contains("per-bit accuracy"), "{text}");
+    let bad = gradwire(&["simulate", "--codec", "nonesuch"]);
+    assert_eq!(bad.status.code(), Some(2), "an unknown codec is an invalid argument");
+}
