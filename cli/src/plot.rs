@@ -34,9 +34,9 @@ pub struct Plot {
     pub series: Vec<Series>,
 }
 
-const COLORS: [&str; 12] = [
+const COLORS: [&str; 18] = [
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
-    "#393b79", "#637939",
+    "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354",
 ];
 
 const WIDTH: f64 = 900.0;

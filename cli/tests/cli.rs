@@ -535,6 +535,46 @@ fn bench_measures_codecs_next_to_the_peer_and_the_bounds() {
 }
 
 #[test]
+fn bench_counts_the_bytes_of_real_streams_and_measures_bias_speed_and_the_plot() {
+    let plot = tmp("bench.svg");
+    let codecs = ["--codec", "qsgd:levels=16", "--codec", "bf16+zstd:level=3", "--codec", "m22:bits=2"];
+    let out =
+        ok(&[&["bench", FIXTURE, "--rates", "2", "--seeds", "8", "--json", "--plot", s(&plot)], &codecs[..]].concat());
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = j["rows"].as_array().unwrap();
+    let row = |name: &str| rows.iter().find(|r| r["codec"] == name).unwrap_or_else(|| panic!("{name}: {rows:?}"));
+    let values = load(Path::new(FIXTURE)).iter().map(|(_, _, shape, _)| shape.iter().product::<usize>()).sum::<usize>();
+    for codec in ["qsgd:levels=16", "bf16+zstd:level=3", "m22:bits=2"] {
+        // The file `gradwire encode` writes holds the same stream plus its `producer` metadata entry.
+        let gw = tmp(&format!("bench-{}.gw", codec.replace([':', '=', '+'], "_")));
+        ok(&["encode", FIXTURE, "-o", s(&gw), "--codec", codec, "--threads", "1", "-q"]);
+        let file_bytes = std::fs::metadata(&gw).unwrap().len() as f64;
+        let bench_bytes = row(codec)["bits_per_entry"].as_f64().unwrap() * values as f64 / 8.0;
+        assert!(bench_bytes.fract().abs() < 1e-6 || (1.0 - bench_bytes.fract()).abs() < 1e-6, "{codec}: whole bytes");
+        let extra = file_bytes - bench_bytes.round();
+        assert!((0.0..=64.0).contains(&extra), "{codec}: file {file_bytes} bytes, bench {bench_bytes}");
+        let r = row(codec);
+        for key in
+            ["encode_gbps_1_thread", "decode_gbps_1_thread", "encode_gbps_all_threads", "decode_gbps_all_threads"]
+        {
+            assert!(r[key].as_f64().unwrap() > 0.0, "{codec} {key}");
+        }
+        assert!(r["cosine"].as_f64().unwrap() > 0.3 && r["cosine"].as_f64().unwrap() <= 1.0 + 1e-12, "{codec}");
+    }
+    // QSGD is unbiased: the mean over 8 seeds has about 1/8 of one seed's error (its variance).
+    let q = row("qsgd:levels=16");
+    let ratio = q["relative_bias"].as_f64().unwrap() / q["relative_mse"].as_f64().unwrap();
+    assert!((0.08..0.2).contains(&ratio), "bias/mse {ratio}");
+    // A deterministic codec's bias is its error.
+    let m = row("m22:bits=2");
+    assert_eq!(m["relative_bias"], m["relative_mse"]);
+    let shuffled = row("byte shuffle+zstd:level=3 (peer)")["bits_per_entry"].as_f64().unwrap();
+    assert!(shuffled < 32.0 && row("zstd:level=3 on the f32 bytes (peer)")["relative_mse"] == 0.0);
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.contains(">qsgd<") && svg.contains("Gaussian bound") && svg.contains("stroke-dasharray"), "{svg}");
+}
+
+#[test]
 fn bounds_places_the_gennorm_curves_between_their_limits_and_the_ceo_rate_below_separate_coding() {
     let out = ok(&["bounds", FIXTURE, "--rates", "1,2", "--json"]);
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -7,6 +7,7 @@
 //! (`gradwire bounds`); every row's gap to each bound at its own rate, in dB.
 
 use std::path::Path;
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -18,6 +19,7 @@ use crate::GlobalArgs;
 use crate::commands::allocate::resolve_rate;
 use crate::commands::bounds::{SAMPLE_STRIDE, SourceModel, interpolate_rd};
 use crate::commands::demo::encode_all;
+use crate::plot::{Plot, Series};
 use crate::tensor_io::{NamedTensor, read_tensors};
 
 /// Arguments of `gradwire bench`.
@@ -40,7 +42,35 @@ pub struct BenchArgs {
     /// Print JSON instead of a Markdown table.
     #[arg(long)]
     pub json: bool,
+    /// Stream seeds per codec for the bias column: the decoded values are averaged over seeds
+    /// 0..N (a codec whose output does not change with the seed is measured once).
+    #[arg(long, default_value_t = 4)]
+    pub seeds: u64,
+    /// Write an SVG plot of relative MSE against bits per entry, with the bounds drawn in.
+    #[arg(long)]
+    pub plot: Option<String>,
 }
+
+/// Codecs measured by default besides m22 at `--rates`: each registered lossy family at two or
+/// three settings, and the lossless baselines.
+pub const DEFAULT_SWEEP: &[&str] = &[
+    "bf16",
+    "bf16+zstd:level=3",
+    "signsgd:scale=mean",
+    "signsgd:scale=block,block=4096",
+    "qsgd:levels=4",
+    "qsgd:levels=16",
+    "qsgd:levels=64",
+    "sparse-dither:nu=0.5",
+    "sparse-dither:nu=0.1",
+    "sparse-dither:nu=0.01",
+    "sparse-dither:nu=0.1,variant=unbiased",
+    "spherical:alpha=0.5,block=4",
+    "topk:fraction=0.01",
+    "topk:fraction=0.1,values=(m22:bits=4)",
+    "randk:fraction=0.1,scaling=unbiased+bf16",
+    "intrinsic:dim=4096+raw",
+];
 
 /// Sums over every value of every input.
 #[derive(Debug, Default, Clone, Copy)]
@@ -52,6 +82,15 @@ struct Totals {
     /// `sum x^2 (x - y)^2` and `sum x^4`: the M = 2 weighted distortion and its scale.
     weighted_error: f64,
     weighted_energy: f64,
+    /// `sum x y` and `sum y^2`, for the cosine similarity.
+    cross: f64,
+    decoded_energy: f64,
+    /// `sum (mean over seeds of y - x)^2`, and whether it was measured.
+    bias_error: f64,
+    bias_measured: bool,
+    /// Encode and decode seconds on one thread and on all threads.
+    seconds: [f64; 4],
+    timed: bool,
 }
 
 impl Totals {
@@ -63,6 +102,8 @@ impl Totals {
             self.energy += a * a;
             self.weighted_error += a * a * e;
             self.weighted_energy += a * a * a * a;
+            self.cross += a * b;
+            self.decoded_energy += b * b;
         }
         self.values += original.len() as f64;
     }
@@ -70,12 +111,20 @@ impl Totals {
     fn row(&self, rate: Option<f64>, name: &str) -> serde_json::Value {
         let bpe = self.bits / self.values.max(1.0);
         let relative = self.squared_error / self.energy.max(f64::MIN_POSITIVE);
+        let norms = (self.energy * self.decoded_energy).sqrt();
+        let gbps = |secs: f64| (self.timed && secs > 0.0).then(|| 4.0 * self.values / secs / 1e9);
         serde_json::json!({
             "rate": rate,
             "codec": name,
             "bits_per_entry": bpe,
             "relative_mse": relative,
             "relative_weighted_m2": self.weighted_error / self.weighted_energy.max(f64::MIN_POSITIVE),
+            "cosine": (norms > 0.0).then(|| self.cross / norms),
+            "relative_bias": self.bias_measured.then(|| self.bias_error / self.energy.max(f64::MIN_POSITIVE)),
+            "encode_gbps_1_thread": gbps(self.seconds[0]),
+            "decode_gbps_1_thread": gbps(self.seconds[1]),
+            "encode_gbps_all_threads": gbps(self.seconds[2]),
+            "decode_gbps_all_threads": gbps(self.seconds[3]),
         })
     }
 }
@@ -104,7 +153,7 @@ pub fn input_files(inputs: &[String]) -> Result<Vec<String>> {
     Ok(files)
 }
 
-/// The default pipelines: m22 at `bits=R` and `rate=R`, M = 0 and 2.
+/// The default pipelines: m22 at `bits=R` and `rate=R`, M = 0 and 2, then [`DEFAULT_SWEEP`].
 fn default_codecs(rates: &[f64]) -> Vec<(Option<f64>, String)> {
     let mut out = Vec::new();
     for &r in rates {
@@ -115,7 +164,73 @@ fn default_codecs(rates: &[f64]) -> Vec<(Option<f64>, String)> {
         out.push((Some(r), format!("m22:rate={r}")));
         out.push((Some(r), format!("m22:rate={r},m=2")));
     }
+    out.extend(DEFAULT_SWEEP.iter().map(|c| (None, (*c).to_owned())));
     out
+}
+
+/// One encode and decode of a file's tensors.
+struct RoundTrip {
+    /// The stream.
+    bytes: Vec<u8>,
+    /// Decoded values per tensor.
+    decoded: Vec<Vec<f32>>,
+    /// Seconds to encode and to decode.
+    encode_secs: f64,
+    decode_secs: f64,
+}
+
+/// Encodes `tensors` with `spec` and decodes the stream, each on `threads` threads.
+fn timed_round_trip(
+    registry: &gradwire::Registry,
+    tensors: &[NamedTensor],
+    spec: &str,
+    threads: usize,
+    seed: u64,
+) -> Result<RoundTrip> {
+    let start = Instant::now();
+    let bytes = encode_all(registry, tensors, spec, threads, seed)?;
+    let encode_secs = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    let decoded = Reader::with_options(&bytes[..], registry, ReaderOptions::default().threads(threads)).read_all()?;
+    let decode_secs = start.elapsed().as_secs_f64();
+    Ok(RoundTrip { bytes, decoded: decoded.tensors.into_iter().map(|t| t.values).collect(), encode_secs, decode_secs })
+}
+
+/// Lossless peers on one file's f32 bytes: zstd level 3 on the bytes as they are, and on the
+/// bytes shuffled by significance (all first bytes, then all second bytes, ...; as Blosc does).
+fn lossless_peers(flat: &[f32]) -> Result<[usize; 2]> {
+    let bytes: Vec<u8> = flat.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let shuffled: Vec<u8> = (0..4).flat_map(|b| bytes.iter().skip(b).step_by(4).copied()).collect();
+    Ok([zstd::bulk::compress(&bytes, 3)?.len(), zstd::bulk::compress(&shuffled, 3)?.len()])
+}
+
+/// The bias of one file: `sum (mean over seeds of y - x)^2`, from the decoded values of seed 0
+/// and further seeds up to `seeds`; a codec whose output is the same for seeds 0 and 1 is
+/// deterministic and its bias is its error.
+fn bias_error(
+    registry: &gradwire::Registry,
+    tensors: &[NamedTensor],
+    spec: &str,
+    seeds: u64,
+    first: &[Vec<f32>],
+) -> Result<f64> {
+    let flat_x: Vec<f32> = tensors.iter().flat_map(|t| t.values.iter().copied()).collect();
+    let mut sum: Vec<f64> = first.iter().flat_map(|v| v.iter().map(|&y| f64::from(y))).collect();
+    for seed in 1..seeds.max(1) {
+        let decoded = timed_round_trip(registry, tensors, spec, 1, seed)?.decoded;
+        if seed == 1 && decoded == first {
+            break; // deterministic: the mean over seeds is the one output
+        }
+        let flat = decoded.iter().flat_map(|v| v.iter());
+        sum.iter_mut().zip(flat).for_each(|(s, &y)| *s += f64::from(y));
+        if seed + 1 == seeds {
+            for s in &mut sum {
+                *s /= seeds as f64;
+            }
+            return Ok(sum.iter().zip(&flat_x).map(|(m, &x)| (m - f64::from(x)).powi(2)).sum());
+        }
+    }
+    Ok(sum.iter().zip(&flat_x).map(|(y, &x)| (y - f64::from(x)).powi(2)).sum())
 }
 
 /// Bytes of a uniform quantizer of width `step` (labels as i8, or i16 when they do not fit,
@@ -159,27 +274,41 @@ pub fn run(args: &BenchArgs, g: GlobalArgs) -> Result<()> {
     } else {
         args.codec.iter().map(|c| (None, c.clone())).collect()
     };
-    let threads = g.threads.unwrap_or(1);
+    // Speeds on one thread and on all (`--threads N` sets "all").
+    let all_threads = g.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let mut totals = vec![Totals::default(); codecs.len()];
     let mut peer = vec![Totals::default(); args.rates.len()];
+    let mut lossless = [Totals::default(), Totals::default()];
     let mut model = SourceModel::default();
     for file in &files {
         let tensors: Vec<NamedTensor> = read_tensors(file)?;
         let flat: Vec<f32> = tensors.iter().flat_map(|t| t.values.iter().copied()).collect();
         model.add(&flat);
         for ((_, spec), total) in codecs.iter().zip(&mut totals) {
-            let stream_len = |s: &str| Ok(encode_all(&registry, &tensors, s, threads, 0)?.len() as u64);
+            let stream_len = |s: &str| Ok(encode_all(&registry, &tensors, s, all_threads, 0)?.len() as u64);
             let chunk = gradwire::stream::DEFAULT_CHUNK_ELEMENTS;
             let resolved = resolve_rate(spec, &registry, &tensors, chunk, &stream_len)
                 .with_context(|| format!("{spec} on {file}"))?;
-            let bytes = encode_all(&registry, &tensors, &resolved, threads, 0)?;
-            let decoded = Reader::with_options(&bytes[..], &registry, ReaderOptions::default().threads(threads))
-                .read_all()
-                .with_context(|| format!("decoding {spec} on {file}"))?;
-            total.bits += bytes.len() as f64 * 8.0;
-            for (t, d) in tensors.iter().zip(&decoded.tensors) {
-                total.add_values(&t.values, &d.values);
+            let one =
+                timed_round_trip(&registry, &tensors, &resolved, 1, 0).with_context(|| format!("{spec} on {file}"))?;
+            let all = timed_round_trip(&registry, &tensors, &resolved, all_threads, 0)
+                .with_context(|| format!("{spec} on {file}"))?;
+            total.bits += one.bytes.len() as f64 * 8.0;
+            for (t, d) in tensors.iter().zip(&one.decoded) {
+                total.add_values(&t.values, d);
             }
+            let seconds = [one.encode_secs, one.decode_secs, all.encode_secs, all.decode_secs];
+            for (acc, secs) in total.seconds.iter_mut().zip(seconds) {
+                *acc += secs;
+            }
+            total.timed = true;
+            total.bias_error += bias_error(&registry, &tensors, &resolved, args.seeds, &one.decoded)
+                .with_context(|| format!("{spec} on {file}, further seeds"))?;
+            total.bias_measured = true;
+        }
+        for (size, total) in lossless_peers(&flat)?.into_iter().zip(&mut lossless) {
+            total.bits += size as f64 * 8.0;
+            total.add_values(&flat, &flat);
         }
         for (&rate, total) in args.rates.iter().zip(&mut peer) {
             let (bytes, decoded) = uniform_zstd_at(&flat, rate)?;
@@ -189,12 +318,19 @@ pub fn run(args: &BenchArgs, g: GlobalArgs) -> Result<()> {
     }
     let mut rows: Vec<serde_json::Value> = codecs.iter().zip(&totals).map(|((r, c), t)| t.row(*r, c)).collect();
     rows.extend(args.rates.iter().zip(&peer).map(|(&r, t)| t.row(Some(r), "uniform+zstd:level=3")));
+    rows.push(lossless[0].row(None, "zstd:level=3 on the f32 bytes (peer)"));
+    rows.push(lossless[1].row(None, "byte shuffle+zstd:level=3 (peer)"));
     if let Some(path) = &args.peers {
         rows.extend(peer_rows(path)?);
     }
     model.fit();
     add_bounds(&model, &args.rates, &mut rows);
     rows.sort_by(|a, b| a["rate"].as_f64().unwrap_or(f64::MAX).total_cmp(&b["rate"].as_f64().unwrap_or(f64::MAX)));
+    if let Some(path) = &args.plot {
+        let max_bits = 2.0 * args.rates.iter().copied().fold(4.0, f64::max);
+        std::fs::write(path, rate_distortion_plot(&rows, files.len(), max_bits).to_svg())
+            .with_context(|| format!("writing {path}"))?;
+    }
     if args.json {
         let fitted =
             model.beta.map(|b| serde_json::json!({"beta": b, "entropy_power_ratio": gennorm_entropy_power_ratio(b)}));
@@ -203,8 +339,21 @@ pub fn run(args: &BenchArgs, g: GlobalArgs) -> Result<()> {
         return Ok(());
     }
     let values = totals.first().or(peer.first()).map_or(0.0, |t| t.values);
-    println!("gradwire bench: {} files, {values} values; bits per entry count whole streams", files.len());
-    if let Some(beta) = model.beta {
+    print_table(&rows, files.len(), values, model.beta, all_threads, args.seeds);
+    Ok(())
+}
+
+/// The Markdown table of `gradwire bench`.
+fn print_table(
+    rows: &[serde_json::Value],
+    files: usize,
+    values: f64,
+    beta: Option<f64>,
+    all_threads: usize,
+    seeds: u64,
+) {
+    println!("gradwire bench: {files} files, {values} values; bits per entry count whole streams");
+    if let Some(beta) = beta {
         println!(
             "GenNorm fitted to every {SAMPLE_STRIDE}th nonzero value: beta {beta:.3}; Shannon lower bound = {:.3} x 2^(-2R) \
              (i.i.d. data of that shape); gaps in dB at each row's own rate (`gradwire bounds` for the bounds alone; \
@@ -213,24 +362,75 @@ pub fn run(args: &BenchArgs, g: GlobalArgs) -> Result<()> {
         );
     }
     println!(
-        "\n| R | codec | bits/entry | relative MSE | M=2 weighted | vs Gaussian bound | vs GenNorm SLB | vs GenNorm D(R) |\n\
-         |---|---|---|---|---|---|---|---|"
+        "encode/decode GB/s of f32 input on 1 thread / {all_threads} threads; bias: relative squared norm of the \
+         mean error over {} stream seeds (deterministic codecs: their error)",
+        seeds.max(1)
+    );
+    println!(
+        "\n| R | codec | bits/entry | relative MSE | M=2 weighted | cosine | bias | encode GB/s | decode GB/s | vs Gaussian bound | vs GenNorm SLB | vs GenNorm D(R) |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     let db = |v: &serde_json::Value| v.as_f64().map_or_else(|| "-".to_owned(), |x| format!("{x:+.2} dB"));
-    for r in &rows {
-        let weighted = r["relative_weighted_m2"].as_f64().map_or(String::new(), |w| format!("{w:.3e}"));
+    let sci = |v: &serde_json::Value| v.as_f64().map_or(String::new(), |w| format!("{w:.3e}"));
+    let speed = |a: &serde_json::Value, b: &serde_json::Value| match (a.as_f64(), b.as_f64()) {
+        (Some(a), Some(b)) => format!("{a:.3} / {b:.3}"),
+        _ => String::new(),
+    };
+    for r in rows {
         println!(
-            "| {} | {} | {:.3} | {:.3e} | {weighted} | {} | {} | {} |",
+            "| {} | {} | {:.3} | {:.3e} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r["rate"].as_f64().map_or(String::new(), |x| format!("{x}")),
             r["codec"].as_str().unwrap_or(""),
             r["bits_per_entry"].as_f64().unwrap_or(f64::NAN),
             r["relative_mse"].as_f64().unwrap_or(f64::NAN),
+            sci(&r["relative_weighted_m2"]),
+            r["cosine"].as_f64().map_or(String::new(), |c| format!("{c:.4}")),
+            sci(&r["relative_bias"]),
+            speed(&r["encode_gbps_1_thread"], &r["encode_gbps_all_threads"]),
+            speed(&r["decode_gbps_1_thread"], &r["decode_gbps_all_threads"]),
             db(&r["gap_to_gaussian_db"]),
             db(&r["gap_to_gennorm_slb_db"]),
             db(&r["gap_to_gennorm_rd_db"]),
         );
     }
-    Ok(())
+}
+
+/// Relative MSE (log scale) against bits per entry up to `max_bits`: one marker series per
+/// codec family (the codec name before `:`) and per peer, the bounds as dashed lines over the
+/// rates.
+fn rate_distortion_plot(rows: &[serde_json::Value], files: usize, max_bits: f64) -> Plot {
+    let mut series: Vec<Series> = Vec::new();
+    for r in rows {
+        let (Some(bpe), Some(mse)) = (r["bits_per_entry"].as_f64(), r["relative_mse"].as_f64()) else { continue };
+        if bpe > max_bits {
+            continue;
+        }
+        let codec = r["codec"].as_str().unwrap_or("");
+        let bound = codec.contains("bound") || codec.contains("D(R)");
+        let family = if bound || codec.contains("peer") || codec.starts_with("uniform") {
+            codec.to_owned()
+        } else {
+            codec.split(':').next().unwrap_or(codec).to_owned()
+        };
+        if mse <= 0.0 {
+            continue; // lossless rows have no place on a log axis
+        }
+        match series.iter_mut().find(|s| s.name == family) {
+            Some(s) => s.points.push((bpe, mse)),
+            None => series.push(Series { name: family, points: vec![(bpe, mse)], line: bound, dashed: bound }),
+        }
+    }
+    for s in &mut series {
+        s.points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    Plot {
+        title: format!("rate and distortion on {files} file(s), up to {max_bits} bits per entry"),
+        x_label: "bits per entry (whole streams)".into(),
+        y_label: "relative MSE".into(),
+        log_x: false,
+        log_y: true,
+        series,
+    }
 }
 
 /// Appends the bound rows at each of `rates` and gives every row its gap to each bound at its
