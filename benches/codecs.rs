@@ -10,12 +10,15 @@
 //! Like the `gradwire` binary, this bench uses mimalloc: with the system allocator, multi-megabyte
 //! chunk buffers are returned to the OS and faulted back in on every chunk.
 //!
+//! - `threads/*`: some of the `stream/*` pipelines with 1 and with 2 threads (scaling).
 //! - `aggregate/*`: four updates combined by majority vote or weighted mean.
 //!
 //! Run: `cargo bench --bench codecs` (one thread; `GRADWIRE_BENCH_FILTER` is criterion's filter).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use gradwire::{ChunkContext, Event, Limits, Reader, Registry, StreamHeader, TensorSpec, Writer, WriterOptions};
+use gradwire::{
+    ChunkContext, Event, Limits, Reader, ReaderOptions, Registry, StreamHeader, TensorSpec, Writer, WriterOptions,
+};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -82,8 +85,13 @@ fn chunk_level(c: &mut Criterion) {
 }
 
 fn write_stream(registry: &Registry, spec: &str, values: &[f32], out: &mut Vec<u8>) {
+    write_stream_threads(registry, spec, values, out, 1);
+}
+
+fn write_stream_threads(registry: &Registry, spec: &str, values: &[f32], out: &mut Vec<u8>, threads: usize) {
     out.clear();
-    let mut w = Writer::new(out, registry, &StreamHeader::default(), WriterOptions::default()).unwrap();
+    let options = WriterOptions::default().threads(threads);
+    let mut w = Writer::new(out, registry, &StreamHeader::default(), options).unwrap();
     let pipeline = registry.parse_pipeline(spec).unwrap();
     w.write_tensor(TensorSpec::new("g", &[values.len() as u64], pipeline), values).unwrap();
     w.finish().unwrap();
@@ -114,6 +122,47 @@ fn stream_level(c: &mut Criterion) {
                 assert_eq!(n, values.len());
             });
         });
+    }
+    group.finish();
+}
+
+/// Pipelines whose scaling from one to two threads `threads/*` measures.
+const SCALING_PIPELINES: &[&str] = &[
+    "bf16",
+    "bf16+zstd:level=1",
+    "signsgd:scale=mean",
+    "m22:bits=2",
+    "qsgd:levels=16",
+    "sparse-dither:nu=0.1",
+    "topk:fraction=0.01",
+    "topk:fraction=0.1,values=(m22:bits=4)",
+];
+
+/// Scaling from one to two threads: the 2^24-value tensor of `stream/*` (16 chunks of 2^20)
+/// encoded by `Writer` and decoded by `Reader::read_all` (a fresh output vector per run) with
+/// 1 and with 2 threads.
+fn thread_scaling(c: &mut Criterion) {
+    let registry = gradwire::registry().unwrap();
+    let values = laplace(1 << 24, 2);
+    let mut group = c.benchmark_group("threads");
+    group.sample_size(10);
+    group.throughput(Throughput::Bytes((values.len() * 4) as u64));
+    for spec in SCALING_PIPELINES {
+        let mut encoded = Vec::new();
+        write_stream(&registry, spec, &values, &mut encoded);
+        for threads in [1usize, 2] {
+            group.bench_function(BenchmarkId::new(format!("encode-{threads}t"), spec), |b| {
+                let mut out = Vec::with_capacity(values.len() * 4 + (1 << 20));
+                b.iter(|| write_stream_threads(&registry, spec, &values, &mut out, threads));
+            });
+            group.bench_function(BenchmarkId::new(format!("decode-{threads}t"), spec), |b| {
+                b.iter(|| {
+                    let options = ReaderOptions::default().threads(threads);
+                    let stream = Reader::with_options(&encoded[..], &registry, options).read_all().unwrap();
+                    assert_eq!(stream.tensors[0].values.len(), values.len());
+                });
+            });
+        }
     }
     group.finish();
 }
@@ -160,5 +209,5 @@ fn aggregate_level(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, chunk_level, stream_level, aggregate_level);
+criterion_group!(benches, chunk_level, stream_level, thread_scaling, aggregate_level);
 criterion_main!(benches);

@@ -142,6 +142,8 @@ pub struct Writer<'r, W: Write> {
     open: BTreeMap<u32, OpenTensor>,
     pool: Option<rayon::ThreadPool>,
     scratch: Vec<u8>,
+    /// Reused chunk bodies of a parallel batch.
+    batch_scratch: Vec<Vec<u8>>,
     failed: bool,
 }
 
@@ -174,6 +176,7 @@ impl<'r, W: Write> Writer<'r, W> {
             open: BTreeMap::new(),
             pool,
             scratch: Vec::new(),
+            batch_scratch: Vec::new(),
             failed: false,
         };
         w.write_bytes(&Preamble::CURRENT.encode())?;
@@ -343,11 +346,20 @@ impl<'r, W: Write> Writer<'r, W> {
         }
         match &self.pool {
             Some(pool) if chunks.len() > 1 => {
-                let encode = |(i, c): (usize, &&[f32])| codec.encode_chunk(first + i as u64, c);
-                let bodies: Vec<Result<Vec<u8>>> = pool.install(|| chunks.par_iter().enumerate().map(encode).collect());
-                for body in bodies {
-                    self.write_chunk_record(id, &body?)?;
+                // One reused buffer per chunk of the batch, as the sequential path reuses one:
+                // fresh multi-megabyte bodies cost page faults, which threads take in turn.
+                let mut bodies = std::mem::take(&mut self.batch_scratch);
+                bodies.resize_with(chunks.len(), Vec::new);
+                let encode = |(i, (c, body)): (usize, (&&[f32], &mut Vec<u8>))| {
+                    codec.encode_chunk_into(first + i as u64, c, body)
+                };
+                let results: Vec<Result<()>> =
+                    pool.install(|| chunks.par_iter().zip(bodies.par_iter_mut()).enumerate().map(encode).collect());
+                for (result, body) in results.into_iter().zip(&bodies) {
+                    result?;
+                    self.write_chunk_record(id, body)?;
                 }
+                self.batch_scratch = bodies;
             }
             _ => {
                 // One reused buffer: no fresh allocation (and page faults) per chunk.

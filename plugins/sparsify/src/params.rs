@@ -33,6 +33,26 @@ pub fn kept_count(fraction: u32, n: usize) -> usize {
     k.clamp(usize::from(n > 0), n)
 }
 
+/// The head shared by `randk` and `topk` parameters: `u32 fraction, u8 mode, 3 reserved bytes`,
+/// checked in the spec's order (reserved bytes zero, then a nonzero fraction); returns the
+/// fraction and the mode byte, which the caller checks.
+pub(crate) fn fraction_head(b: &[u8], codec: &str) -> Result<(u32, u8)> {
+    if b.len() < 8 {
+        return Err(Error::new(ErrorCode::InvalidParams, format!("{codec} parameters are shorter than 8 bytes")));
+    }
+    if b[5..8] != [0, 0, 0] {
+        return Err(Error::new(
+            ErrorCode::ReservedNonzero,
+            format!("{codec} parameter bytes 5..8 are reserved and must be zero"),
+        ));
+    }
+    let fraction = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    if fraction == 0 {
+        return Err(Error::new(ErrorCode::InvalidParams, format!("{codec} fraction 0 keeps nothing")));
+    }
+    Ok((fraction, b[4]))
+}
+
 /// The `fraction=F` text parameter of `codec` (default 0.01) as its numerator over 2^32.
 pub(crate) fn parse_fraction(text: &TextParams, codec: &str) -> Result<u32> {
     let arg = |d: String| Error::new(ErrorCode::InvalidArgument, d);
@@ -113,17 +133,8 @@ impl RandKParams {
         let b: [u8; 16] = bytes
             .try_into()
             .map_err(|_| invalid(format!("randk parameters must be 16 bytes, found {}", bytes.len())))?;
-        if b[5..8] != [0, 0, 0] {
-            return Err(Error::new(
-                ErrorCode::ReservedNonzero,
-                "randk parameter bytes 5..8 are reserved and must be zero",
-            ));
-        }
-        let fraction = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        if fraction == 0 {
-            return Err(invalid("randk fraction 0 keeps nothing".into()));
-        }
-        let scaling = match b[4] {
+        let (fraction, mode) = fraction_head(&b, "randk")?;
+        let scaling = match mode {
             0 => Scaling::None,
             1 => Scaling::Unbiased,
             s => return Err(invalid(format!("randk scaling {s} is not 0 (none) or 1 (unbiased)"))),

@@ -5,7 +5,7 @@
 use gradwire_codec::{Error, ErrorCode, Limits, Pipeline, Registry, Result, StageDescriptor, TextParams};
 
 use crate::TOPK_ID;
-use crate::params::{fraction_text, kept_count, parse_fraction};
+use crate::params::{fraction_head, fraction_text, kept_count, parse_fraction};
 
 /// How `topk` stores its kept values.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,17 +128,8 @@ impl TopKParams {
         let Some((b, nested)) = bytes.split_first_chunk::<FIXED_LEN>() else {
             return Err(invalid(format!("topk parameters must be at least 8 bytes, found {}", bytes.len())));
         };
-        if b[5..8] != [0, 0, 0] {
-            return Err(Error::new(
-                ErrorCode::ReservedNonzero,
-                "topk parameter bytes 5..8 are reserved and must be zero",
-            ));
-        }
-        let fraction = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        if fraction == 0 {
-            return Err(invalid("topk fraction 0 keeps nothing".into()));
-        }
-        let values = match b[4] {
+        let (fraction, mode) = fraction_head(b, "topk")?;
+        let values = match mode {
             0 => Values::F32,
             1 => Values::Bf16,
             2 if version >= 2 => {
