@@ -13,8 +13,9 @@ Outside CI (it needs `pip install numpy safetensors pysz zfpy==1.0.1 numcodecs`;
 fails to import with zfpy 1.0.1.post0). For each input, peer and target rate it prints bits per
 entry (the peer's whole compressed output) and the relative MSE over the file (sum of squared
 errors over sum of squares), as a Markdown table or, with --json, as JSON that the gradwire
-tables can merge. A peer that cannot meet a rate (bitround keeps at least the sign and exponent)
-is left out at that rate.
+tables can merge. A peer that cannot meet a rate on a file (bitround keeps at least the sign and
+exponent) is left out at that rate for that file, so `gradwire bench --peers` sums such a row
+over fewer files: compare rows only when every file fits.
 
     python3 bench/peers.py ../shared/data/digits-mlp/r03_c0.safetensors --rates 1 2 3 4
     python3 bench/peers.py --json DIR/*.safetensors > peers.json
@@ -137,6 +138,8 @@ def at_rate(x, rate, peer="sz3"):
     if setting is None:
         return None
     bpe, rel, totals = measure(x, codec, setting, sums=True)
+    if bpe > rate:
+        return None  # even the coarsest bound tried does not fit
     return {"peer": peer, "setting": f"{what} {setting:.3g}", "bits_per_entry": bpe, "relative_mse": rel, **totals}
 
 

@@ -1525,7 +1525,7 @@ fn cases() -> Vec<Case> {
             expect: "unsupported_codec",
             build: |r| {
                 edit_descriptor(&topk_nested_small(r), |d| {
-                    d.pipeline[0].params[9..13].copy_from_slice(&0u32.to_le_bytes())
+                    d.pipeline[0].params[9..13].copy_from_slice(&0u32.to_le_bytes());
                 })
             },
         },

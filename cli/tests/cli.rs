@@ -550,7 +550,6 @@ fn bench_counts_the_bytes_of_real_streams_and_measures_bias_speed_and_the_plot()
         ok(&["encode", FIXTURE, "-o", s(&gw), "--codec", codec, "--threads", "1", "-q"]);
         let file_bytes = std::fs::metadata(&gw).unwrap().len() as f64;
         let bench_bytes = row(codec)["bits_per_entry"].as_f64().unwrap() * values as f64 / 8.0;
-        assert!(bench_bytes.fract().abs() < 1e-6 || (1.0 - bench_bytes.fract()).abs() < 1e-6, "{codec}: whole bytes");
         let extra = file_bytes - bench_bytes.round();
         assert!((0.0..=64.0).contains(&extra), "{codec}: file {file_bytes} bytes, bench {bench_bytes}");
         let r = row(codec);
@@ -561,15 +560,17 @@ fn bench_counts_the_bytes_of_real_streams_and_measures_bias_speed_and_the_plot()
         }
         assert!(r["cosine"].as_f64().unwrap() > 0.3 && r["cosine"].as_f64().unwrap() <= 1.0 + 1e-12, "{codec}");
     }
-    // QSGD is unbiased: the mean over 8 seeds has about 1/8 of one seed's error (its variance).
+    // QSGD is unbiased: its squared bias, with the variance of the 8-seed mean removed, is a tiny
+    // fraction of one seed's error (a biased codec's would be comparable to it).
     let q = row("qsgd:levels=16");
     let ratio = q["relative_bias"].as_f64().unwrap() / q["relative_mse"].as_f64().unwrap();
-    assert!((0.08..0.2).contains(&ratio), "bias/mse {ratio}");
+    assert!(ratio.abs() < 0.02, "bias/mse {ratio}");
     // A deterministic codec's bias is its error.
     let m = row("m22:bits=2");
     assert_eq!(m["relative_bias"], m["relative_mse"]);
     let shuffled = row("byte shuffle+zstd:level=3 (peer)")["bits_per_entry"].as_f64().unwrap();
     assert!(shuffled < 32.0 && row("zstd:level=3 on the f32 bytes (peer)")["relative_mse"] == 0.0);
+    assert!(row("pco level 8 (peer)")["bits_per_entry"].as_f64().unwrap() < 32.0);
     let svg = std::fs::read_to_string(&plot).unwrap();
     assert!(svg.contains(">qsgd<") && svg.contains("Gaussian bound") && svg.contains("stroke-dasharray"), "{svg}");
 }
@@ -631,7 +632,10 @@ fn simulate_reports_every_codec_repeats_for_a_seed_and_draws_the_plot() {
     assert!(raw["final_accuracy"].as_f64().unwrap() > raw["initial_accuracy"].as_f64().unwrap());
     assert_eq!(ok(&[&args[..], &["--plot", s(&plot)]].concat()).stdout, out.stdout, "same seed, same run");
     let other = ok(&[&args[..], &["--seed", "2"]].concat());
-    assert_ne!(other.stdout, out.stdout, "another seed, another run");
+    let other: serde_json::Value = serde_json::from_slice(&other.stdout).unwrap();
+    assert_ne!(other["runs"], j["runs"], "another seed, another run");
+    let zero = gradwire(&["simulate", "--batch", "0", "--codec", "raw"]);
+    assert_eq!(zero.status.code(), Some(2), "a batch of 0 is refused, not clamped");
     let svg = std::fs::read_to_string(&plot).unwrap();
     assert_eq!(svg.matches("<polyline").count(), 2);
     let markdown = ok(&["simulate", "--rounds", "2", "--codec", "bf16"]);

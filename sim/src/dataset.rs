@@ -88,8 +88,9 @@ pub enum Split {
     LabelSkew,
 }
 
-/// The examples of `data` dealt to `clients` clients (each gets at least one when
-/// `data.len() >= clients`).
+/// The examples of `data` dealt to `clients` clients. With [`Split::Iid`] each gets at least one
+/// when `data.len() >= clients`; with [`Split::LabelSkew`] a client may get none when
+/// `data.len() < 2 x clients` (the simulation skips clients without data).
 #[must_use]
 pub fn partition(data: &Dataset, clients: usize, split: Split, seed: u64) -> Vec<Dataset> {
     let clients = clients.max(1);
@@ -148,9 +149,30 @@ mod tests {
         let d = Dataset::digits();
         let (train, test) = d.split(0.2, 7);
         assert_eq!((train.len(), test.len()), (1438, 359));
+        let histogram = |d: &Dataset| {
+            let mut h = [0usize; CLASSES];
+            d.labels.iter().for_each(|&l| h[usize::from(l)] += 1);
+            h
+        };
         for split in [Split::Iid, Split::LabelSkew] {
             let parts = partition(&train, 4, split, 3);
             assert_eq!(parts.iter().map(Dataset::len).sum::<usize>(), train.len());
+            // Every example once: the pooled clients hold the training set's label counts and
+            // the multiset of its images.
+            let mut pooled = [0usize; CLASSES];
+            for p in &parts {
+                for (c, n) in histogram(p).iter().enumerate() {
+                    pooled[c] += n;
+                }
+            }
+            assert_eq!(pooled, histogram(&train));
+            let key =
+                |d: &Dataset, i: usize| (d.labels[i], d.example(i).iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+            let mut all: Vec<_> = parts.iter().flat_map(|p| (0..p.len()).map(move |i| key(p, i))).collect();
+            let mut expected: Vec<_> = (0..train.len()).map(|i| key(&train, i)).collect();
+            all.sort();
+            expected.sort();
+            assert!(all == expected, "{split:?}: the clients' examples are not the training set");
             let classes = |p: &Dataset| (0..10u8).filter(|c| p.labels.contains(c)).count();
             match split {
                 Split::Iid => assert!(parts.iter().all(|p| classes(p) == 10)),

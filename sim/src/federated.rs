@@ -138,7 +138,8 @@ impl SimulationResult {
 /// let config = SimulationConfig { rounds: 2, ..SimulationConfig::default() };
 /// let run = simulate(&config, &registry, "bf16")?;
 /// assert_eq!(run.rounds.len(), 2);
-/// assert!(run.rounds[1].uplink_bits > 4 * 16 * run.parameters as u64);
+/// // Two rounds of four clients, 16 bits per entry and the container on top.
+/// assert!(run.rounds[1].uplink_bits > 2 * 4 * 16 * run.parameters as u64);
 /// # Ok::<(), gradwire::Error>(())
 /// ```
 pub fn simulate(config: &SimulationConfig, registry: &Registry, pipeline: &str) -> Result<SimulationResult> {
@@ -151,16 +152,20 @@ pub fn simulate(config: &SimulationConfig, registry: &Registry, pipeline: &str) 
     let mut uplink_bits = 0u64;
     let total_examples: usize = clients.iter().map(Dataset::len).sum();
     for round in 1..=config.rounds {
+        let round_stages = reseed(registry, &stages, round_seed(config, round))?;
         let mut mean_update = vec![0f32; params.len()];
         let mut loss = 0f64;
         for (c, data) in clients.iter().enumerate() {
+            if data.is_empty() {
+                continue; // nothing to learn from, nothing sent
+            }
             let mut rng = client_rng(config, round, c);
             let (update, first_loss) = client_update(config, &model, &params, data, &mut rng);
-            loss += first_loss / clients.len() as f64;
-            let ef = config.error_feedback.then(|| &mut feedback[c]);
-            let (bytes, decoded) = send(registry, &model, &stages, &update, round, c, rng.next_u64(), ef)?;
-            uplink_bits += 8 * bytes as u64;
             let weight = data.len() as f32 / total_examples.max(1) as f32;
+            loss += first_loss * f64::from(weight);
+            let ef = config.error_feedback.then(|| &mut feedback[c]);
+            let (bytes, decoded) = send(registry, &model, &round_stages, &update, round, c, rng.next_u64(), ef)?;
+            uplink_bits += 8 * bytes as u64;
             mean_update.iter_mut().zip(&decoded).for_each(|(m, d)| *m += weight * d);
         }
         let step = match config.algorithm {
@@ -171,7 +176,7 @@ pub fn simulate(config: &SimulationConfig, registry: &Registry, pipeline: &str) 
         rounds.push(RoundRecord { round, accuracy: model.accuracy(&params, &test), train_loss: loss, uplink_bits });
     }
     Ok(SimulationResult {
-        codec: registry.pipeline_to_text(&stages)?,
+        codec: display_text(registry, &stages)?,
         parameters: model.parameter_count(),
         initial_accuracy,
         rounds,
@@ -208,7 +213,59 @@ impl Federation {
 /// The generator of client `client` in round `round` (from 1): its minibatches, then its stream seed.
 #[must_use]
 pub fn client_rng(config: &SimulationConfig, round: usize, client: usize) -> SeededRng {
-    SeededRng::new(mix64(config.seed ^ mix64((round as u64) << 20 | client as u64)))
+    SeededRng::new(mix64(config.seed ^ mix64(round as u64 ^ mix64(client as u64 ^ 0xC11E_0000))))
+}
+
+/// The pipeline as text, without the `seed` parameters that [`reseed`] sets every round.
+fn display_text(registry: &Registry, stages: &[gradwire::StageDescriptor]) -> Result<String> {
+    let mut parts = Vec::with_capacity(stages.len());
+    for stage in stages {
+        let factory = registry.factory_for(stage)?;
+        let name = factory.descriptor().name;
+        let text = factory.params_to_text_in(stage.version, &stage.params, registry)?;
+        let params = if factory.descriptor().params.iter().any(|p| p.name == "seed") {
+            text.split(',').filter(|p| !p.starts_with("seed=")).collect::<Vec<_>>().join(",")
+        } else {
+            text
+        };
+        parts.push(if params.is_empty() { name.to_owned() } else { format!("{name}:{params}") });
+    }
+    Ok(parts.join("+"))
+}
+
+/// The seed shared by every client in round `round` for codecs with a `seed` parameter.
+#[must_use]
+pub fn round_seed(config: &SimulationConfig, round: usize) -> u64 {
+    mix64(config.seed ^ mix64(round as u64 ^ 0x5EED_0004))
+}
+
+/// `stages` with the `seed` parameter of every codec that has one (`randk`, `intrinsic`,
+/// `spherical`) set to `seed`: all clients of a round share the positions or subspace (so their
+/// updates can be averaged in the compressed domain), and they change every round, as in
+/// random-k SGD. The seed written in the pipeline text is replaced.
+///
+/// # Errors
+/// A stage that does not render or parse back.
+pub fn reseed(
+    registry: &Registry,
+    stages: &[gradwire::StageDescriptor],
+    seed: u64,
+) -> Result<Vec<gradwire::StageDescriptor>> {
+    let mut out = Vec::with_capacity(stages.len());
+    for stage in stages {
+        let factory = registry.factory_for(stage)?;
+        let d = factory.descriptor();
+        if !d.params.iter().any(|p| p.name == "seed") {
+            out.push(stage.clone());
+            continue;
+        }
+        let text = factory.params_to_text_in(stage.version, &stage.params, registry)?;
+        let mut pairs: Vec<String> =
+            text.split(',').filter(|p| !p.is_empty() && !p.starts_with("seed=")).map(str::to_owned).collect();
+        pairs.push(format!("seed={seed}"));
+        out.extend(registry.parse_pipeline(&format!("{}:{}", d.name, pairs.join(",")))?);
+    }
+    Ok(out)
 }
 
 /// Draws a minibatch of `batch.len()` example indices (with replacement) below `n`.

@@ -57,7 +57,7 @@ pub struct Model {
 }
 
 impl Model {
-    /// The model of `architecture` (an MLP needs at least one hidden unit).
+    /// The model of `architecture` (an MLP of 0 hidden units gets 1).
     #[must_use]
     pub fn new(architecture: Architecture) -> Model {
         let shapes: Vec<(&'static str, Vec<usize>)> = match architecture {
@@ -135,7 +135,8 @@ impl Model {
     /// (the caller zeroes it).
     ///
     /// # Panics
-    /// If `params` or `grad` do not have [`Model::parameter_count`] values.
+    /// If `params` or `grad` do not have [`Model::parameter_count`] values, or an index of
+    /// `batch` is not below `data.len()`.
     #[must_use]
     pub fn loss_and_gradient(&self, params: &[f32], data: &Dataset, batch: &[usize], grad: &mut [f32]) -> f64 {
         assert_eq!(params.len(), self.parameter_count(), "parameter vector");
@@ -223,12 +224,14 @@ fn affine_backward(
 /// Turns logits into `softmax - onehot(label)` and returns the cross-entropy `-log p[label]`.
 fn softmax_in_place(logits: &mut [f32], label: usize) -> f64 {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let shifted_label = f64::from(logits[label] - max);
     let mut sum = 0f64;
     for l in logits.iter_mut() {
         *l = (*l - max).exp();
         sum += f64::from(*l);
     }
-    let loss = sum.ln() - f64::from(logits[label]).ln();
+    // log-sum-exp minus the label's shifted logit: finite however far the label lags.
+    let loss = sum.ln() - shifted_label;
     for l in logits.iter_mut() {
         *l = (f64::from(*l) / sum) as f32;
     }

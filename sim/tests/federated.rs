@@ -1,7 +1,7 @@
 //! The simulator against theory: FedAvg with one client, one local step and the exact `raw`
 //! codec is centralized SGD; runs repeat exactly for a seed; `raw` learns the digits.
 
-use gradwire_sim::federated::{client_rng, draw_minibatch};
+use gradwire_sim::federated::{client_rng, draw_minibatch, reseed, round_seed};
 use gradwire_sim::{Algorithm, Architecture, Federation, SimulationConfig, Split, simulate};
 
 fn registry() -> gradwire::Registry {
@@ -72,9 +72,53 @@ fn uplink_bits_are_whole_streams() {
     let run = simulate(&config, &registry(), "raw").expect("runs");
     let uploads = (config.rounds * config.clients) as u64;
     let payload_bits = 32 * run.parameters as u64 * uploads;
-    // The stream header with metadata, four tensor descriptors, chunk headers, checksums, the
-    // index and the end record come on top of the f32 payload: about 1.1 KB per upload here.
+    // The stream header with metadata, four tensor descriptors, chunk records with their
+    // checksums and the end record come on top of the f32 payload: about 1 KB per upload here.
     assert!(run.total_bits() > payload_bits + uploads * 8 * 512, "{} bits", run.total_bits());
     assert!(run.total_bits() < payload_bits + uploads * 8 * 2048, "{} bits", run.total_bits());
     assert_eq!(run.rounds[0].uplink_bits * 2, run.rounds[1].uplink_bits, "raw streams of one model have one size");
+}
+
+#[test]
+fn fedsgd_weights_clients_by_their_example_counts() {
+    // Three IID clients of 480, 479 and 479 examples, one round of FedSGD with the exact codec.
+    let config = SimulationConfig {
+        clients: 3,
+        rounds: 1,
+        algorithm: Algorithm::FedSgd,
+        architecture: Architecture::Softmax,
+        ..SimulationConfig::default()
+    };
+    let run = simulate(&config, &registry(), "raw").expect("runs");
+    let Federation { clients, model, initial, .. } = Federation::new(&config);
+    let sizes: Vec<usize> = clients.iter().map(gradwire_sim::Dataset::len).collect();
+    assert_eq!(sizes, [480, 479, 479]);
+    let total: usize = sizes.iter().sum();
+    let mut mean = vec![0f32; initial.len()];
+    let mut batch = vec![0usize; config.batch];
+    for (c, data) in clients.iter().enumerate() {
+        let mut rng = client_rng(&config, 1, c);
+        draw_minibatch(&mut rng, data.len(), &mut batch);
+        let mut g = vec![0f32; initial.len()];
+        let _ = model.loss_and_gradient(&initial, data, &batch, &mut g);
+        let w = data.len() as f32 / total as f32;
+        mean.iter_mut().zip(&g).for_each(|(m, d)| *m += w * d);
+    }
+    let expected: Vec<f32> = initial.iter().zip(&mean).map(|(p, m)| p - config.learning_rate * m).collect();
+    assert_eq!(run.final_params, expected, "the server's step is -lr times the size-weighted mean");
+}
+
+#[test]
+fn seeded_codecs_share_a_seed_within_a_round_and_change_it_every_round() {
+    let registry = registry();
+    let config = SimulationConfig::default();
+    let stages = registry.parse_pipeline("randk:fraction=0.1,seed=7+bf16").expect("valid");
+    let text = |s: &[gradwire::StageDescriptor]| registry.pipeline_to_text(s).expect("renders");
+    let (one, two) = (round_seed(&config, 1), round_seed(&config, 2));
+    assert_ne!(one, two);
+    let round_one = reseed(&registry, &stages, one).expect("reseeds");
+    assert_eq!(text(&round_one), format!("randk:fraction=0.1,seed={one}+bf16"));
+    assert_eq!(text(&reseed(&registry, &stages, two).expect("reseeds")), format!("randk:fraction=0.1,seed={two}+bf16"));
+    let unseeded = registry.parse_pipeline("m22:bits=2").expect("valid");
+    assert_eq!(reseed(&registry, &unseeded, one).expect("reseeds"), unseeded, "codecs without a seed are untouched");
 }

@@ -63,11 +63,11 @@ pub struct SimulateArgs {
     #[arg(long, value_enum, default_value = "mlp")]
     pub model: ModelChoice,
     /// Hidden units of the MLP.
-    #[arg(long, default_value_t = 64)]
-    pub hidden: usize,
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub hidden: u32,
     /// Number of clients.
-    #[arg(long, default_value_t = 4)]
-    pub clients: usize,
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub clients: u32,
     /// How the training examples are dealt to clients.
     #[arg(long, value_enum, default_value = "iid")]
     pub split: SplitChoice,
@@ -75,14 +75,14 @@ pub struct SimulateArgs {
     #[arg(long, value_enum, default_value = "fedavg")]
     pub algorithm: AlgorithmChoice,
     /// Communication rounds.
-    #[arg(long, default_value_t = 30)]
-    pub rounds: usize,
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=100000))]
+    pub rounds: u32,
     /// Local SGD steps per client per round (FedAvg).
-    #[arg(long, default_value_t = 5)]
-    pub local_steps: usize,
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10000))]
+    pub local_steps: u32,
     /// Minibatch size.
-    #[arg(long, default_value_t = 32)]
-    pub batch: usize,
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=100000))]
+    pub batch: u32,
     /// Learning rate (clients' SGD for FedAvg, the server's step for FedSGD).
     #[arg(long, default_value_t = 0.1)]
     pub lr: f32,
@@ -107,9 +107,9 @@ impl SimulateArgs {
         SimulationConfig {
             architecture: match self.model {
                 ModelChoice::Softmax => Architecture::Softmax,
-                ModelChoice::Mlp => Architecture::Mlp { hidden: self.hidden },
+                ModelChoice::Mlp => Architecture::Mlp { hidden: self.hidden as usize },
             },
-            clients: self.clients.max(1),
+            clients: self.clients as usize,
             split: match self.split {
                 SplitChoice::Iid => Split::Iid,
                 SplitChoice::LabelSkew => Split::LabelSkew,
@@ -118,9 +118,9 @@ impl SimulateArgs {
                 AlgorithmChoice::Fedsgd => Algorithm::FedSgd,
                 AlgorithmChoice::Fedavg => Algorithm::FedAvg,
             },
-            rounds: self.rounds,
-            local_steps: self.local_steps,
-            batch: self.batch,
+            rounds: self.rounds as usize,
+            local_steps: self.local_steps as usize,
+            batch: self.batch as usize,
             learning_rate: self.lr,
             test_fraction: 0.2,
             error_feedback: self.error_feedback,

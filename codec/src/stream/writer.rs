@@ -348,14 +348,17 @@ impl<'r, W: Write> Writer<'r, W> {
             Some(pool) if chunks.len() > 1 => {
                 // One reused buffer per chunk of the batch, as the sequential path reuses one:
                 // fresh multi-megabyte bodies cost page faults, which threads take in turn.
+                // At most `2 x threads` buffers are kept, the memory one batch needs anyway.
                 let mut bodies = std::mem::take(&mut self.batch_scratch);
-                bodies.resize_with(chunks.len(), Vec::new);
+                if bodies.len() < chunks.len() {
+                    bodies.resize_with(chunks.len(), Vec::new);
+                }
                 let encode = |(i, (c, body)): (usize, (&&[f32], &mut Vec<u8>))| {
                     codec.encode_chunk_into(first + i as u64, c, body)
                 };
                 let results: Vec<Result<()>> =
                     pool.install(|| chunks.par_iter().zip(bodies.par_iter_mut()).enumerate().map(encode).collect());
-                for (result, body) in results.into_iter().zip(&bodies) {
+                for (result, body) in results.into_iter().zip(&bodies[..chunks.len()]) {
                     result?;
                     self.write_chunk_record(id, body)?;
                 }
