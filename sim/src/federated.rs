@@ -220,17 +220,29 @@ pub fn client_rng(config: &SimulationConfig, round: usize, client: usize) -> See
 fn display_text(registry: &Registry, stages: &[gradwire::StageDescriptor]) -> Result<String> {
     let mut parts = Vec::with_capacity(stages.len());
     for stage in stages {
-        let factory = registry.factory_for(stage)?;
-        let name = factory.descriptor().name;
-        let text = factory.params_to_text_in(stage.version, &stage.params, registry)?;
-        let params = if factory.descriptor().params.iter().any(|p| p.name == "seed") {
-            text.split(',').filter(|p| !p.starts_with("seed=")).collect::<Vec<_>>().join(",")
-        } else {
-            text
-        };
-        parts.push(if params.is_empty() { name.to_owned() } else { format!("{name}:{params}") });
+        let (name, params, _) = unseeded_params(registry, stage)?;
+        parts.push(if params.is_empty() { name.to_owned() } else { format!("{name}:{}", params.join(",")) });
     }
     Ok(parts.join("+"))
+}
+
+/// A stage's codec name, its parameters as text without `seed=` (split into `key=value` pairs
+/// for a codec that has a `seed` parameter, whole otherwise, since nested pipelines hold commas),
+/// and whether the codec has a `seed` parameter.
+fn unseeded_params<'r>(
+    registry: &'r Registry,
+    stage: &gradwire::StageDescriptor,
+) -> Result<(&'r str, Vec<String>, bool)> {
+    let factory = registry.factory_for(stage)?;
+    let d = factory.descriptor();
+    let text = factory.params_to_text_in(stage.version, &stage.params, registry)?;
+    let seeded = d.params.iter().any(|p| p.name == "seed");
+    if !seeded {
+        let params = if text.is_empty() { Vec::new() } else { vec![text] };
+        return Ok((d.name, params, false));
+    }
+    let params = text.split(',').filter(|p| !p.is_empty() && !p.starts_with("seed=")).map(str::to_owned).collect();
+    Ok((d.name, params, true))
 }
 
 /// The seed shared by every client in round `round` for codecs with a `seed` parameter.
@@ -253,17 +265,13 @@ pub fn reseed(
 ) -> Result<Vec<gradwire::StageDescriptor>> {
     let mut out = Vec::with_capacity(stages.len());
     for stage in stages {
-        let factory = registry.factory_for(stage)?;
-        let d = factory.descriptor();
-        if !d.params.iter().any(|p| p.name == "seed") {
+        let (name, mut params, seeded) = unseeded_params(registry, stage)?;
+        if !seeded {
             out.push(stage.clone());
             continue;
         }
-        let text = factory.params_to_text_in(stage.version, &stage.params, registry)?;
-        let mut pairs: Vec<String> =
-            text.split(',').filter(|p| !p.is_empty() && !p.starts_with("seed=")).map(str::to_owned).collect();
-        pairs.push(format!("seed={seed}"));
-        out.extend(registry.parse_pipeline(&format!("{}:{}", d.name, pairs.join(",")))?);
+        params.push(format!("seed={seed}"));
+        out.extend(registry.parse_pipeline(&format!("{name}:{}", params.join(",")))?);
     }
     Ok(out)
 }
