@@ -1,6 +1,7 @@
 //! Entropy coding shared by codecs: canonical length-limited Huffman codes ([`HuffmanCode`]),
-//! fixed-width label packing ([`pack_fixed`], [`unpack_fixed`]) and Golomb-Rice codes
-//! ([`rice_encode`], [`rice_decode`]).
+//! fixed-width label packing ([`pack_fixed`], [`unpack_fixed`]), label sections coded the
+//! cheapest of five ways ([`plan_labels`], [`write_labels`], [`decode_labels`]) and Golomb-Rice
+//! codes ([`rice_encode`], [`rice_decode`]).
 //!
 //! Codecs store the code lengths in their chunks (never a model the decoder would have to
 //! evaluate in floating point), so any implementation rebuilds the same code with integer
@@ -8,8 +9,12 @@
 
 mod fixed;
 mod huffman;
+mod labels;
 mod rice;
 
 pub use fixed::{pack_fixed, packed_fixed_len, unpack_fixed};
 pub use huffman::{HuffmanCode, MAX_CODE_LEN, code_lengths, coded_bits, entropy_bits};
+pub use labels::{
+    LabelCoding, LabelPlan, decode_labels, decode_labels_mapped, fixed_width, max_labels_len, plan_labels, write_labels,
+};
 pub use rice::{MAX_RICE_PARAMETER, best_rice_parameter, rice_bits, rice_decode, rice_encode};

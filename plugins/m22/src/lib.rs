@@ -40,6 +40,8 @@ use gradwire_codec::{
     StageKind, TextParams,
 };
 
+use gradwire_codec::entropy::plan_labels;
+
 pub use params::{M22Params, Target};
 
 /// Wire ID of `m22` (`spec/REGISTRY.md`).
@@ -247,7 +249,7 @@ impl M22Stage {
         };
         with_labels(|labels| {
             let q = uniform::UniformQuantizer::design(input, max_abs, step, m, max_points, labels);
-            let plan = chunk::plan(q.points.len(), labels, self.version >= 2);
+            let plan = plan_labels(q.points.len(), labels, self.version >= 2);
             // No model is fitted: the informational fields carry (0, width used, 0).
             chunk::write([0.0, uniform::effective_step(step, max_abs), 0.0], &q.points, false, labels, &plan, out);
         });
@@ -366,17 +368,17 @@ impl M22Stage {
         if zeros > 0 && q.points.len() < 256 && q.points.iter().all(|p| *p != 0.0) {
             let with_zero: Vec<u8> =
                 input.iter().zip(labels).map(|(&x, &l)| if x == 0.0 { 0 } else { l + 1 }).collect();
-            let a = chunk::plan(q.points.len() + 1, &with_zero, self.version >= 2);
-            let b = chunk::plan(q.points.len(), labels, self.version >= 2);
+            let a = plan_labels(q.points.len() + 1, &with_zero, self.version >= 2);
+            let b = plan_labels(q.points.len(), labels, self.version >= 2);
             let budget = chunk::HEADER_LEN + 4 * q.points.len() + (input.len() * usize::from(q.bits)).div_ceil(8);
-            if a.total_len(q.points.len()) <= budget.max(b.total_len(q.points.len())) {
+            if chunk::total_len(&a, q.points.len()) <= budget.max(chunk::total_len(&b, q.points.len())) {
                 chunk::write(q.fit, &q.points, true, &with_zero, &a, out);
             } else {
                 chunk::write(q.fit, &q.points, false, labels, &b, out);
             }
             return;
         }
-        let plan = chunk::plan(q.points.len(), labels, self.version >= 2);
+        let plan = plan_labels(q.points.len(), labels, self.version >= 2);
         chunk::write(q.fit, &q.points, false, labels, &plan, out);
     }
 }

@@ -324,10 +324,10 @@ proptest! {
     fn label_codings_round_trip(n in 1usize..5000, s in 2u8..=255, share in 0.0f64..0.999, seed in any::<u64>(), runs in any::<bool>()) {
         let symbols = skewed_symbols(n, s, share, seed);
         let points: Vec<f32> = (0..s).map(f32::from).collect();
-        let plan = chunk::plan(usize::from(s), &symbols, runs);
+        let plan = plan_labels(usize::from(s), &symbols, runs);
         let mut bytes = Vec::new();
         chunk::write([0.0; 3], &points, false, &symbols, &plan, &mut bytes);
-        prop_assert_eq!(bytes.len(), plan.total_len(points.len()));
+        prop_assert_eq!(bytes.len(), chunk::total_len(&plan, points.len()));
         let version = if runs { 2 } else { 1 };
         let parsed = chunk::parse(&bytes, 256, version).unwrap();
         let mut out = vec![0u8; n];
@@ -347,7 +347,7 @@ proptest! {
 #[test]
 fn runs_are_chosen_for_mostly_one_symbol() {
     let symbols = skewed_symbols(100_000, 9, 0.95, 3);
-    let plan = chunk::plan(9, &symbols, true);
+    let plan = plan_labels(9, &symbols, true);
     let mut bytes = Vec::new();
     chunk::write([0.0; 3], &(0u8..9).map(f32::from).collect::<Vec<_>>(), false, &symbols, &plan, &mut bytes);
     assert_eq!(bytes[0], 4, "coding 4 for 95 % of one symbol");
@@ -357,7 +357,7 @@ fn runs_are_chosen_for_mostly_one_symbol() {
         counts[usize::from(x)] += 1;
     }
     let entropy = gradwire_codec::entropy::entropy_bits(&counts);
-    let bpe = (plan.total_len(9) - chunk::HEADER_LEN - 36) as f64 * 8.0 / symbols.len() as f64;
+    let bpe = (chunk::total_len(&plan, 9) - chunk::HEADER_LEN - 36) as f64 * 8.0 / symbols.len() as f64;
     eprintln!("runs: {bpe:.4} bits per label, entropy {entropy:.4}");
     assert!(bpe < 1.15 * entropy, "{bpe} bits per label against entropy {entropy}");
     // Pairs cannot go below half a bit per label; the runs do.

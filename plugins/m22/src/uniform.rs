@@ -25,6 +25,7 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 use crate::chunk;
+use gradwire_codec::entropy::plan_labels;
 
 /// The most cells on either side of zero. A width finer than `max|x| / MAX_CELL` is widened to
 /// it ([`effective_step`]): with at most 256 points, finer cells would all be merged anyway.
@@ -328,9 +329,9 @@ impl PredictedBits {
 pub fn predicted_bits(sample: &[f32], n: usize, max_abs: f32, step: f32, m: u8, max_points: usize) -> PredictedBits {
     let mut labels = Vec::new();
     let q = UniformQuantizer::design(sample, max_abs, step, m, max_points, &mut labels);
-    let plan = chunk::plan(q.points.len(), &labels, true);
+    let plan = plan_labels(q.points.len(), &labels, true);
     let side = chunk::HEADER_LEN + 4 * q.points.len() + plan.table_bytes();
-    let coded = (plan.total_len(q.points.len()) - side) as f64;
+    let coded = (chunk::total_len(&plan, q.points.len()) - side) as f64;
     let scale = n as f64 / sample.len().max(1) as f64;
     PredictedBits { side: 8.0 * side as f64, labels: 8.0 * coded * scale }
 }
