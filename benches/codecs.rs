@@ -62,7 +62,7 @@ use gradwire::testing::laplace;
 fn chunk_level(c: &mut Criterion) {
     let registry = gradwire::registry().unwrap();
     let values = laplace(1 << 20, 1);
-    let ctx = ChunkContext { tensor_name: "g", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 0 };
+    let ctx = ChunkContext { tensor_name: "g", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 0, side: None };
     let mut group = c.benchmark_group("chunk");
     group.throughput(Throughput::Bytes((values.len() * 4) as u64));
     for spec in PIPELINES {

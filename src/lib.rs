@@ -43,6 +43,10 @@ pub use gradwire_dither as dither;
 /// `sqrt(alpha) ||x||` of it (`spec/CODECS.md` §11).
 pub use gradwire_spherical as spherical;
 
+/// `wyner-ziv`: lattice indices sent modulo k, decoded against side information the receiver
+/// holds, bound to it by digest (`spec/CODECS.md` §12, `spec/FORMAT.md` §19).
+pub use gradwire_wyner_ziv as wyner_ziv;
+
 /// Every codec this build knows: the core codecs plus all linked plugins.
 ///
 /// # Errors

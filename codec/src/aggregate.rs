@@ -271,7 +271,7 @@ fn input_codecs(
         .zip(headers)
         .map(|(d, h)| {
             let pipeline = registry.build_pipeline(&d.pipeline, &options.limits)?;
-            Ok(TensorCodec { descriptor: Arc::clone(d), pipeline: Arc::new(pipeline), stream_seed: h.seed })
+            Ok(TensorCodec { descriptor: Arc::clone(d), pipeline: Arc::new(pipeline), stream_seed: h.seed, side: None })
         })
         .collect::<Result<Vec<_>>>()?;
     let has_projection = codecs[0].pipeline.has_linear_projection();

@@ -40,11 +40,7 @@ pub struct Entry {
 /// Lower-case hexadecimal of bytes.
 #[must_use]
 pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    crate::side_info::hex(bytes)
 }
 
 /// Lower-case hexadecimal SHA-256.

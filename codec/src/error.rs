@@ -114,6 +114,10 @@ error_codes! {
     CodecData = "codec_data" => Corrupt,
     /// Any other structural violation of the format (bad length, bad UTF-8, unsorted keys, ...).
     Malformed = "malformed" => Corrupt,
+    /// A tensor decodes against side information (FORMAT.md §19) and none was given for it.
+    SideInfoMissing = "side_info_missing" => InvalidArgument,
+    /// The side information given for a tensor is not what it was encoded against.
+    SideInfoMismatch = "side_info_mismatch" => InvalidArgument,
     /// The caller passed an invalid argument.
     InvalidArgument = "invalid_argument" => InvalidArgument,
     /// The underlying reader or writer failed.

@@ -41,6 +41,7 @@ pub mod limits;
 pub mod pipeline;
 pub mod registry;
 pub mod rng;
+pub mod side_info;
 pub mod signs;
 pub mod stage;
 pub mod stream;
@@ -52,6 +53,7 @@ pub use format::{DType, Metadata, StageDescriptor, StreamHeader, TensorDescripto
 pub use limits::Limits;
 pub use pipeline::Pipeline;
 pub use registry::{CodecDescriptor, CodecFactory, CodecPlugin, ParamInfo, Registry, TextParams};
+pub use side_info::{SideBinding, SideInfoMap, SideInfoProvider, SideInfoUse};
 pub use stage::{ArrayToArray, ArrayToBytes, BytesToBytes, ChunkContext, Stage, StageKind};
 pub use stream::{
     Chunk, DecodedStream, DecodedTensor, EncodedChunk, Event, Reader, ReaderOptions, SeekableReader, TensorId,

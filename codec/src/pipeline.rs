@@ -12,6 +12,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::format::StageDescriptor;
 use crate::limits::Limits;
 use crate::registry::Registry;
+use crate::side_info::SideInfoUse;
 use crate::stage::{ArrayToArray, ArrayToBytes, BytesToBytes, ChunkContext, Stage};
 
 /// A pipeline ready to encode or decode chunks.
@@ -92,6 +93,13 @@ impl Pipeline {
         let bytes_stage =
             bytes_stage.ok_or_else(|| Error::new(ErrorCode::PipelineInvalid, "pipeline has no array->bytes stage"))?;
         Ok(Pipeline { array_stages, bytes_stage, byte_stages, lossless, max_buffer: limits.max_record_body })
+    }
+
+    /// Whether the pipeline decodes against side information, and which: its array->bytes
+    /// stage's [`ArrayToBytes::side_info`].
+    #[must_use]
+    pub fn side_info(&self) -> SideInfoUse {
+        self.bytes_stage.side_info()
     }
 
     /// Whether every stage is lossless.

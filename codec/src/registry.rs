@@ -25,6 +25,7 @@ use crate::format::StageDescriptor;
 use crate::ids::codec;
 use crate::limits::Limits;
 use crate::pipeline::Pipeline;
+use crate::side_info::SideBinding;
 use crate::stage::{Stage, StageKind};
 
 /// Documentation of one codec parameter, as shown by `gradwire codecs`.
@@ -160,6 +161,17 @@ pub trait CodecFactory: Send + Sync {
         let _ = (registry, limits);
         self.build(version, params)
     }
+
+    /// For a codec that decodes against side information: these wire parameters with the
+    /// side information bound to them (`crate::side_info`), which a writer that holds the side
+    /// tensor calls before it writes TENSOR_BEGIN. Default: `None` (no side information used).
+    ///
+    /// # Errors
+    /// [`ErrorCode::InvalidParams`] when the parameters do not parse.
+    fn bind_side_info(&self, version: u16, params: &[u8], binding: &SideBinding) -> Result<Option<Vec<u8>>> {
+        let _ = (version, params, binding);
+        Ok(None)
+    }
 }
 
 /// A codec announced by a plugin crate at link time.
@@ -241,6 +253,9 @@ impl CodecFactory for StaticFactory {
     }
     fn build_in(&self, version: u16, params: &[u8], registry: &Registry, limits: &Limits) -> Result<Stage> {
         self.0.build_in(version, params, registry, limits)
+    }
+    fn bind_side_info(&self, version: u16, params: &[u8], binding: &SideBinding) -> Result<Option<Vec<u8>>> {
+        self.0.bind_side_info(version, params, binding)
     }
 }
 
@@ -458,5 +473,21 @@ impl Registry {
     /// See [`Pipeline::build`].
     pub fn build_pipeline(&self, stages: &[StageDescriptor], limits: &Limits) -> Result<Pipeline> {
         Pipeline::build(self, stages, limits)
+    }
+
+    /// Binds side information to every stage of `stages` that decodes against it
+    /// ([`CodecFactory::bind_side_info`]); returns whether any stage did.
+    ///
+    /// # Errors
+    /// [`ErrorCode::UnsupportedCodec`] for an unknown stage; the codec's errors.
+    pub fn bind_side_info(&self, stages: &mut [StageDescriptor], binding: &SideBinding) -> Result<bool> {
+        let mut bound = false;
+        for s in stages {
+            if let Some(params) = self.factory_for(s)?.bind_side_info(s.version, &s.params, binding)? {
+                s.params = params;
+                bound = true;
+            }
+        }
+        Ok(bound)
     }
 }

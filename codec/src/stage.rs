@@ -7,6 +7,7 @@
 //! every decode receives the exact (arrays) or maximum (bytes) size it may produce.
 
 use crate::error::Result;
+use crate::side_info::SideInfoUse;
 
 /// Where a chunk sits and the randomness it may use. Passed to every stage call.
 #[derive(Debug, Clone, Copy)]
@@ -21,6 +22,9 @@ pub struct ChunkContext<'a> {
     pub element_offset: u64,
     /// Seed of this chunk (`crate::rng::chunk_seed` of stream seed, tensor name, chunk index).
     pub seed: u64,
+    /// The chunk's slice of the tensor's side information (`crate::side_info`), one value per
+    /// element of the chunk, when the caller gave some and the pipeline uses it.
+    pub side: Option<&'a [f32]>,
 }
 
 /// A stage that maps f32 arrays to f32 arrays (projection, error feedback, ...).
@@ -98,6 +102,13 @@ pub trait ArrayToBytes: Send + Sync {
     fn sign_plane(&self, bytes: &[u8], ctx: &ChunkContext<'_>, n: usize, out: &mut [u8]) -> Result<bool> {
         let _ = (bytes, ctx, n, out);
         Ok(false)
+    }
+
+    /// Whether the stage decodes against side information ([`ChunkContext::side`]) and which
+    /// ([`crate::side_info`]). Readers check what they were given against it before decoding
+    /// any chunk. Default: [`SideInfoUse::None`].
+    fn side_info(&self) -> SideInfoUse {
+        SideInfoUse::None
     }
 }
 

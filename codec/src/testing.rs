@@ -77,7 +77,7 @@ pub fn text_params(text: &str) -> crate::TextParams {
 
 /// A chunk context for calling a stage directly: tensor "t", chunk 0, seed 0.
 pub const CONTEXT: ChunkContext<'static> =
-    ChunkContext { tensor_name: "t", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 0 };
+    ChunkContext { tensor_name: "t", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 0, side: None };
 
 /// Builds the array->bytes stage of `factory` (the version a writer records for `params`) from wire `params`.
 ///

@@ -169,7 +169,7 @@ pub fn stages(data: &[u8]) {
     let n = usize::from(u16::from_le_bytes([*n0, *n1]) % 4096);
     let factory = registry.get(d.id).expect("registered");
     let Ok(stage) = factory.build_in(d.version, params, registry, &gradwire::Limits::default()) else { return };
-    let ctx = ChunkContext { tensor_name: "t", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 1 };
+    let ctx = ChunkContext { tensor_name: "t", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 1, side: None };
     match stage {
         Stage::ArrayToBytes(s) => {
             let mut out = vec![0f32; n];
@@ -299,7 +299,7 @@ pub fn m22(data: &[u8]) {
     let params = registry.parse_pipeline(&spec).expect("pipeline").remove(0).params;
     let version = factory.version_for(&params);
     let Ok(gradwire::Stage::ArrayToBytes(stage)) = factory.build(version, &params) else { panic!("m22 builds") };
-    let ctx = gradwire::ChunkContext { tensor_name: "t", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 0 };
+    let ctx = gradwire::ChunkContext { tensor_name: "t", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 0, side: None };
     let mut bytes = Vec::new();
     stage.encode(&values, &ctx, &mut bytes).expect("finite values encode");
     assert!(bytes.len() <= stage.max_encoded_len(values.len()).expect("bound"), "encoder exceeds its bound");
@@ -621,7 +621,7 @@ fn one_tensor_stream(spec: &str, values: &[f32], chunk: usize) -> Vec<u8> {
 fn decode_arbitrary(spec: &str, n: usize, payload: &[u8]) {
     let registry = &*REGISTRY;
     let built = registry.build_pipeline(&registry.parse_pipeline(spec).expect("pipeline"), &tight_limits()).expect("build");
-    let ctx = gradwire::ChunkContext { tensor_name: "x", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 0 };
+    let ctx = gradwire::ChunkContext { tensor_name: "x", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 0, side: None };
     let mut out = vec![0f32; n];
     let _ = built.decode_chunk(payload, &ctx, &mut out);
 }

@@ -24,6 +24,9 @@ pub struct DecodeArgs {
     /// Write each tensor in the dtype it was encoded from (f16, bf16, f64) instead of f32.
     #[arg(long)]
     pub keep_dtype: bool,
+    /// Side information for tensors coded against it (the sender's, or the decode fails).
+    #[command(flatten)]
+    pub side: super::SideInfoArgs,
 }
 
 /// Opens a file or standard input for streaming reads, with a progress bar for large files.
@@ -46,7 +49,10 @@ pub fn run(args: &DecodeArgs, g: GlobalArgs) -> Result<()> {
     let registry = gradwire::registry()?;
     let options = ReaderOptions::default().threads(g.threads_or_all());
     let (input, bar) = open_input(&args.input, g.quiet, "decoding")?;
-    let reader = Reader::with_options(input, &registry, options);
+    let mut reader = Reader::with_options(input, &registry, options);
+    if let Some(side) = args.side.provider()? {
+        reader.set_side_info(side);
+    }
     let (stream, error) = reader.read_all_salvage();
     bar.finish_and_clear();
     if let Some(e) = &error

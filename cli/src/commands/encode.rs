@@ -40,6 +40,9 @@ pub struct EncodeArgs {
     /// discard its output: the state was not advanced.
     #[arg(long, value_name = "STATE")]
     pub error_feedback: Option<String>,
+    /// Side information for codecs that code against it.
+    #[command(flatten)]
+    pub side: super::SideInfoArgs,
 }
 
 /// Runs `gradwire encode`.
@@ -49,6 +52,7 @@ pub fn run(args: &EncodeArgs, g: GlobalArgs) -> Result<()> {
         registry.parse_pipeline(&args.codec)?; // refuse a bad pipeline before reading the input
     }
     let tensors = read_tensors(&args.input)?;
+    let side = args.side.provider()?;
     let chunk_elements = args.chunk_size.unwrap_or(gradwire::stream::DEFAULT_CHUNK_ELEMENTS);
     // Loaded before the output is created, so a bad state file leaves an existing output alone.
     let mut feedback = args.error_feedback.as_deref().map(load_feedback).transpose()?;
@@ -64,7 +68,10 @@ pub fn run(args: &EncodeArgs, g: GlobalArgs) -> Result<()> {
     let piece_len = (options.chunk_elements as usize).saturating_mul(threads * 2);
     let stream_len = |spec: &str| -> Result<u64> {
         let pipeline = registry.parse_pipeline(spec)?;
-        let writer = Writer::new(Vec::new(), &registry, &header, options.clone())?;
+        let mut writer = Writer::new(Vec::new(), &registry, &header, options.clone())?;
+        if let Some(side) = &side {
+            writer.set_side_info(side.clone());
+        }
         // With error feedback the stream carries values plus residuals: measured on a copy of
         // the state, which this trial must not advance.
         let mut trial = feedback.clone();
@@ -95,7 +102,10 @@ pub fn run(args: &EncodeArgs, g: GlobalArgs) -> Result<()> {
     };
     let total: u64 = tensors.iter().map(|t| t.values.len() as u64).sum();
     let bar = values_bar(total, g.quiet, "encoding");
-    let writer = Writer::new(BufWriter::with_capacity(1 << 20, sink), &registry, &header, options)?;
+    let mut writer = Writer::new(BufWriter::with_capacity(1 << 20, sink), &registry, &header, options)?;
+    if let Some(side) = side {
+        writer.set_side_info(side);
+    }
     let whole = args.chunk_size.is_none() && begins_with_projection(&registry, &pipeline);
     write_tensors(writer, &tensors, &pipeline, feedback.as_mut(), piece_len, &bar, whole)?
         .flush()

@@ -14,7 +14,39 @@ pub mod inspect;
 pub mod simulate;
 pub mod verify;
 
-use gradwire::{Metadata, Value};
+use gradwire::{Metadata, SideInfoMap, Value};
+
+/// Side information for codecs that decode against it (`wyner-ziv`), by tensor name.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct SideInfoArgs {
+    /// Side information: a .safetensors, .npz or .npy file whose tensors (by name) the decoder
+    /// holds, e.g. the previous round's aggregate. Encoder and decoder must give the same values:
+    /// the stream binds them by digest and a reader refuses other values.
+    #[arg(long, value_name = "FILE")]
+    pub side_info: Option<String>,
+    /// Label of the side information, stored in the stream's binding and named in errors
+    /// (default: the file name).
+    #[arg(long, value_name = "TEXT", requires = "side_info")]
+    pub side_label: Option<String>,
+}
+
+impl SideInfoArgs {
+    /// The side information given, if any.
+    ///
+    /// # Errors
+    /// When the file cannot be read as tensors.
+    pub fn provider(&self) -> anyhow::Result<Option<std::sync::Arc<SideInfoMap>>> {
+        let Some(path) = &self.side_info else { return Ok(None) };
+        let label = self.side_label.clone().unwrap_or_else(|| {
+            std::path::Path::new(path).file_name().and_then(|s| s.to_str()).unwrap_or(path).to_owned()
+        });
+        let mut map = SideInfoMap::new();
+        for t in crate::tensor_io::read_tensors(path)? {
+            map.insert(t.name, label.clone(), t.values);
+        }
+        Ok(Some(std::sync::Arc::new(map)))
+    }
+}
 
 /// What identifies an update in federated learning, as stream header metadata (`fl.*` keys).
 #[derive(clap::Args, Debug, Clone, Default)]

@@ -30,19 +30,29 @@ pub struct TensorCodec {
     pub pipeline: Arc<Pipeline>,
     /// The stream seed.
     pub stream_seed: u64,
+    /// The tensor's side information (`crate::side_info`), when its pipeline uses some.
+    pub side: Option<Arc<[f32]>>,
 }
 
 impl TensorCodec {
-    /// The context stages see for chunk `chunk_index`: position and seed.
+    /// The context stages see for chunk `chunk_index`: position, seed, and the chunk's slice of
+    /// the side information.
     #[must_use]
     pub fn context(&self, chunk_index: u64) -> ChunkContext<'_> {
         let d = &self.descriptor;
+        let element_offset = chunk_index.saturating_mul(d.chunk_elements);
+        let side = self.side.as_deref().and_then(|s| {
+            let start = usize::try_from(element_offset).ok()?;
+            let len = usize::try_from(d.chunk_len(chunk_index)).ok()?;
+            s.get(start..start.checked_add(len)?)
+        });
         ChunkContext {
             tensor_name: &d.name,
             tensor_id: d.tensor_id,
             chunk_index,
-            element_offset: chunk_index.saturating_mul(d.chunk_elements),
+            element_offset,
             seed: chunk_seed(self.stream_seed, &d.name, chunk_index),
+            side,
         }
     }
 

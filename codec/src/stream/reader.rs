@@ -19,6 +19,7 @@ use crate::format::{ChunkHeader, EndRecord, Index, Metadata, PREAMBLE_LEN, Strea
 use crate::ids::record;
 use crate::limits::Limits;
 use crate::registry::Registry;
+use crate::side_info::{self, SideInfoProvider};
 
 /// A decoded chunk.
 #[derive(Debug, Clone, PartialEq)]
@@ -235,6 +236,7 @@ pub struct Reader<'r, R: Read> {
     pending: Option<Result<Step>>,
     failed: Option<Error>,
     pool: Option<rayon::ThreadPool>,
+    side_info: Option<Arc<dyn SideInfoProvider>>,
 }
 
 impl<'r, R: Read> Reader<'r, R> {
@@ -266,7 +268,15 @@ impl<'r, R: Read> Reader<'r, R> {
             pending: None,
             failed: None,
             pool,
+            side_info: None,
         }
+    }
+
+    /// Gives the reader side information (`crate::side_info`): tensors whose pipeline decodes
+    /// against it take theirs from `provider` by name, checked when their TENSOR_BEGIN is read.
+    /// Without a provider such tensors fail with [`ErrorCode::SideInfoMissing`] (when decoding).
+    pub fn set_side_info(&mut self, provider: Arc<dyn SideInfoProvider>) {
+        self.side_info = Some(provider);
     }
 
     /// Bytes consumed so far.
@@ -407,12 +417,23 @@ impl<'r, R: Read> Reader<'r, R> {
                 if d.n_elements > 0 {
                     pipeline.bounds(d.chunk_elements.min(d.n_elements) as usize).map_err(locate)?;
                 }
+                // Side information is needed only to decode: an inspecting reader goes on without.
+                let side = if self.options.decode_chunks {
+                    side_info::resolve(&d.name, d.n_elements, &pipeline.side_info(), self.side_info.as_deref())
+                        .map_err(locate)?
+                } else {
+                    None
+                };
                 self.n_tensors += 1;
                 self.names.insert(d.name.clone());
                 self.traces.push(TensorTrace { begin_offset: raw.offset, ..TensorTrace::default() });
                 let d = Arc::new(d);
-                let codec =
-                    TensorCodec { descriptor: Arc::clone(&d), pipeline: Arc::new(pipeline), stream_seed: self.seed };
+                let codec = TensorCodec {
+                    descriptor: Arc::clone(&d),
+                    pipeline: Arc::new(pipeline),
+                    stream_seed: self.seed,
+                    side,
+                };
                 self.open.insert(d.tensor_id, OpenTensor { codec, next_chunk: 0 });
                 Event::TensorBegin(d)
             }

@@ -19,6 +19,7 @@ use crate::format::{
 use crate::ids::record;
 use crate::limits::Limits;
 use crate::registry::Registry;
+use crate::side_info::{self, SideInfoProvider};
 
 /// Random-access reader over `R: Read + Seek`.
 ///
@@ -45,6 +46,7 @@ pub struct SeekableReader<R: Read + Seek> {
     end: EndRecord,
     index: Index,
     tensors: Vec<TensorCodec>,
+    side_info: Option<Arc<dyn SideInfoProvider>>,
 }
 
 impl<R: Read + Seek> SeekableReader<R> {
@@ -127,9 +129,10 @@ impl<R: Read + Seek> SeekableReader<R> {
                 descriptor: Arc::new(d),
                 pipeline: Arc::new(pipeline),
                 stream_seed: header.seed,
+                side: None,
             });
         }
-        Ok(SeekableReader { input, limits, header, end, index, tensors })
+        Ok(SeekableReader { input, limits, header, end, index, tensors, side_info: None })
     }
 
     /// Reads the END record from the last 64 bytes; whatever is wrong with them is truncation
@@ -264,6 +267,15 @@ impl<R: Read + Seek> SeekableReader<R> {
         &self.end
     }
 
+    /// Gives the reader side information (`crate::side_info`): a tensor whose pipeline decodes
+    /// against it takes its side tensor from `provider` by name, checked when first read.
+    pub fn set_side_info(&mut self, provider: Arc<dyn SideInfoProvider>) {
+        self.side_info = Some(provider);
+        for t in &mut self.tensors {
+            t.side = None;
+        }
+    }
+
     /// Descriptors of every tensor, by ID.
     pub fn tensors(&self) -> impl Iterator<Item = &TensorDescriptor> {
         self.tensors.iter().map(|t| t.descriptor.as_ref())
@@ -277,9 +289,15 @@ impl<R: Read + Seek> SeekableReader<R> {
     pub fn read_chunk(&mut self, tensor_id: u32, chunk_index: u64) -> Result<Vec<f32>> {
         let codec = self
             .tensors
-            .get(tensor_id as usize)
-            .ok_or_else(|| Error::new(ErrorCode::InvalidArgument, format!("no tensor with ID {tensor_id}")))?
-            .clone();
+            .get_mut(tensor_id as usize)
+            .ok_or_else(|| Error::new(ErrorCode::InvalidArgument, format!("no tensor with ID {tensor_id}")))?;
+        if codec.side.is_none() {
+            let d = &codec.descriptor;
+            codec.side =
+                side_info::resolve(&d.name, d.n_elements, &codec.pipeline.side_info(), self.side_info.as_deref())
+                    .map_err(|e| e.in_tensor(d.name.clone()))?;
+        }
+        let codec = codec.clone();
         let name = codec.descriptor.name.clone();
         let offset =
             *self.index.tensors[tensor_id as usize].chunk_offsets.get(chunk_index as usize).ok_or_else(|| {

@@ -21,6 +21,7 @@ use crate::format::{
 use crate::ids::{record, tensor_flags};
 use crate::limits::Limits;
 use crate::registry::Registry;
+use crate::side_info::{SideBinding, SideInfoProvider, SideInfoUse};
 
 /// Default elements per chunk: 2^20 (4 MiB of f32).
 pub const DEFAULT_CHUNK_ELEMENTS: u64 = 1 << 20;
@@ -145,6 +146,7 @@ pub struct Writer<'r, W: Write> {
     /// Reused chunk bodies of a parallel batch.
     batch_scratch: Vec<Vec<u8>>,
     failed: bool,
+    side_info: Option<Arc<dyn SideInfoProvider>>,
 }
 
 impl<'r, W: Write> Writer<'r, W> {
@@ -178,6 +180,7 @@ impl<'r, W: Write> Writer<'r, W> {
             scratch: Vec::new(),
             batch_scratch: Vec::new(),
             failed: false,
+            side_info: None,
         };
         w.write_bytes(&Preamble::CURRENT.encode())?;
         let body = header.encode();
@@ -218,6 +221,13 @@ impl<'r, W: Write> Writer<'r, W> {
         Ok(offset)
     }
 
+    /// Gives the writer side information (`crate::side_info`): a tensor begun later whose
+    /// pipeline decodes against side information takes its side tensor from `provider` by name,
+    /// and its stages bind it (label and digest) so that readers check theirs against it.
+    pub fn set_side_info(&mut self, provider: Arc<dyn SideInfoProvider>) {
+        self.side_info = Some(provider);
+    }
+
     /// Bytes written so far.
     #[must_use]
     pub fn position(&self) -> u64 {
@@ -252,6 +262,8 @@ impl<'r, W: Write> Writer<'r, W> {
         Limits::check(self.index.len() as u64 + 1, limits.max_tensors, "tensors").map_err(invalid)?;
         let n_elements = crate::format::shape_product(&spec.shape)
             .ok_or_else(|| Error::new(ErrorCode::InvalidArgument, format!("shape {:?} overflows", spec.shape)))?;
+        let mut spec = spec;
+        let side = self.bind_side_info(&mut spec, n_elements)?;
         let descriptor = TensorDescriptor {
             tensor_id: self.index.len() as u32,
             name: spec.name,
@@ -271,11 +283,39 @@ impl<'r, W: Write> Writer<'r, W> {
         let id = descriptor.tensor_id;
         self.names.insert(descriptor.name.clone());
         self.index.push(IndexEntry { begin_offset: offset, chunk_offsets: Vec::new() });
-        let codec =
-            TensorCodec { descriptor: Arc::new(descriptor), pipeline: Arc::new(pipeline), stream_seed: self.seed };
+        let side = side.filter(|_| pipeline.side_info() != SideInfoUse::None);
+        let codec = TensorCodec {
+            descriptor: Arc::new(descriptor),
+            pipeline: Arc::new(pipeline),
+            stream_seed: self.seed,
+            side,
+        };
         self.open
             .insert(id, OpenTensor { codec, buffered: Vec::new(), next_chunk: 0, written: 0, reconstruction: None });
         Ok(TensorId(id))
+    }
+
+    /// The side tensor the provider holds for `spec`, bound to the stages of its pipeline that
+    /// decode against side information.
+    fn bind_side_info(&self, spec: &mut TensorSpec, n_elements: u64) -> Result<Option<Arc<[f32]>>> {
+        let Some(side) = self.side_info.as_ref().and_then(|p| p.side_tensor(&spec.name)) else { return Ok(None) };
+        if side.values.len() as u64 != n_elements {
+            return Err(Error::new(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "tensor {:?} has {n_elements} values but its side information {:?} has {}",
+                    spec.name,
+                    side.label,
+                    side.values.len()
+                ),
+            ));
+        }
+        let binding = SideBinding::of(&side.label, &side.values)?;
+        let bound = self
+            .registry
+            .bind_side_info(&mut spec.pipeline, &binding)
+            .map_err(|e| Error::new(ErrorCode::InvalidArgument, e.to_string()).in_tensor(spec.name.clone()))?;
+        Ok(bound.then_some(side.values))
     }
 
     /// Appends values to an open tensor; every completed chunk is encoded and written.

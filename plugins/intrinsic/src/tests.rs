@@ -219,7 +219,7 @@ fn stage_refuses_wrong_lengths_and_huge_dense_matrices() {
         Stage::ArrayToArray(s) => s,
         _ => unreachable!("intrinsic is array->array"),
     };
-    let ctx = ChunkContext { tensor_name: "t", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 0 };
+    let ctx = ChunkContext { tensor_name: "t", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 0, side: None };
     let s = build("dim=8");
     let mut out = vec![0f32; 100];
     assert!(s.decode(&[0.0; 7], &ctx, &mut out).is_err());

@@ -17,7 +17,7 @@ fn stage(text: &str) -> Box<dyn ArrayToArray> {
 }
 
 const CTX: ChunkContext<'static> =
-    ChunkContext { tensor_name: "fc1.weight", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 0 };
+    ChunkContext { tensor_name: "fc1.weight", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 0, side: None };
 
 #[test]
 fn kept_counts_round_to_nearest_and_never_vanish() {
