@@ -28,7 +28,8 @@ impl TopKStage {
     /// `limits`.
     ///
     /// # Errors
-    /// `invalid_params` for a values pipeline that holds `topk`; the errors of building the
+    /// `invalid_params` for a values pipeline that holds `topk` or decodes against side
+    /// information (`crate`-level docs of `gradwire_codec::side_info`); the errors of building the
     /// nested pipeline (`unsupported_codec`, `invalid_params`, `pipeline_invalid`,
     /// `limit_exceeded`), prefixed with `topk values`.
     pub fn new(params: TopKParams, registry: &Registry, limits: &Limits) -> Result<TopKStage> {
@@ -39,6 +40,13 @@ impl TopKStage {
                 refuse_nested_topk(stages)?;
                 let pipeline = Pipeline::build(registry, stages, limits)
                     .map_err(|e| Error::new(e.code(), format!("topk values: {}", e.detail())))?;
+                if pipeline.side_info() != gradwire_codec::SideInfoUse::None {
+                    // The kept values have no side information of their own.
+                    return Err(Error::new(
+                        ErrorCode::InvalidParams,
+                        "topk values pipelines cannot decode against side information",
+                    ));
+                }
                 return Ok(TopKStage { params, values: ValueCoder::Pipeline(pipeline) });
             }
         };
