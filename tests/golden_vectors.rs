@@ -2026,6 +2026,127 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            id: "side-wyner-ziv-a",
+            description: "side information set A of the wyner-ziv vectors: raw tensors t (48 values) and u (3000)",
+            expect: "ok",
+            build: |r| side_stream(r, &wz_side_a()),
+        },
+        Case {
+            id: "side-wyner-ziv-b",
+            description: "side information set B of the wyner-ziv vectors: t with other values, u of 2999 values",
+            expect: "ok",
+            build: |r| side_stream(r, &wz_side_b()),
+        },
+        Case {
+            id: "valid-wyner-ziv-plain",
+            description: "wyner-ziv:bits=2 without side information (zero prediction: the plain lattice quantizer), with raw escapes for NaN and 1e30",
+            expect: "ok",
+            build: wz_plain,
+        },
+        Case {
+            id: "invalid-wyner-ziv-side-missing",
+            description: "the stream of valid-wyner-ziv-bound-escapes read without side information",
+            expect: "side_info_missing",
+            build: wz_bound,
+        },
+        Case {
+            id: "invalid-wyner-ziv-unbound-side-missing",
+            description: "the stream of valid-wyner-ziv-unbound read without side information",
+            expect: "side_info_missing",
+            build: wz_unbound,
+        },
+        Case {
+            id: "invalid-wyner-ziv-params-reserved",
+            description: "wyner-ziv parameter flags bit 1 (reserved) set",
+            expect: "reserved_nonzero",
+            build: |r| edit_descriptor(&wz_plain(r), |d| d.pipeline[0].params[3] = 2),
+        },
+        Case {
+            id: "invalid-wyner-ziv-params-bound-short",
+            description: "wyner-ziv parameter flag BOUND set on 12 bytes, without the binding",
+            expect: "invalid_params",
+            build: |r| edit_descriptor(&wz_plain(r), |d| d.pipeline[0].params[3] = 1),
+        },
+        Case {
+            id: "invalid-wyner-ziv-params-mode",
+            description: "wyner-ziv mode 4",
+            expect: "invalid_params",
+            build: |r| edit_descriptor(&wz_plain(r), |d| d.pipeline[0].params[0] = 4),
+        },
+        Case {
+            id: "invalid-wyner-ziv-params-modulus",
+            description: "wyner-ziv mode 1 (bits) with a modulus of 16",
+            expect: "invalid_params",
+            build: |r| edit_descriptor(&wz_plain(r), |d| d.pipeline[0].params[8] = 16),
+        },
+        Case {
+            id: "invalid-wyner-ziv-contexts-zero",
+            description: "wyner-ziv chunk with 0 label contexts",
+            expect: "codec_data",
+            build: |r| wz_plain_payload(r, |p| p[0] = 0),
+        },
+        Case {
+            id: "invalid-wyner-ziv-contexts-without-side",
+            description: "wyner-ziv chunk of a stream without side information that declares 2 label contexts",
+            expect: "codec_data",
+            build: |r| wz_plain_payload(r, |p| p[0] = 2),
+        },
+        Case {
+            id: "invalid-wyner-ziv-flags-reserved",
+            description: "wyner-ziv chunk flags bit 1 (reserved) set",
+            expect: "reserved_nonzero",
+            build: |r| wz_plain_payload(r, |p| p[1] |= 2),
+        },
+        Case {
+            id: "invalid-wyner-ziv-modulus-one",
+            description: "wyner-ziv chunk with modulus 1",
+            expect: "codec_data",
+            build: |r| wz_plain_payload(r, |p| p[2..4].copy_from_slice(&1u16.to_le_bytes())),
+        },
+        Case {
+            id: "invalid-wyner-ziv-step-zero",
+            description: "wyner-ziv chunk with step 0",
+            expect: "codec_data",
+            build: |r| wz_plain_payload(r, |p| p[4..8].copy_from_slice(&0f32.to_le_bytes())),
+        },
+        Case {
+            id: "invalid-wyner-ziv-escapes-count",
+            description: "wyner-ziv chunk of 48 values declaring 49 escapes",
+            expect: "codec_data",
+            build: |r| wz_plain_payload(r, |p| p[16..20].copy_from_slice(&49u32.to_le_bytes())),
+        },
+        Case {
+            id: "invalid-wyner-ziv-trailing-byte",
+            description: "wyner-ziv chunk with a byte after its last label section",
+            expect: "codec_output_size",
+            build: |r| wz_plain_payload(r, |p| p.push(0)),
+        },
+        Case {
+            id: "invalid-wyner-ziv-section-cut",
+            description: "wyner-ziv chunk one byte short inside its label section",
+            expect: "codec_output_size",
+            build: |r| {
+                wz_plain_payload(r, |p| {
+                    p.pop();
+                })
+            },
+        },
+        Case {
+            id: "invalid-topk-values-wyner-ziv",
+            description: "topk whose nested values pipeline is wyner-ziv:step=0.01,modulus=16 (decodes against side information)",
+            expect: "invalid_params",
+            build: |r| {
+                edit_descriptor(&topk_nested_small(r), |d| {
+                    let wz = r.parse_pipeline("wyner-ziv:step=0.01,modulus=16").unwrap();
+                    let params = gradwire::sparsify::TopKParams {
+                        fraction: u32::from_le_bytes(d.pipeline[0].params[..4].try_into().unwrap()),
+                        values: gradwire::sparsify::Values::Pipeline(wz),
+                    };
+                    d.pipeline[0].params = params.encode();
+                })
+            },
+        },
+        Case {
             id: "invalid-intrinsic-coefficients-short",
             description: "intrinsic + raw chunk one coefficient short",
             expect: "codec_output_size",
@@ -2036,6 +2157,161 @@ fn cases() -> Vec<Case> {
                 })
             },
         },
+    ]
+}
+
+/// A vector read with side information: the case and the id of its side file (a valid raw
+/// stream among the cases, `spec/FORMAT.md` §14).
+struct SideCase {
+    case: Case,
+    side: &'static str,
+}
+
+/// Side set A of the `wyner-ziv` vectors: `t` (48 values) and `u` (3000 values, a quarter exactly 0).
+fn wz_side_a() -> Vec<(&'static str, Vec<f32>)> {
+    let mut u = gradwire::testing::laplace(3000, 31);
+    u.iter_mut().step_by(4).for_each(|v| *v = 0.0);
+    vec![("t", gradwire::testing::laplace(48, 30)), ("u", u)]
+}
+
+/// Side set B: `t` with other values, `u` one value short (2999).
+fn wz_side_b() -> Vec<(&'static str, Vec<f32>)> {
+    vec![("t", gradwire::testing::laplace(48, 40)), ("u", gradwire::testing::laplace(2999, 41))]
+}
+
+/// The side set as a stream of `raw` tensors.
+fn side_stream(r: &Registry, side: &[(&str, Vec<f32>)]) -> Vec<u8> {
+    let mut w =
+        Writer::new(Vec::new(), r, &StreamHeader::default(), WriterOptions::default().write_index(false)).unwrap();
+    for (name, values) in side {
+        w.write_tensor(TensorSpec::new(*name, &[values.len() as u64], pipe(r, "raw")), values).unwrap();
+    }
+    w.finish().unwrap()
+}
+
+/// `t`: side value plus small noise, with one far value (a wide escape), a NaN and 1e30 (raw escapes).
+fn wz_t() -> Vec<f32> {
+    let (_, y) = &wz_side_a()[0];
+    let noise = gradwire::testing::laplace(48, 32);
+    let mut x: Vec<f32> = y.iter().zip(&noise).map(|(a, b)| a + 0.02 * b).collect();
+    x[5] += 3.0;
+    x[7] = f32::NAN;
+    x[9] = 1e30;
+    x
+}
+
+/// `u`: 0.8 times the side value plus noise in proportion to it (zero where it is zero).
+fn wz_u() -> Vec<f32> {
+    let (_, y) = &wz_side_a()[1];
+    let noise = gradwire::testing::laplace(3000, 33);
+    y.iter().zip(&noise).map(|(a, b)| 0.8 * a + 0.3 * a.abs() * b).collect()
+}
+
+/// One `wyner-ziv` tensor (`t` or `u`) through `spec`, the writer given side set A when `with_side`.
+fn wz_stream(r: &Registry, spec: &str, name: &str, with_side: bool, options: WriterOptions, seed: u64) -> Vec<u8> {
+    let header = StreamHeader { seed, ..StreamHeader::default() };
+    let mut w = Writer::new(Vec::new(), r, &header, options.write_index(false)).unwrap();
+    if with_side {
+        let mut side = gradwire::SideInfoMap::new();
+        for (n, v) in wz_side_a() {
+            side.insert(n, "side set A", v);
+        }
+        w.set_side_info(std::sync::Arc::new(side));
+    }
+    let values = if name == "t" { wz_t() } else { wz_u() };
+    w.write_tensor(TensorSpec::new(name, &[values.len() as u64], pipe(r, spec)), &values).unwrap();
+    w.finish().unwrap()
+}
+
+/// `t` through `wyner-ziv:step=0.01`, bound to side set A, chunks of 16.
+fn wz_bound(r: &Registry) -> Vec<u8> {
+    wz_stream(r, "wyner-ziv:step=0.01", "t", true, WriterOptions::default().chunk_elements(16), 0)
+}
+
+/// `u` through `wyner-ziv:bits=3`, bound to side set A, one chunk with several label contexts.
+fn wz_contexts(r: &Registry) -> Vec<u8> {
+    let bytes = wz_stream(r, "wyner-ziv:bits=3", "u", true, WriterOptions::default(), 0);
+    let (_, recs) = split(&bytes);
+    let chunk = recs.iter().find(|c| c.rtype == record::CHUNK).unwrap();
+    assert!(chunk.body[24] > 1, "the contexts vector must use contexts");
+    bytes
+}
+
+/// `t` through `wyner-ziv:step=0.01,modulus=16`, written without side information (unbound).
+fn wz_unbound(r: &Registry) -> Vec<u8> {
+    wz_stream(r, "wyner-ziv:step=0.01,modulus=16", "t", false, WriterOptions::default(), 0)
+}
+
+/// `t` through `wyner-ziv:bits=2` without side information at all (zero prediction).
+fn wz_plain(r: &Registry) -> Vec<u8> {
+    wz_stream(r, "wyner-ziv:bits=2", "t", false, WriterOptions::default(), 0)
+}
+
+/// `wz_plain` with its chunk payload edited by `f`.
+fn wz_plain_payload(r: &Registry, f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    edit(&wz_plain(r), |recs| {
+        let body = &mut first(recs, record::CHUNK).body;
+        let mut payload = body.split_off(24);
+        f(&mut payload);
+        body.extend_from_slice(&payload);
+    })
+}
+
+/// The `wyner-ziv` vectors read with side information.
+fn side_cases() -> Vec<SideCase> {
+    let side = |id, description, expect, side, build| SideCase { case: Case { id, description, expect, build }, side };
+    vec![
+        side(
+            "valid-wyner-ziv-bound-escapes",
+            "wyner-ziv:step=0.01, 48 values bound to side set A in chunks of 16: centered residues, a wide escape, raw escapes for NaN and 1e30",
+            "ok",
+            "side-wyner-ziv-a",
+            wz_bound,
+        ),
+        side(
+            "valid-wyner-ziv-contexts",
+            "wyner-ziv:bits=3, 3000 values bound to side set A: fitted scale, label sections in several contexts of |y|",
+            "ok",
+            "side-wyner-ziv-a",
+            wz_contexts,
+        ),
+        side(
+            "valid-wyner-ziv-stochastic",
+            "wyner-ziv:step=0.05,rounding=stochastic,scale=one bound to side set A, stream seed 7",
+            "ok",
+            "side-wyner-ziv-a",
+            |r| {
+                wz_stream(
+                    r,
+                    "wyner-ziv:step=0.05,rounding=stochastic,scale=one",
+                    "t",
+                    true,
+                    WriterOptions::default(),
+                    7,
+                )
+            },
+        ),
+        side(
+            "valid-wyner-ziv-unbound",
+            "wyner-ziv:step=0.01,modulus=16 written without side information (plain residues, unbound) and read with side set A; entries beyond the bound decode a multiple of k*eps away",
+            "ok",
+            "side-wyner-ziv-a",
+            wz_unbound,
+        ),
+        side(
+            "invalid-wyner-ziv-side-mismatch",
+            "the stream of valid-wyner-ziv-bound-escapes read with side set B (other values of the same length)",
+            "side_info_mismatch",
+            "side-wyner-ziv-b",
+            wz_bound,
+        ),
+        side(
+            "invalid-wyner-ziv-side-length",
+            "the stream of valid-wyner-ziv-contexts read with side set B, whose u is one value short",
+            "side_info_mismatch",
+            "side-wyner-ziv-b",
+            wz_contexts,
+        ),
     ]
 }
 
@@ -2210,8 +2486,29 @@ fn signsgd_mean(r: &Registry) -> Vec<u8> {
 
 use gradwire::conformance::Entry;
 
-fn decode(registry: &Registry, bytes: &[u8]) -> Result<serde_json::Value, gradwire::Error> {
-    gradwire::conformance::decode_json(bytes, registry)
+type Side = Option<std::sync::Arc<dyn gradwire::SideInfoProvider>>;
+
+fn decode(registry: &Registry, bytes: &[u8], side: Side) -> Result<serde_json::Value, gradwire::Error> {
+    gradwire::conformance::decode_json_with(bytes, registry, side)
+}
+
+/// A reader of `input` given `side`.
+fn reader<'r, R: std::io::Read>(input: R, registry: &'r Registry, side: &Side) -> Reader<'r, R> {
+    let mut r = Reader::new(input, registry);
+    if let Some(side) = side {
+        r.set_side_info(side.clone());
+    }
+    r
+}
+
+/// The side information of a manifest entry.
+fn side_of(registry: &Registry, e: &Entry) -> Side {
+    gradwire::conformance::entry_side_info(&vectors_dir(), e, registry).unwrap()
+}
+
+/// Every case with the file of the side information it is read with.
+fn all_cases() -> Vec<(Case, Option<&'static str>)> {
+    cases().into_iter().map(|c| (c, None)).chain(side_cases().into_iter().map(|s| (s.case, Some(s.side)))).collect()
 }
 
 fn manifest_path() -> PathBuf {
@@ -2229,7 +2526,7 @@ fn load_manifest() -> Vec<Entry> {
 fn write_missing(registry: &Registry) {
     let mut manifest = load_manifest();
     std::fs::create_dir_all(vectors_dir()).unwrap();
-    for case in cases() {
+    for (case, side_file) in all_cases() {
         if manifest.iter().any(|e| e.id == case.id) {
             continue;
         }
@@ -2237,7 +2534,17 @@ fn write_missing(registry: &Registry) {
         let path = vectors_dir().join(&file);
         assert!(!path.exists(), "{file} exists but is not in the manifest: fix by hand, never regenerate");
         let bytes = (case.build)(registry);
-        let expected = match decode(registry, &bytes) {
+        let side_info = side_file.map(|s| format!("{s}.gw"));
+        let probe = Entry {
+            id: case.id.into(),
+            file: file.clone(),
+            description: String::new(),
+            expect: String::new(),
+            sha256: String::new(),
+            expected: None,
+            side_info: side_info.clone(),
+        };
+        let expected = match decode(registry, &bytes, side_of(registry, &probe)) {
             Ok(summary) => {
                 assert_eq!(case.expect, "ok", "{}: decoded but should fail with {}", case.id, case.expect);
                 Some(summary)
@@ -2255,18 +2562,23 @@ fn write_missing(registry: &Registry) {
             expect: case.expect.into(),
             sha256: sha256_hex(&bytes),
             expected,
+            side_info,
         });
     }
     std::fs::write(manifest_path(), serde_json::to_string_pretty(&manifest).unwrap() + "\n").unwrap();
 }
 
-fn valid_vectors() -> Vec<(String, Vec<u8>)> {
+fn valid_vectors() -> Vec<(String, Vec<u8>, Side)> {
+    let registry = gradwire::registry().unwrap();
     let valid: Vec<_> = load_manifest()
         .into_iter()
         .filter(|e| e.expect == "ok")
-        .map(|e| (e.id, std::fs::read(vectors_dir().join(&e.file)).unwrap()))
+        .map(|e| {
+            let side = side_of(&registry, &e);
+            (e.id, std::fs::read(vectors_dir().join(&e.file)).unwrap(), side)
+        })
         .collect();
-    let cases = cases().iter().filter(|c| c.expect == "ok").count();
+    let cases = all_cases().iter().filter(|(c, _)| c.expect == "ok").count();
     assert_eq!(valid.len(), cases, "every valid case needs its vector in spec/vectors");
     valid
 }
@@ -2278,7 +2590,7 @@ fn golden_vectors_are_unchanged_and_decode_as_expected() {
         write_missing(&registry);
     }
     let manifest = load_manifest();
-    for case in cases() {
+    for (case, _) in all_cases() {
         assert!(
             manifest.iter().any(|e| e.id == case.id),
             "case {} has no vector: run `GRADWIRE_WRITE_VECTORS=1 cargo test --test golden_vectors` once",
@@ -2289,8 +2601,9 @@ fn golden_vectors_are_unchanged_and_decode_as_expected() {
     for e in &manifest {
         let bytes = std::fs::read(vectors_dir().join(&e.file)).unwrap();
         assert_eq!(sha256_hex(&bytes), e.sha256, "{}: golden bytes changed; vectors are never regenerated", e.id);
-        let whole = decode(&registry, &bytes);
-        let bytewise = Reader::new(OneByte::new(&bytes), &registry).read_all().map(|s| summary(&s));
+        let side = side_of(&registry, e);
+        let whole = decode(&registry, &bytes, side.clone());
+        let bytewise = reader(OneByte::new(&bytes), &registry, &side).read_all().map(|s| summary(&s));
         assert_eq!(whole, bytewise, "{}: whole and byte-at-a-time reads differ", e.id);
         match whole {
             Ok(got) => {
@@ -2308,9 +2621,12 @@ fn golden_vectors_are_unchanged_and_decode_as_expected() {
 #[test]
 fn seekable_reader_agrees_with_streaming_reader_on_valid_vectors() {
     let registry = gradwire::registry().unwrap();
-    for (id, bytes) in valid_vectors() {
-        let stream = Reader::new(&bytes[..], &registry).read_all().unwrap();
+    for (id, bytes, side) in valid_vectors() {
+        let stream = reader(&bytes[..], &registry, &side).read_all().unwrap();
         let mut seek = SeekableReader::open(std::io::Cursor::new(&bytes), &registry, Limits::default()).unwrap();
+        if let Some(side) = &side {
+            seek.set_side_info(side.clone());
+        }
         for t in &stream.tensors {
             let values = seek.read_tensor(t.descriptor.tensor_id).unwrap();
             let a: Vec<u32> = values.iter().map(|v| v.to_bits()).collect();
@@ -2323,7 +2639,7 @@ fn seekable_reader_agrees_with_streaming_reader_on_valid_vectors() {
 #[test]
 fn every_prefix_is_truncated_and_salvage_keeps_complete_chunks() {
     let registry = gradwire::registry().unwrap();
-    for (id, bytes) in valid_vectors() {
+    for (id, bytes, side) in valid_vectors() {
         let chunk_ends: Vec<usize> = {
             let (_, recs) = split(&bytes);
             let mut pos = 16;
@@ -2337,7 +2653,7 @@ fn every_prefix_is_truncated_and_salvage_keeps_complete_chunks() {
             ends
         };
         for cut in 0..bytes.len() {
-            let mut reader = Reader::new(&bytes[..cut], &registry);
+            let mut reader = reader(&bytes[..cut], &registry, &side);
             let mut chunks = 0;
             let err = loop {
                 match reader.next_event() {
@@ -2362,12 +2678,12 @@ fn every_prefix_is_truncated_and_salvage_keeps_complete_chunks() {
 #[test]
 fn every_single_bit_flip_is_an_error() {
     let registry = gradwire::registry().unwrap();
-    for (id, bytes) in valid_vectors() {
+    for (id, bytes, side) in valid_vectors() {
         let mut flipped = bytes.clone();
         for i in 0..bytes.len() {
             for bit in 0..8 {
                 flipped[i] ^= 1 << bit;
-                let result = Reader::new(&flipped[..], &registry).read_all();
+                let result = reader(&flipped[..], &registry, &side).read_all();
                 assert!(result.is_err(), "{id}: flipping bit {bit} of byte {i} went undetected");
                 flipped[i] ^= 1 << bit;
             }
@@ -2417,8 +2733,12 @@ fn random_access_refuses_invalid_vectors_it_can_see() {
     ];
     for e in load_manifest().into_iter().filter(|e| e.expect != "ok") {
         let bytes = std::fs::read(vectors_dir().join(&e.file)).unwrap();
+        let side = side_of(&registry, &e);
         let result =
             SeekableReader::open(std::io::Cursor::new(&bytes), &registry, Limits::default()).and_then(|mut r| {
+                if let Some(side) = &side {
+                    r.set_side_info(side.clone());
+                }
                 let ids: Vec<u32> = r.tensors().map(|t| t.tensor_id).collect();
                 ids.into_iter().try_for_each(|id| r.read_tensor(id).map(drop))
             });

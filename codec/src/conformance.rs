@@ -5,6 +5,7 @@
 //! Enabled by the `conformance` feature (it brings `serde`, `serde_json` and `sha2`).
 
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
@@ -14,6 +15,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::format::{DType, Metadata, Value};
 use crate::registry::Registry;
 use crate::rng::SeededRng;
+use crate::side_info::{SideInfoMap, SideInfoProvider};
 use crate::stream::{DecodedStream, Reader, TensorSpec, Writer, WriterOptions};
 
 /// Tensors with at most this many values list them as hex bit patterns in the canonical JSON.
@@ -35,6 +37,10 @@ pub struct Entry {
     /// For valid vectors, the canonical JSON of the decoded stream.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub expected: Option<Json>,
+    /// The side information the reader is given (`spec/FORMAT.md` §19): a stream file of `raw`
+    /// tensors beside the manifest, whose tensors by name are the side tensors.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub side_info: Option<String>,
 }
 
 /// Lower-case hexadecimal of bytes.
@@ -99,7 +105,32 @@ pub fn summary(stream: &DecodedStream) -> Json {
 /// # Errors
 /// The first error the reader meets.
 pub fn decode_json(bytes: &[u8], registry: &Registry) -> Result<Json> {
-    Reader::new(bytes, registry).read_all().map(|s| summary(&s))
+    decode_json_with(bytes, registry, None)
+}
+
+/// As [`decode_json`], with side information for tensors that decode against it.
+///
+/// # Errors
+/// The first error the reader meets.
+pub fn decode_json_with(bytes: &[u8], registry: &Registry, side: Option<Arc<dyn SideInfoProvider>>) -> Result<Json> {
+    let mut reader = Reader::new(bytes, registry);
+    if let Some(side) = side {
+        reader.set_side_info(side);
+    }
+    reader.read_all().map(|s| summary(&s))
+}
+
+/// The side information a stream of tensors holds (how vectors ship theirs, FORMAT.md §14):
+/// each tensor, by name, under `label`.
+///
+/// # Errors
+/// The reader's errors for a stream that does not decode.
+pub fn side_info_from_stream(bytes: &[u8], registry: &Registry, label: &str) -> Result<SideInfoMap> {
+    let mut side = SideInfoMap::new();
+    for t in Reader::new(bytes, registry).read_all()?.tensors {
+        side.insert(t.descriptor.name.clone(), label, t.values);
+    }
+    Ok(side)
 }
 
 /// Reads `DIR/manifest.json`.
@@ -122,8 +153,20 @@ pub struct VectorResult {
     pub failure: Option<String>,
 }
 
+/// The side information of a manifest entry, read from its file in `dir`.
+///
+/// # Errors
+/// [`ErrorCode::Io`] when the file cannot be read; the reader's errors when it does not decode.
+pub fn entry_side_info(dir: &Path, entry: &Entry, registry: &Registry) -> Result<Option<Arc<dyn SideInfoProvider>>> {
+    let Some(file) = &entry.side_info else { return Ok(None) };
+    let bytes = std::fs::read(dir.join(file))
+        .map_err(|e| Error::new(ErrorCode::Io, format!("reading the side information {file}: {e}")))?;
+    Ok(Some(Arc::new(side_info_from_stream(&bytes, registry, file)?)))
+}
+
 /// Checks every vector of a manifest: the file's SHA-256, then the decode result against the
-/// expectation (the canonical JSON, or the error code).
+/// expectation (the canonical JSON, or the error code), with the entry's side information; a
+/// valid vector with side information must also fail with `side_info_missing` without it.
 ///
 /// # Errors
 /// Only when the manifest itself cannot be read; vector failures are in the results.
@@ -132,18 +175,29 @@ pub fn run(dir: &Path, registry: &Registry) -> Result<Vec<VectorResult>> {
     Ok(manifest
         .into_iter()
         .map(|e| {
-            let failure = match std::fs::read(dir.join(&e.file)) {
-                Err(err) => Some(format!("cannot read {}: {err}", e.file)),
-                Ok(bytes) if sha256_hex(&bytes) != e.sha256 => {
+            let failure = match (std::fs::read(dir.join(&e.file)), entry_side_info(dir, &e, registry)) {
+                (Err(err), _) => Some(format!("cannot read {}: {err}", e.file)),
+                (_, Err(err)) => Some(format!("side information: {err}")),
+                (Ok(bytes), _) if sha256_hex(&bytes) != e.sha256 => {
                     Some("file bytes differ from the manifest's SHA-256".into())
                 }
-                Ok(bytes) => match (decode_json(&bytes, registry), e.expect.as_str()) {
-                    (Ok(got), "ok") if Some(&got) == e.expected.as_ref() => None,
-                    (Ok(_), "ok") => Some("decoded content differs from the expected JSON".into()),
-                    (Ok(_), code) => Some(format!("decoded, but {code} was expected")),
-                    (Err(err), code) if err.code().as_str() == code => None,
-                    (Err(err), code) => Some(format!("expected {code}, got {err}")),
-                },
+                (Ok(bytes), Ok(side)) => {
+                    let has_side = side.is_some();
+                    match (decode_json_with(&bytes, registry, side), e.expect.as_str()) {
+                        (Ok(got), "ok") if Some(&got) != e.expected.as_ref() => {
+                            Some("decoded content differs from the expected JSON".into())
+                        }
+                        (Ok(_), "ok") if has_side => match decode_json(&bytes, registry) {
+                            Err(err) if err.code() == ErrorCode::SideInfoMissing => None,
+                            Err(err) => Some(format!("without its side information: {err}, not side_info_missing")),
+                            Ok(_) => Some("decoded without its side information".into()),
+                        },
+                        (Ok(_), "ok") => None,
+                        (Ok(_), code) => Some(format!("decoded, but {code} was expected")),
+                        (Err(err), code) if err.code().as_str() == code => None,
+                        (Err(err), code) => Some(format!("expected {code}, got {err}")),
+                    }
+                }
             };
             VectorResult { id: e.id, failure }
         })

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use gradwire::conformance::{Entry, decode_json, generate, run, sha256_hex};
+use gradwire::conformance::{Entry, decode_json_with, generate, run, sha256_hex};
 
 use crate::GlobalArgs;
 use crate::tensor_io::read_bytes;
@@ -27,6 +27,9 @@ enum ConformanceCommand {
     Decode {
         /// Stream to decode (- for standard input).
         file: String,
+        /// Side information for tensors that decode against it.
+        #[command(flatten)]
+        side: super::SideInfoArgs,
     },
     /// Check every vector listed in DIR/manifest.json; prints `N passed, N failed`.
     Run {
@@ -47,9 +50,10 @@ enum ConformanceCommand {
 pub fn run_command(args: &ConformanceArgs, g: GlobalArgs) -> Result<()> {
     let registry = gradwire::registry()?;
     match &args.command {
-        ConformanceCommand::Decode { file } => {
+        ConformanceCommand::Decode { file, side } => {
             let bytes = read_bytes(file)?;
-            match decode_json(&bytes, &registry) {
+            let side = side.provider()?.map(|s| s as std::sync::Arc<dyn gradwire::SideInfoProvider>);
+            match decode_json_with(&bytes, &registry, side) {
                 Ok(json) => println!("{}", serde_json::to_string(&json)?),
                 Err(e) => {
                     println!("{}", serde_json::json!({ "error": e.code().as_str(), "message": e.to_string() }));
@@ -86,6 +90,7 @@ pub fn run_command(args: &ConformanceArgs, g: GlobalArgs) -> Result<()> {
                     expect: "ok".into(),
                     sha256: sha256_hex(&bytes),
                     expected: Some(json),
+                    side_info: None,
                 });
             }
             std::fs::write(&manifest_path, serde_json::to_string_pretty(&manifest)? + "\n")?;

@@ -19,8 +19,8 @@ use gradwire::{Metadata, SideInfoMap, Value};
 /// Side information for codecs that decode against it (`wyner-ziv`), by tensor name.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct SideInfoArgs {
-    /// Side information: a .safetensors, .npz or .npy file whose tensors (by name) the decoder
-    /// holds, e.g. the previous round's aggregate. Encoder and decoder must give the same values:
+    /// Side information: a .safetensors, .npz, .npy or gradwire file whose tensors (by name)
+    /// the decoder holds, e.g. the previous round's aggregate. Encoder and decoder must give the same values:
     /// the stream binds them by digest and a reader refuses other values.
     #[arg(long, value_name = "FILE")]
     pub side_info: Option<String>,
@@ -40,6 +40,12 @@ impl SideInfoArgs {
         let label = self.side_label.clone().unwrap_or_else(|| {
             std::path::Path::new(path).file_name().and_then(|s| s.to_str()).unwrap_or(path).to_owned()
         });
+        let bytes = crate::tensor_io::read_bytes(path)?;
+        if crate::tensor_io::sniff(&bytes) == Some(crate::tensor_io::FileKind::Gradwire) {
+            let map = gradwire::conformance::side_info_from_stream(&bytes, &gradwire::registry()?, &label)
+                .map_err(|e| anyhow::anyhow!("reading the side information {path}: {e}"))?;
+            return Ok(Some(std::sync::Arc::new(map)));
+        }
         let mut map = SideInfoMap::new();
         for t in crate::tensor_io::read_tensors(path)? {
             map.insert(t.name, label.clone(), t.values);

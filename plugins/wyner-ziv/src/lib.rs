@@ -94,7 +94,9 @@ const DESCRIPTOR: CodecDescriptor = CodecDescriptor {
         ParamInfo { name: "rounding", default: "nearest", help: "nearest or stochastic (seeded, unbiased)" },
         ParamInfo { name: "scale", default: "fit", help: "fit (code x against a*y) or one (a = 1)" },
     ],
-    examples: &["bits=2", "bits=4,rounding=stochastic", "step=0.01", "step=0.01,modulus=16,scale=one"],
+    // Forms without side information only: the conformance generator gives streams none (the
+    // golden vectors cover decoding against it: bound, unbound, contexts, escapes).
+    examples: &["bits=2", "bits=4,rounding=stochastic", "step=0.01", "step=0.001,scale=one"],
 };
 
 impl CodecFactory for WynerZivCodec {
