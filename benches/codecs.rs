@@ -55,7 +55,13 @@ const PIPELINES: &[&str] = &[
     "sparse-dither:nu=0.5,variant=unbiased",
     "spherical:alpha=0.5,block=4",
     "spherical:alpha=0.1,block=2",
+    "wyner-ziv:bits=2",
 ];
+
+/// Pipelines that decode against side information: `chunk/*` binds them to a side tensor (the
+/// input plus Laplace noise of a tenth of its scale) and gives it to every call.
+const SIDE_PIPELINES: &[&str] =
+    &["wyner-ziv:bits=2", "wyner-ziv:bits=4", "wyner-ziv:step=0.01", "wyner-ziv:step=0.01,modulus=64"];
 
 use gradwire::testing::laplace;
 
@@ -65,8 +71,22 @@ fn chunk_level(c: &mut Criterion) {
     let ctx = ChunkContext { tensor_name: "g", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 0, side: None };
     let mut group = c.benchmark_group("chunk");
     group.throughput(Throughput::Bytes((values.len() * 4) as u64));
-    for spec in PIPELINES {
-        let pipeline = registry.build_pipeline(&registry.parse_pipeline(spec).unwrap(), &Limits::default()).unwrap();
+    let side: Vec<f32> = values.iter().zip(laplace(values.len(), 3)).map(|(x, e)| x + 0.1 * e).collect();
+    let binding = gradwire::SideBinding::of("bench", &side).unwrap();
+    let with_side = ChunkContext { side: Some(&side), ..ctx };
+    let cases = PIPELINES
+        .iter()
+        .map(|s| (s.to_string(), false))
+        .chain(SIDE_PIPELINES.iter().map(|s| (format!("{s} (side)"), true)));
+    for (name, bound) in cases {
+        let spec = name.trim_end_matches(" (side)");
+        let mut stages = registry.parse_pipeline(spec).unwrap();
+        if bound {
+            registry.bind_side_info(&mut stages, &binding).unwrap();
+        }
+        let pipeline = registry.build_pipeline(&stages, &Limits::default()).unwrap();
+        let ctx = if bound { with_side } else { ctx };
+        let spec = &name;
         let mut encoded = Vec::new();
         pipeline.encode_chunk(&values, &ctx, &mut encoded).unwrap();
         group.bench_function(BenchmarkId::new("encode", spec), |b| {

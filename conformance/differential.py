@@ -11,7 +11,17 @@ With --cases it also writes the hand-built streams of conformance/python/test_ca
 and corners, e.g. of the intrinsic codec, that the spec vectors do not cover), again with the
 Python decoder's result as the expectation.
 
-Usage: python3 conformance/differential.py OUT_DIR [--random N] [--seed S] [--cases]
+Side information (FORMAT.md §14, §19): the mutants of a vector that names a `side_info` stream
+are decoded with it. When it changes the Python decoder's result, the mutant's entry names the
+same file (copied into OUT_DIR), so the Rust runner decodes it with the same side information
+(and, for a mutant that decodes, checks that it gives `side_info_missing` without it); when it
+changes nothing (the damage comes first, or the mutant no longer decodes against side
+information) the entry names none, and both decoders read the mutant without.
+
+With --rust BIN, runs `BIN conformance run OUT_DIR` afterwards (e.g. target/debug/gradwire) and
+exits with its status.
+
+Usage: python3 conformance/differential.py OUT_DIR [--random N] [--seed S] [--cases] [--rust BIN]
        then: gradwire conformance run OUT_DIR
 """
 
@@ -20,7 +30,9 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import struct
+import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -65,23 +77,41 @@ def main() -> int:
     ap.add_argument("--random", type=int, default=300, help="CRC-repaired random mutants per vector")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--cases", action="store_true", help="also write test_cases.py's hand-built streams")
+    ap.add_argument("--rust", metavar="BIN", help="then run BIN conformance run OUT (the Rust decoder)")
     args = ap.parse_args()
     vectors = os.path.join(HERE, "..", "spec", "vectors")
     manifest = json.load(open(os.path.join(vectors, "manifest.json")))
     os.makedirs(args.out, exist_ok=True)
     rng = random.Random(args.seed)
     out, codes = [], {}
+    side_cache = {}
+    n_side = 0
 
-    def add(vid: str, m: bytes, description: str) -> None:
+    def result(m: bytes, side):
         try:
-            expected, expect = gw.decode_bytes(m), "ok"
+            return gw.decode_bytes(m, side_info=side), "ok"
         except gw.GradwireError as e:
-            expected, expect = None, e.code
+            return None, e.code
+
+    def add(vid: str, m: bytes, description: str, side_name: str | None = None) -> None:
+        nonlocal n_side
+        expected, expect = result(m, None)
+        if side_name is not None:
+            with_side = result(m, side_cache[side_name])
+            if with_side != (expected, expect):
+                if with_side[1] == "ok" and expect != "side_info_missing":
+                    raise AssertionError(f"{vid}: decodes with side information, and without it gives {expect}")
+                expected, expect = with_side
+                n_side += 1
+            else:
+                side_name = None
         codes[expect] = codes.get(expect, 0) + 1
         name = vid + ".gw"
         with open(os.path.join(args.out, name), "wb") as f:
             f.write(m)
         item = {"id": vid, "file": name, "description": description, "expect": expect, "sha256": hashlib.sha256(m).hexdigest()}
+        if side_name is not None:
+            item["side_info"] = side_name
         if expected is not None:
             item["expected"] = expected
         out.append(item)
@@ -90,8 +120,13 @@ def main() -> int:
         if entry["expect"] != "ok":
             continue
         data = open(os.path.join(vectors, entry["file"]), "rb").read()
+        side_name = entry.get("side_info")
+        if side_name is not None and side_name not in side_cache:
+            src = os.path.join(vectors, side_name)
+            side_cache[side_name] = gw.load_side_info(src)
+            shutil.copyfile(src, os.path.join(args.out, side_name))
         for tag, m in mutants(data, rng, args.random):
-            add(f"{entry['id']}-{tag}", m, "mutant")
+            add(f"{entry['id']}-{tag}", m, "mutant", side_name)
     if args.cases:
         import test_cases  # noqa: E402  (conformance/python is on sys.path)
 
@@ -99,7 +134,12 @@ def main() -> int:
             add(f"case{i:03d}", m, title)
     with open(os.path.join(args.out, "manifest.json"), "w") as f:
         json.dump(out, f)
-    print(f"{len(out)} streams written; Python decoder results: {dict(sorted(codes.items()))}")
+    print(
+        f"{len(out)} streams written ({n_side} of them with side information); "
+        f"Python decoder results: {dict(sorted(codes.items()))}"
+    )
+    if args.rust:
+        return subprocess.run([args.rust, "conformance", "run", args.out]).returncode
     return 0
 
 

@@ -73,6 +73,8 @@ enum Command {
     Bench(commands::bench::BenchArgs),
     /// Rate-distortion bounds of your gradients: Gaussian, GenNorm (Shannon, Blahut-Arimoto), compressor, CEO.
     Bounds(commands::bounds::BoundsArgs),
+    /// What side information buys wyner-ziv on a federated run's updates (bits at equal error).
+    SideGain(commands::side_gain::SideGainArgs),
     /// Federated training of the digits on this machine, once per codec: accuracy against uplink bits.
     Simulate(commands::simulate::SimulateArgs),
     /// Combine updates of one round: majority vote of signs or weighted mean.
@@ -108,6 +110,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => commands::bench::run(&a, g),
         Command::Bounds(a) => commands::bounds::run(&a, g),
         Command::Simulate(a) => commands::simulate::run(&a, g),
+        Command::SideGain(a) => commands::side_gain::run(&a, g),
         Command::Aggregate(a) => commands::aggregate::run(&a, g),
         Command::Conformance(a) => commands::conformance::run_command(&a, g),
         Command::Archive(a) => commands::archive::run(&a, g),

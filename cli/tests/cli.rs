@@ -122,7 +122,7 @@ fn damaged_streams_are_refused_with_a_clear_message_and_exit_code() {
     let out = gradwire(&["encode", FIXTURE, "-o", s(&tmp("x.gw")), "--codec", "lz4"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains(
-        "known codecs: bf16, f16, intrinsic, m22, qsgd, randk, raw, signsgd, sparse-dither, spherical, topk, zstd"
+        "known codecs: bf16, f16, intrinsic, m22, qsgd, randk, raw, signsgd, sparse-dither, spherical, topk, wyner-ziv, zstd"
     ));
 }
 
@@ -643,4 +643,71 @@ fn simulate_reports_every_codec_repeats_for_a_seed_and_draws_the_plot() {
     assert!(text.contains("| `bf16` |") && text.contains("per-bit accuracy"), "{text}");
     let bad = gradwire(&["simulate", "--codec", "nonesuch"]);
     assert_eq!(bad.status.code(), Some(2), "an unknown codec is an invalid argument");
+}
+
+/// The fixture's tensors with every value multiplied by `factor`, written as safetensors.
+fn scaled_fixture(path: &Path, factor: f32) {
+    let bytes = std::fs::read(FIXTURE).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let data: Vec<(String, Vec<usize>, Vec<u8>)> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, t)| {
+            let scaled: Vec<u8> = t
+                .data()
+                .chunks_exact(4)
+                .flat_map(|b| (f32::from_le_bytes(b.try_into().unwrap()) * factor).to_le_bytes())
+                .collect();
+            (n, t.shape().to_vec(), scaled)
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = data
+        .iter()
+        .map(|(n, shape, d)| {
+            (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), d).unwrap())
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, path).unwrap();
+}
+
+#[test]
+fn side_information_is_bound_checked_and_named_in_errors() {
+    let (side, other, gw, back) =
+        (tmp("side.safetensors"), tmp("other.safetensors"), tmp("wz.gw"), tmp("wz.safetensors"));
+    scaled_fixture(&side, 0.9);
+    scaled_fixture(&other, 0.5);
+    ok(&[
+        "encode",
+        FIXTURE,
+        "-o",
+        s(&gw),
+        "--codec",
+        "wyner-ziv:step=0.0001",
+        "--side-info",
+        s(&side),
+        "--side-label",
+        "round 7 mean",
+        "-q",
+    ]);
+    ok(&["decode", s(&gw), "-o", s(&back), "--side-info", s(&side), "-q"]);
+    for ((name, _, _, a), (_, _, _, b)) in load(Path::new(FIXTURE)).iter().zip(&load(&back)) {
+        for (x, y) in a.chunks_exact(4).zip(b.chunks_exact(4)) {
+            let (x, y) = (f32::from_le_bytes(x.try_into().unwrap()), f32::from_le_bytes(y.try_into().unwrap()));
+            assert!((x - y).abs() <= 0.00005 * 1.001, "{name}: {x} decoded as {y}");
+        }
+    }
+    let out = gradwire(&["decode", s(&gw), "-o", s(&back), "--side-info", s(&other)]);
+    assert_eq!(out.status.code(), Some(2), "mismatched side information");
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        msg.contains("side_info_mismatch") && msg.contains("round 7 mean") && msg.contains("other.safetensors"),
+        "{msg}"
+    );
+    assert!(msg.contains("tensor \""), "{msg}");
+    let out = gradwire(&["decode", s(&gw), "-o", s(&back)]);
+    assert_eq!(out.status.code(), Some(2), "missing side information");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("side_info_missing"));
+    let out = ok(&["inspect", s(&gw), "--side-info", s(&side)]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"round 7 mean\" (sha256 "));
+    ok(&["verify", s(&gw), "--side-info", s(&side), "-q"]);
 }

@@ -6,7 +6,9 @@ reference implementation).  Section numbers in comments refer to FORMAT.md unles
 CODECS.md.
 
 Usage:
-    python3 gradwire_decode.py decode FILE      # canonical JSON (FORMAT.md §14) or an error
+    python3 gradwire_decode.py decode FILE [--side-info SIDE]
+                                 # canonical JSON (FORMAT.md §14) or an error; SIDE is a gradwire
+                                 # stream whose tensors, by name, are the side information (§19)
     python3 gradwire_decode.py run DIR          # check every vector of DIR/manifest.json
 
 Dependencies: Python 3.11, numpy (value conversion), zstandard (the zstd stage).
@@ -36,7 +38,8 @@ ERROR_CODES = frozenset(
     checksum_header checksum_body checksum_decoded bad_sync truncated unknown_record sequence
     unsupported_feature unsupported_codec unsupported_dtype pipeline_invalid invalid_params
     limit_exceeded shape_overflow duplicate_tensor unknown_tensor chunk_order index_mismatch
-    codec_output_size codec_data malformed invalid_argument io""".split()
+    codec_output_size codec_data malformed side_info_missing side_info_mismatch invalid_argument
+    io""".split()
 )
 
 
@@ -439,6 +442,13 @@ class Stage:
     topk: "TopKParams | None" = None
     max_magnitude: int = 0  # qsgd and sparse-dither (CODECS.md §10.1)
     spherical: "SphericalParams | None" = None
+    wz: "WynerZivParams | None" = None
+
+    def side_requirement(self) -> "SideRequirement | None":
+        """FORMAT.md §19.2: what this stage decodes against (only wyner-ziv uses side information)."""
+        if self.codec_id == WYNER_ZIV_ID:
+            return self.wz.side()
+        return None
 
     def sign_scales(self, n: int) -> int:
         """CODECS.md §5: number of f32 scales in a signsgd chunk of n values."""
@@ -476,6 +486,8 @@ class Stage:
             return levels_max_len(n, self.max_magnitude)
         if self.codec_id == SPHERICAL_ID:
             return spherical_max_len(self.spherical, n)
+        if self.codec_id == WYNER_ZIV_ID:
+            return wyner_ziv_max_len(n)
         raise AssertionError("unreachable: unknown codec in a built pipeline")
 
     # ---- decoding ----
@@ -504,6 +516,8 @@ class Stage:
             return decode_levels(self.name, payload, n, self.max_magnitude)
         if self.codec_id == SPHERICAL_ID:
             return decode_spherical(self.spherical, payload, n, ctx.tensor_name, ctx.chunk_index)
+        if self.codec_id == WYNER_ZIV_ID:
+            return decode_wyner_ziv(self.wz, payload, n, ctx.side)
         raise AssertionError("unreachable")
 
     def decode_signsgd(self, payload: bytes, n: int) -> np.ndarray:
@@ -562,6 +576,7 @@ REGISTERED_CODECS = {
     0x105: ("qsgd", KIND_AB, {1}),
     0x106: ("sparse-dither", KIND_AB, {1}),
     0x107: ("spherical", KIND_AB, {1}),
+    0x108: ("wyner-ziv", KIND_AB, {1}),
 }
 # Private-range codecs registered with this reader: none.
 PRIVATE_CODECS: dict[int, tuple[str, str, set]] = {}
@@ -630,6 +645,8 @@ def check_params(stage: Stage, limits: "Limits") -> None:
         stage.max_magnitude = MAX_MAGNITUDE
     elif stage.codec_id == SPHERICAL_ID:
         stage.spherical = parse_spherical_params(stage.params)
+    elif stage.codec_id == WYNER_ZIV_ID:
+        stage.wz = parse_wyner_ziv_params(stage.params)
 
 
 @dataclass(frozen=True)
@@ -641,6 +658,9 @@ class ChunkContext:
     chunk_index: int
     first_element: int
     chunk_seed: int  # §9.5, from the stream seed (intrinsic derives its own, CODECS.md §7.2)
+    # §19: the slice of the tensor's side information that covers the chunk's elements (f32 bit
+    # patterns as uint32), when the pipeline decodes against side information; else None.
+    side: "np.ndarray | None" = None
 
 
 def parse_stage_entries(cur: "Cursor", n_stages: int, L: Limits) -> list[Stage]:
@@ -835,17 +855,17 @@ def read_lengths(data: bytes, symbols: int) -> tuple[dict, bytes]:
     return huffman_code(lengths), data[size:]
 
 
-def decode_runs(labels: bytes, s: int, n: int) -> np.ndarray:
-    """CODECS.md §6 coding 4: Huffman over RUNA, RUNB and the labels other than z."""
+def decode_runs(labels: bytes, s: int, n: int, what: str) -> np.ndarray:
+    """CODECS.md §E.4 coding 4: Huffman over RUNA, RUNB and the labels other than z."""
     if len(labels) < 5:
-        raise _err("codec_output_size", "m22: run coding ends inside its header")
+        raise _err("codec_output_size", f"{what}: run coding ends inside its header")
     z, c = labels[0], int.from_bytes(labels[1:5], "little")
     if z >= s:
-        raise _err("codec_data", f"m22: run symbol {z} not below {s}")
+        raise _err("codec_data", f"{what}: run symbol {z} not below {s}")
     if s > 255:
-        raise _err("codec_data", "m22: run coding needs at most 255 symbols")
+        raise _err("codec_data", f"{what}: run coding needs at most 255 symbols")
     if not 1 <= c <= n:
-        raise _err("codec_data", f"m22: {c} coded symbols for {n} values")
+        raise _err("codec_data", f"{what}: {c} coded symbols for {n} values")
     code, rest = read_lengths(labels[5:], s + 1)
     out = []
     run, digit = 0, 0
@@ -853,26 +873,61 @@ def decode_runs(labels: bytes, s: int, n: int) -> np.ndarray:
     def flush():
         nonlocal run, digit
         if len(out) + run > n:
-            raise _err("codec_data", "m22: runs expand beyond the chunk")
+            raise _err("codec_data", f"{what}: runs expand beyond the {n} labels")
         out.extend([z] * run)
         run, digit = 0, 0
 
     for k in huffman_decode(rest, code, c):
         if k <= 1:
             if digit == 32:
-                raise _err("codec_data", "m22: run of more than 32 digits")
+                raise _err("codec_data", f"{what}: run of more than 32 digits")
             run += (k + 1) << digit
             digit += 1
             continue
         flush()
         if len(out) == n:
-            raise _err("codec_data", "m22: labels beyond the chunk")
+            raise _err("codec_data", f"{what}: labels beyond the {n} labels")
         label = k - 2
         out.append(label if label < z else label + 1)
     flush()
     if len(out) != n:
-        raise _err("codec_data", f"m22: run coding gives {len(out)} values for {n}")
+        raise _err("codec_data", f"{what}: run coding gives {len(out)} labels for {n}")
     return np.array(out, dtype=np.uint32)
+
+
+def decode_label_section(coding: int, labels: bytes, s: int, n: int, what: str) -> np.ndarray:
+    """CODECS.md §E.4: n labels below s (1 <= s <= 256) in coding 0..=4, the section being all of
+    `labels`; checks in the order of §E.4.  The caller checks which codings it allows (m22: 0..=3
+    under version 1, 0..=4 under version 2; wyner-ziv: 0..=4).  Returns the labels as uint32."""
+    if coding == 0:
+        width = max(1, (s - 1).bit_length())  # max(1, ceil(log2 S))
+        sym = unpack_fixed(labels, width, n)
+        if len(sym) and sym.max() >= s:
+            raise _err("codec_data", f"{what}: label out of range")
+        return sym
+    if coding == 1:
+        code, rest = read_lengths(labels, s)
+        return np.array(huffman_decode(rest, code, n), dtype=np.uint32)
+    if coding == 2:
+        if s > 16:
+            raise _err("codec_data", f"{what}: pair coding needs at most 16 symbols")
+        code, rest = read_lengths(labels, s * s)
+        pairs = huffman_decode(rest, code, (n + 1) // 2)
+        flat = []
+        for p in pairs:
+            flat.extend((p // s, p % s))
+        if n % 2 and flat[-1] != 0:
+            raise _err("reserved_nonzero", f"{what}: padding label of the last pair is not 0")
+        return np.array(flat[:n], dtype=np.uint32)
+    if coding == 3:
+        if len(labels) != 1:
+            raise _err("codec_output_size", f"{what}: constant labels take 1 byte")
+        if labels[0] >= s:
+            raise _err("codec_data", f"{what}: constant symbol out of range")
+        return np.full(n, labels[0], dtype=np.uint32)
+    if coding == 4:
+        return decode_runs(labels, s, n, what)
+    raise AssertionError("unreachable: the codec checks the coding number")
 
 
 def decode_m22(payload: bytes, n: int, max_points: int, version: int) -> np.ndarray:
@@ -901,35 +956,7 @@ def decode_m22(payload: bytes, n: int, max_points: int, version: int) -> np.ndar
         if not np.isfinite(pts[i]) or (i > 0 and not pts[i] > pts[i - 1]):
             raise _err("codec_data", f"m22: point {i} not finite or not ascending")
     table = np.concatenate([np.zeros(zero, dtype="<f4"), pts]).view(np.uint32)
-    s = len(table)
-    labels = payload[end:]
-    if coding == 0:
-        width = max(1, (s - 1).bit_length())
-        sym = unpack_fixed(labels, width, n)
-        if len(sym) and sym.max() >= s:
-            raise _err("codec_data", "m22: label out of range")
-    elif coding == 3:
-        if len(labels) != 1:
-            raise _err("codec_output_size", "m22: constant labels take 1 byte")
-        if labels[0] >= s:
-            raise _err("codec_data", "m22: constant symbol out of range")
-        sym = np.full(n, labels[0], dtype=np.uint32)
-    elif coding == 1:
-        code, rest = read_lengths(labels, s)
-        sym = np.array(huffman_decode(rest, code, n), dtype=np.uint32)
-    elif coding == 4:
-        sym = decode_runs(labels, s, n)
-    else:
-        if s > 16:
-            raise _err("codec_data", "m22: pair coding needs at most 16 symbols")
-        code, rest = read_lengths(labels, s * s)
-        pairs = huffman_decode(rest, code, (n + 1) // 2)
-        flat = []
-        for p in pairs:
-            flat.extend((p // s, p % s))
-        if n % 2 and flat[-1] != 0:
-            raise _err("reserved_nonzero", "m22: padding label of the last pair is not 0")
-        sym = np.array(flat[:n], dtype=np.uint32)
+    sym = decode_label_section(coding, payload[end:], len(table), n, "m22")
     return table[sym.astype(np.int64)].astype(np.uint32) if n else np.zeros(0, np.uint32)
 
 
@@ -1227,6 +1254,8 @@ class TensorState:
     offsets_hash: "hashlib._Hash" = field(default_factory=hashlib.sha256)
     values_sha: "hashlib._Hash" = field(default_factory=hashlib.sha256)
     values: list | None = None
+    side: "np.ndarray | None" = None  # §19: the side tensor the pipeline decodes against
+    all_values: list | None = None  # every chunk's values, when the decoder keeps them
 
     def json(self) -> dict:
         d = {
@@ -1268,9 +1297,27 @@ class Source:
         return data
 
 
+class SideInfo:
+    """FORMAT.md §19: side tensors by tensor name (f32 bit patterns as uint32 arrays), and the
+    label the application gives them (named in side-information errors)."""
+
+    def __init__(self, tensors: dict[str, np.ndarray], label: str = "side information"):
+        self.tensors = {name: np.ascontiguousarray(v, dtype=np.uint32) for name, v in tensors.items()}
+        self.label = label
+        self._digests: dict[str, bytes] = {}
+
+    def digest(self, name: str) -> bytes:
+        """SHA-256 of the side tensor's values as f32 little-endian bytes, in element order."""
+        if name not in self._digests:
+            self._digests[name] = hashlib.sha256(self.tensors[name].astype("<u4").tobytes()).digest()
+        return self._digests[name]
+
+
 class Decoder:
-    def __init__(self, limits: Limits = Limits()):
+    def __init__(self, limits: Limits = Limits(), side_info: SideInfo | None = None, keep_values: bool = False):
         self.limits = limits
+        self.side_info = side_info
+        self.keep_values = keep_values  # keep every tensor's values (tensors_values())
         self.n_records = 0
         self.seed = None
         self.metadata: dict = {}
@@ -1290,6 +1337,13 @@ class Decoder:
         while not self.done:
             self.read_record(src)
         return self.result()
+
+    def tensors_values(self) -> dict[str, np.ndarray]:
+        """With keep_values: every tensor's decoded values (uint32 bit patterns), by name."""
+        return {
+            t.name: (np.concatenate(t.all_values) if t.all_values else np.zeros(0, np.uint32)).astype(np.uint32)
+            for t in self.tensors
+        }
 
     def result(self) -> dict:
         return {
@@ -1473,8 +1527,9 @@ class Decoder:
         if self.n_open + 1 > L.max_open_tensors:
             raise _err("limit_exceeded", f"more than max_open_tensors {L.max_open_tensors} open tensors")
 
-        # step 5: building the pipeline
+        # step 5: building the pipeline, then the side information it decodes against (§19.2)
         pipeline = build_pipeline(stages, n_elements, chunk_elements, L)
+        side = self.check_side_info(name, n_elements, pipeline.ab.side_requirement())
 
         n_chunks = -(-n_elements // chunk_elements)
         t = TensorState(
@@ -1489,10 +1544,38 @@ class Decoder:
             begin_offset=offset,
             n_chunks=n_chunks,
             values=[] if n_elements <= 64 else None,
+            side=side,
+            all_values=[] if self.keep_values else None,
         )
         self.tensors.append(t)
         self.names.add(name)
         self.n_open += 1
+
+    # ---------------------------------------------------------------- §19.2
+    def check_side_info(self, name: str, n_elements: int, req: SideRequirement | None) -> "np.ndarray | None":
+        """§19.2 reading rules; returns the side tensor the pipeline decodes against, or None."""
+        if req is None:
+            return None  # nothing: no check
+        what = "side information"
+        if req.kind == "bound":
+            what = f"side information {req.label!r} (sha256 {req.digest.hex()})"
+        si = self.side_info
+        if si is None or name not in si.tensors:
+            given = "none was given" if si is None else f"{si.label!r} has no tensor of that name"
+            raise _err("side_info_missing", f"tensor {name!r} decodes against {what}, and {given}")
+        side = si.tensors[name]
+        if len(side) != n_elements:
+            raise _err(
+                "side_info_mismatch",
+                f"tensor {name!r} decodes against {what}: {si.label!r} gives {len(side)} values for {n_elements}",
+            )
+        if req.kind == "bound" and si.digest(name) != req.digest:
+            raise _err(
+                "side_info_mismatch",
+                f"tensor {name!r} was encoded against {what}, but {si.label!r} gives values with sha256 "
+                f"{si.digest(name).hex()}",
+            )
+        return side
 
     # ---------------------------------------------------------------- §6.3
     def on_chunk(self, body: bytes, offset: int) -> None:
@@ -1520,7 +1603,8 @@ class Decoder:
             raise _err("reserved_nonzero", f"tensor {t.name!r} chunk {chunk_index}: decoded_crc32c set without DECODED_CRC")
         start = chunk_index * t.chunk_elements
         n = min(start + t.chunk_elements, t.n_elements) - start
-        ctx = ChunkContext(t.name, t.tid, chunk_index, start, chunk_seed(self.seed, t.name, chunk_index))
+        side = None if t.side is None else t.side[start : start + n]
+        ctx = ChunkContext(t.name, t.tid, chunk_index, start, chunk_seed(self.seed, t.name, chunk_index), side)
         try:
             values = t.pipeline.decode(payload, n, self.limits, ctx)
         except GradwireError as e:
@@ -1531,6 +1615,8 @@ class Decoder:
         t.values_sha.update(raw)
         if t.values is not None:
             t.values.append(values)
+        if t.all_values is not None:
+            t.all_values.append(values)
         t.offsets_hash.update(offset.to_bytes(8, "little"))
         t.next_chunk += 1
 
@@ -1615,22 +1701,46 @@ class Decoder:
 # --------------------------------------------------------------------------------------------
 
 
-def decode_file(path: str, limits: Limits = Limits()) -> dict:
-    """Decode a stream; returns the canonical JSON object or raises GradwireError."""
-    if path == "-":
-        return Decoder(limits).decode(sys.stdin.buffer)
+def _open(path: str) -> BinaryIO:
     try:
-        f = open(path, "rb")
+        return open(path, "rb")
     except OSError as e:
         raise _err("io", f"cannot open {path}: {e}") from None
-    with f:
-        return Decoder(limits).decode(f)
 
 
-def decode_bytes(data: bytes, limits: Limits = Limits()) -> dict:
+def decode_file(path: str, limits: Limits = Limits(), side_info: SideInfo | None = None) -> dict:
+    """Decode a stream; returns the canonical JSON object or raises GradwireError.  side_info
+    holds the side tensors, by tensor name, that the stream's pipelines may decode against (§19)."""
+    if path == "-":
+        return Decoder(limits, side_info).decode(sys.stdin.buffer)
+    with _open(path) as f:
+        return Decoder(limits, side_info).decode(f)
+
+
+def decode_bytes(data: bytes, limits: Limits = Limits(), side_info: SideInfo | None = None) -> dict:
     import io
 
-    return Decoder(limits).decode(io.BytesIO(data))
+    return Decoder(limits, side_info).decode(io.BytesIO(data))
+
+
+def side_info_from_bytes(data: bytes, label: str = "side information", limits: Limits = Limits()) -> SideInfo:
+    """Side information given as a gradwire stream (FORMAT.md §14's side-*.gw): decoded with this
+    decoder, every tensor, by name, becomes a side tensor."""
+    import io
+
+    d = Decoder(limits, keep_values=True)
+    d.decode(io.BytesIO(data))
+    return SideInfo(d.tensors_values(), label)
+
+
+def load_side_info(path: str, limits: Limits = Limits()) -> SideInfo:
+    """side_info_from_bytes of a file; the label is the file's name."""
+    with _open(path) as f:
+        try:
+            data = f.read()
+        except OSError as e:
+            raise _err("io", f"cannot read {path}: {e}") from None
+    return side_info_from_bytes(data, os.path.basename(path), limits)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1638,9 +1748,16 @@ def decode_bytes(data: bytes, limits: Limits = Limits()) -> dict:
 # --------------------------------------------------------------------------------------------
 
 
-def cmd_decode(path: str) -> int:
+def cmd_decode(path: str, side_path: str | None = None) -> int:
     try:
-        result = decode_file(path)
+        side = None
+        if side_path is not None:
+            try:
+                side = load_side_info(side_path)
+            except GradwireError as e:
+                # The side information is the caller's argument (§12 `invalid_argument`).
+                raise _err("invalid_argument", f"side information {side_path}: {e}") from None
+        result = decode_file(path, side_info=side)
     except GradwireError as e:
         print(json.dumps({"error": e.code, "message": e.message}))
         return 1
@@ -1648,10 +1765,21 @@ def cmd_decode(path: str) -> int:
     return 0
 
 
+def _outcome(path: str, side: SideInfo | None) -> tuple[object, str]:
+    """Decode a file: (result or exception, "ok" or the error code)."""
+    try:
+        return decode_file(path, side_info=side), "ok"
+    except GradwireError as e:
+        return e, e.code
+    except Exception as e:  # a bug in this decoder: report, never crash the run
+        return e, f"uncaught {type(e).__name__}: {e}"
+
+
 def cmd_run(directory: str) -> int:
     with open(os.path.join(directory, "manifest.json"), "rb") as f:
         manifest = json.load(f)
     passed = failed = 0
+    side_cache: dict[str, SideInfo | GradwireError] = {}
     for entry in manifest:
         vid = entry.get("id", entry.get("file"))
         path = os.path.join(directory, entry["file"])
@@ -1663,16 +1791,24 @@ def cmd_run(directory: str) -> int:
         except OSError as e:
             problems.append(f"cannot read: {e}")
             data = None
+        # FORMAT.md §14: `side_info` names a stream beside the manifest whose tensors, by name,
+        # are the side information the reader is given.
+        side = None
+        side_name = entry.get("side_info")
+        if side_name is not None:
+            if side_name not in side_cache:
+                try:
+                    side_cache[side_name] = load_side_info(os.path.join(directory, side_name))
+                except GradwireError as e:
+                    side_cache[side_name] = e
+            side = side_cache[side_name]
+            if isinstance(side, GradwireError):
+                problems.append(f"side information {side_name} does not decode: {side}")
+                data = None
         if data is not None:
             if "sha256" in entry and hashlib.sha256(data).hexdigest() != entry["sha256"]:
                 problems.append("file SHA-256 differs from the manifest")
-            try:
-                got = decode_file(path)
-                got_code = "ok"
-            except GradwireError as e:
-                got, got_code = e, e.code
-            except Exception as e:  # a bug in this decoder: report, never crash the run
-                got, got_code = e, f"uncaught {type(e).__name__}: {e}"
+            got, got_code = _outcome(path, side)
             if expect == "ok":
                 if got_code != "ok":
                     problems.append(f"expected ok, got {got_code} ({getattr(got, 'message', '')})")
@@ -1681,6 +1817,13 @@ def cmd_run(directory: str) -> int:
             elif got_code != expect:
                 msg = getattr(got, "message", "") if got_code != "ok" else "stream accepted"
                 problems.append(f"expected {expect}, got {got_code} ({msg})")
+            # §14: read without its side information, a valid vector that has some gives
+            # `side_info_missing` instead of the listed result.
+            if side is not None and expect == "ok":
+                got, got_code = _outcome(path, None)
+                if got_code != "side_info_missing":
+                    msg = getattr(got, "message", "") if got_code != "ok" else "stream accepted"
+                    problems.append(f"without its side information: expected side_info_missing, got {got_code} ({msg})")
         if problems:
             failed += 1
             print(f"FAIL {vid}: " + "; ".join(problems))
@@ -1708,13 +1851,27 @@ def _diff(a, b, path="$") -> str:
     return f"{path}: {a!r} != {b!r}"
 
 
+USAGE = "usage: gradwire_decode.py decode FILE [--side-info SIDE] | run DIR"
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 3 or argv[1] not in ("decode", "run"):
-        print("usage: gradwire_decode.py decode FILE | run DIR", file=sys.stderr)
-        return 2
-    if argv[1] == "decode":
-        return cmd_decode(argv[2])
-    return cmd_run(argv[2])
+    args = argv[1:]
+    if len(args) == 2 and args[0] == "run":
+        return cmd_run(args[1])
+    if args and args[0] == "decode":
+        rest = args[1:]
+        side_path = None
+        if "--side-info" in rest:
+            i = rest.index("--side-info")
+            if i + 1 >= len(rest):
+                print(USAGE, file=sys.stderr)
+                return 2
+            side_path = rest[i + 1]
+            rest = rest[:i] + rest[i + 2 :]
+        if len(rest) == 1:
+            return cmd_decode(rest[0], side_path)
+    print(USAGE, file=sys.stderr)
+    return 2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1830,7 +1987,11 @@ def parse_topk_params(p: bytes, version: int, limits: "Limits") -> TopKParams:
         raise
     if any(s.codec_id == TOPK_ID for s in stages):
         raise _err("invalid_params", "topk values pipelines cannot hold topk")
-    return TopKParams(fraction, 2, build_pipeline(stages, 0, 0, limits), limits)
+    nested = build_pipeline(stages, 0, 0, limits)
+    # FORMAT.md §19.2, CODECS.md §9: the kept values have no side information of their own.
+    if nested.ab.side_requirement() is not None:
+        raise _err("invalid_params", f"topk values pipeline: {nested.ab.name} decodes against side information")
+    return TopKParams(fraction, 2, nested, limits)
 
 
 def rice_decode(data: bytes, b: int, count: int, max_value: int) -> tuple[list[int], int]:
@@ -1863,6 +2024,47 @@ def rice_decode(data: bytes, b: int, count: int, max_value: int) -> tuple[list[i
     used = (pos + 7) // 8
     if pos % 8 and data[used - 1] >> (pos % 8):
         raise _err("reserved_nonzero", "Rice padding bits are not zero")
+    return out, used
+
+
+def exp_golomb_decode(data: bytes, o: int, count: int, max_value: int) -> tuple[list[int], int]:
+    """CODECS.md §E.5: count values of order o, each at most max_value; returns them and the
+    bytes used (the code ends on a byte boundary, its padding bits zero).
+
+    Value v is u = v + 2^o of L bits: L - 1 - o one-bits, a zero-bit, then the L - 1 bits of u
+    below its leading one, least significant first.  The decoder stops with `codec_data` as
+    soon as a run of one-bits is longer than max_value needs, when the bytes end before the
+    last value, or when a value exceeds max_value."""
+    nbits = 8 * len(data)
+    max_ones = (max_value + (1 << o)).bit_length() - 1 - o
+    pos = 0
+    out = []
+    for j in range(count):
+        ones = 0
+        while True:
+            if pos >= nbits:
+                raise _err("codec_data", f"Exp-Golomb code ends inside value {j}")
+            bit = (data[pos >> 3] >> (pos & 7)) & 1
+            pos += 1
+            if bit == 0:
+                break
+            ones += 1
+            if ones > max_ones:
+                raise _err("codec_data", f"Exp-Golomb value {j}: {ones} one-bits, more than {max_value} needs")
+        low_bits = ones + o  # L - 1
+        if pos + low_bits > nbits:
+            raise _err("codec_data", f"Exp-Golomb code ends inside value {j}")
+        low = 0
+        for i in range(low_bits):
+            low |= ((data[(pos + i) >> 3] >> ((pos + i) & 7)) & 1) << i
+        pos += low_bits
+        v = ((1 << low_bits) | low) - (1 << o)
+        if v > max_value:
+            raise _err("codec_data", f"Exp-Golomb value {j} is {v}, more than {max_value}")
+        out.append(v)
+    used = (pos + 7) // 8
+    if pos % 8 and data[used - 1] >> (pos % 8):
+        raise _err("reserved_nonzero", "Exp-Golomb padding bits are not zero")
     return out, used
 
 
@@ -2113,6 +2315,219 @@ def decode_spherical(sp: SphericalParams, payload: bytes, n: int, name: str, chu
             out[lo + i] = int(np.float32(f * float(vi)).view(np.uint32))
     return out
 
+
+# wyner-ziv (CODECS.md §12): lattice indices modulo k against a prediction from side information
+
+WYNER_ZIV_ID = 0x108
+WZ_MAX_ESCAPE_CODE = 1 << 43
+
+
+@dataclass(frozen=True)
+class SideRequirement:
+    """FORMAT.md §19.2: what a pipeline decodes against. kind is "bound" (label and digest
+    given) or "unbound"; a pipeline that decodes against nothing has no SideRequirement."""
+
+    kind: str
+    label: str | None = None
+    digest: bytes | None = None
+
+
+@dataclass(frozen=True)
+class WynerZivParams:
+    mode: int  # 1 bits, 2 step, 3 step and modulus
+    rounding: int
+    scale: int
+    value: float
+    modulus: int
+    label: str | None  # the binding (FORMAT.md §19.1), with flag BOUND only
+    digest: bytes | None
+
+    def side(self) -> SideRequirement | None:
+        """CODECS.md §12.1 'What the stage decodes against'."""
+        if self.digest is not None:
+            return SideRequirement("bound", self.label, self.digest)
+        if self.mode == 3:
+            return SideRequirement("unbound")
+        return None
+
+
+def parse_wyner_ziv_params(p: bytes) -> WynerZivParams:
+    """CODECS.md §12.1, checks in the order given there."""
+    if len(p) < 12:
+        raise _err("invalid_params", f"wyner-ziv: parameter block of {len(p)} bytes, expected at least 12")
+    mode, rounding, scale, flags = p[0], p[1], p[2], p[3]
+    if flags & 0xFE:
+        raise _err("reserved_nonzero", f"wyner-ziv: reserved parameter flag bits 0x{flags & 0xFE:02x}")
+    if p[10:12] != b"\0\0":
+        raise _err("reserved_nonzero", "wyner-ziv: reserved parameter bytes 10..12 are not zero")
+    label = digest = None
+    if flags & 1:
+        if len(p) < 13 or len(p) != 12 + 1 + p[12] + 32:
+            raise _err("invalid_params", f"wyner-ziv: BOUND parameter block of {len(p)} bytes does not hold its binding")
+        try:
+            label = p[13 : 13 + p[12]].decode("utf-8", errors="strict")
+        except UnicodeDecodeError:
+            raise _err("invalid_params", "wyner-ziv: binding label is not UTF-8") from None
+        digest = bytes(p[13 + p[12] :])
+    elif len(p) != 12:
+        raise _err("invalid_params", f"wyner-ziv: parameter block of {len(p)} bytes without BOUND, expected 12")
+    (value,) = struct.unpack_from("<f", p, 4)
+    modulus = int.from_bytes(p[8:10], "little")
+    if mode not in (1, 2, 3):
+        raise _err("invalid_params", f"wyner-ziv: mode {mode}")
+    if mode == 1:
+        if not 0.0 < value <= 8.0:  # a NaN is not in range
+            raise _err("invalid_params", f"wyner-ziv: {value} bits per entry not in (0, 8]")
+    elif not (math.isfinite(value) and value > 0.0):
+        raise _err("invalid_params", f"wyner-ziv: step {value} is not finite and > 0")
+    if mode == 3:
+        if not 2 <= modulus <= 256:
+            raise _err("invalid_params", f"wyner-ziv: modulus {modulus} not in 2..=256")
+    elif modulus != 0:
+        raise _err("invalid_params", f"wyner-ziv: modulus {modulus} in mode {mode} (must be 0)")
+    if rounding > 1:
+        raise _err("invalid_params", f"wyner-ziv: rounding {rounding}")
+    if scale > 1:
+        raise _err("invalid_params", f"wyner-ziv: scale {scale}")
+    return WynerZivParams(mode, rounding, scale, value, modulus, label, digest)
+
+
+def wyner_ziv_max_len(n: int) -> int:
+    """CODECS.md §12.4: 20 + 2 + ceil(n/8) + 15 n + (n + 1) + 16 x 6."""
+    return 20 + 2 + (n + 7) // 8 + 15 * n + (n + 1) + 16 * 6
+
+
+def wz_contexts(y: np.ndarray, g: float, C: int) -> np.ndarray:
+    """CODECS.md §12.3 step 2, for side values y (f32 bit patterns as uint32), the gain g and
+    C > 1 contexts: with v = |f64(y)| x f64(g), 0 when v = 0; when v < 2^62 the bit length of
+    floor(1 + v) (f64 addition), at most C - 1; otherwise (huge, infinite, NaN) C - 1."""
+    with np.errstate(all="ignore"):
+        v = np.abs(y.view(np.float32).astype(np.float64)) * np.float64(g)
+        ctx = np.full(len(v), C - 1, dtype=np.int64)
+        small = v < 2.0**62  # False for NaN
+        w = np.floor(np.float64(1.0) + v[small])  # an integer in [1, 2^62]
+        _, bitlen = np.frexp(w)  # w = m 2^e with m in [0.5, 1): e is the bit length
+        ctx[small] = np.minimum(bitlen, C - 1)
+        ctx[v == 0] = 0
+    return ctx
+
+
+def decode_wyner_ziv(wz: WynerZivParams, payload: bytes, n: int, side: np.ndarray | None) -> np.ndarray:
+    """CODECS.md §12.2-12.3: checks in the order of §12.3, then the arithmetic in f64 (NumPy
+    float64, one operation at a time in the order written).  `side` is the chunk's slice of
+    the side tensor (f32 bit patterns as uint32), or None."""
+    if len(payload) < 20:
+        raise _err("codec_output_size", f"wyner-ziv: payload of {len(payload)} bytes, the header takes 20")
+    C, flags = payload[0], payload[1]
+    k = int.from_bytes(payload[2:4], "little")
+    eps, a, g = struct.unpack_from("<fff", payload, 4)
+    m = int.from_bytes(payload[16:20], "little")
+    if not 1 <= C <= 16:
+        raise _err("codec_data", f"wyner-ziv: {C} label contexts")
+    if flags & 0xFE:
+        raise _err("reserved_nonzero", f"wyner-ziv: reserved chunk flag bits 0x{flags & 0xFE:02x}")
+    if not 2 <= k <= 256:
+        raise _err("codec_data", f"wyner-ziv: modulus {k}")
+    if not (math.isfinite(eps) and eps > 0.0):
+        raise _err("codec_data", f"wyner-ziv: step {eps}")
+    if not math.isfinite(a):
+        raise _err("codec_data", f"wyner-ziv: scale {a}")
+    if not (math.isfinite(g) and g >= 0.0):
+        raise _err("codec_data", f"wyner-ziv: context gain {g}")
+    if m > n:
+        raise _err("codec_data", f"wyner-ziv: {m} escapes in a chunk of {n}")
+    pos = 20
+    positions: list[int] = []
+    codes: list[int] = []
+    raw_bits = np.zeros(0, dtype=np.uint32)
+    if m > 0:
+        if len(payload) < 21:
+            raise _err("codec_output_size", "wyner-ziv: payload ends before the escapes' Rice parameter")
+        b = payload[20]
+        if b > 31:
+            raise _err("codec_data", f"wyner-ziv: Rice parameter {b}")
+        gaps, used = rice_decode(payload[21:], b, m, n)
+        nxt = 0
+        for j, gap in enumerate(gaps):
+            p = nxt + gap
+            if p >= n:
+                raise _err("codec_data", f"wyner-ziv: escape {j} at {p}, past the chunk of {n}")
+            positions.append(p)
+            nxt = p + 1
+        pos = 21 + used
+        if len(payload) < pos + 1:
+            raise _err("codec_output_size", "wyner-ziv: payload ends before the escapes' Exp-Golomb order")
+        o = payload[pos]
+        if o > 31:
+            raise _err("codec_data", f"wyner-ziv: Exp-Golomb order {o}")
+        codes, used = exp_golomb_decode(payload[pos + 1 :], o, m, WZ_MAX_ESCAPE_CODE)
+        pos += 1 + used
+        n_raw = codes.count(0)
+        if len(payload) < pos + 4 * n_raw:
+            raise _err("codec_output_size", f"wyner-ziv: payload ends inside the {n_raw} raw escape values")
+        raw_bits = np.frombuffer(payload[pos : pos + 4 * n_raw], dtype="<u4").astype(np.uint32)
+        pos += 4 * n_raw
+    uses_side = wz.side() is not None
+    if uses_side:
+        if side is None:
+            raise _err("side_info_missing", "wyner-ziv: the stage decodes against side information and has none")
+        if len(side) != n:
+            raise _err("side_info_mismatch", f"wyner-ziv: side information of {len(side)} values for {n}")
+    if C > 1 and not uses_side:
+        raise _err("codec_data", f"wyner-ziv: {C} label contexts without side information")
+    sections = []
+    for sidx in range(C):
+        if len(payload) < pos + 5:
+            raise _err("codec_output_size", f"wyner-ziv: payload ends inside the header of label section {sidx}")
+        coding = payload[pos]
+        length = int.from_bytes(payload[pos + 1 : pos + 5], "little")
+        if len(payload) - (pos + 5) < length:
+            raise _err("codec_output_size", f"wyner-ziv: label section {sidx} of {length} bytes is cut")
+        if coding > 4:
+            raise _err("codec_data", f"wyner-ziv: label section {sidx} coding {coding}")
+        sections.append((coding, payload[pos + 5 : pos + 5 + length]))
+        pos += 5 + length
+    if pos != len(payload):
+        raise _err("codec_output_size", f"wyner-ziv: {len(payload) - pos} bytes after the last label section")
+
+    escaped = np.zeros(n, dtype=bool)
+    escaped[np.array(positions, dtype=np.int64)] = True
+    if C > 1:
+        ctx = wz_contexts(side, g, C)
+    else:
+        ctx = np.zeros(n, dtype=np.int64)
+    residues = np.zeros(n, dtype=np.float64)
+    for sidx, (coding, data) in enumerate(sections):
+        members = np.nonzero(~escaped & (ctx == sidx))[0]
+        labels = decode_label_section(coding, data, k, len(members), f"wyner-ziv section {sidx}")
+        residues[members] = labels.astype(np.float64)
+
+    with np.errstate(all="ignore"):  # non-finite side values give NaN or infinities: legal
+        eps64 = np.float64(eps)
+        if uses_side:
+            y = side.view(np.float32).astype(np.float64)
+            t = (np.float64(a) * y) / eps64
+        else:
+            t = np.zeros(n, dtype=np.float64)
+        if flags & 1:  # CENTERED
+            c = np.floor(t + np.float64(0.5))
+        else:
+            c = np.zeros(n, dtype=np.float64)
+        k64 = np.float64(k)
+        q = c + residues
+        z = q + k64 * np.floor((t - q) / k64 + np.float64(0.5))
+        out = (z * eps64).astype(np.float32).view(np.uint32)
+        r = 0
+        for p, e in zip(positions, codes):
+            if e == 0:
+                out[p] = raw_bits[r]
+                r += 1
+            else:
+                u = e - 1
+                d = u // 2 if u % 2 == 0 else -((u + 1) // 2)
+                zi = c[p] + np.float64(d)
+                out[p] = (np.float64(zi) * eps64).astype(np.float32).view(np.uint32)
+    return out.astype(np.uint32)
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv))

@@ -9,6 +9,7 @@ bodies and *recomputes* the CRCs, so that the parsers behind the CRC checks are 
 
 import io
 import json
+import math
 import os
 import random
 import struct
@@ -378,6 +379,7 @@ def cases():
     C.append(("order: output size before decoded crc", one_tensor([RAW], [vals[:12]], flags=1, dcrcs=[0]), "codec_output_size"))
     del d
     C.extend(intrinsic_cases())
+    C.extend(wyner_ziv_cases())
     return C
 
 
@@ -605,6 +607,499 @@ def intrinsic_value_checks():
     return fails
 
 
+# --------------------------------------------------------------------------------------------
+# wyner-ziv (CODECS.md §12), Exp-Golomb codes (§E.5) and side information (FORMAT.md §19)
+# --------------------------------------------------------------------------------------------
+
+WZ_ID = 0x108
+
+
+def pack_bits(bits):
+    """Bits (0/1, in stream order) into bytes, least significant bit first, zero padding."""
+    out = bytearray((len(bits) + 7) // 8)
+    for i, b in enumerate(bits):
+        out[i >> 3] |= b << (i & 7)
+    return bytes(out)
+
+
+def rice_bits(values, b):
+    """CODECS.md §E.3: q one-bits, a zero-bit, the b low bits least significant first."""
+    bits = []
+    for v in values:
+        bits += [1] * (v >> b) + [0] + [(v >> i) & 1 for i in range(b)]
+    return bits
+
+
+def eg_bits(values, o):
+    """CODECS.md §E.5: u = v + 2^o of L bits: L - 1 - o one-bits, a zero-bit, the L - 1 bits of
+    u below its leading one, least significant first."""
+    bits = []
+    for v in values:
+        u = v + (1 << o)
+        L = u.bit_length()
+        bits += [1] * (L - 1 - o) + [0] + [(u >> i) & 1 for i in range(L - 1)]
+    return bits
+
+
+def fixed_labels(labels, s):
+    """CODECS.md §E.4 coding 0: w = max(1, ceil(log2 S)) bits a label."""
+    w = max(1, (s - 1).bit_length())
+    return pack_bits([(v >> i) & 1 for v in labels for i in range(w)])
+
+
+def huffman_labels(labels, lengths):
+    """CODECS.md §E.4 coding 1: the 4-bit code lengths, then the canonical codes (§E.1), first
+    (most significant) bit of a code first."""
+    s = len(lengths)
+    lb = bytearray((s + 1) // 2)
+    for i, l in enumerate(lengths):
+        lb[i // 2] |= l << (4 * (i % 2))
+    codes, code, prev = {}, 0, 0
+    for sym in sorted((i for i in range(s) if lengths[i]), key=lambda i: (lengths[i], i)):
+        code <<= lengths[sym] - prev
+        prev = lengths[sym]
+        codes[sym] = (code, lengths[sym])
+        code += 1
+    bits = []
+    for v in labels:
+        c, l = codes[v]
+        bits += [(c >> (l - 1 - i)) & 1 for i in range(l)]
+    return bytes(lb) + pack_bits(bits)
+
+
+def WZ(mode=2, value=0.01, modulus=0, rounding=0, scale=0, flags=0, label=None, digest=b"\0" * 32,
+       reserved=0, ver=1, extra=b"", length=None):
+    """A wyner-ziv stage entry (CODECS.md §12.1); a label adds the binding and flag BOUND."""
+    if label is not None:
+        flags |= 1
+    p = struct.pack("<BBBBfHH", mode, rounding, scale, flags, value, modulus, reserved)
+    if label is not None:
+        lb = label.encode() if isinstance(label, str) else label
+        p += bytes([len(lb)]) + lb + digest
+    p += extra
+    if length is not None:
+        p = (p + b"\0" * length)[:length]
+    return stage(WZ_ID, ver=ver, params=p)
+
+
+def wz_payload(C=1, flags=0, k=16, eps=0.01, a=0.0, g=0.0, m=None, escapes=(), sections=((3, b"\0"),),
+               b=None, o=None, raw=None, gap_bits=None, code_bits=None):
+    """A wyner-ziv chunk payload (CODECS.md §12.2). escapes: (position, e) in position order;
+    raw: the raw f32 bit patterns of the escapes with e = 0 (default 0x7FC00000 each);
+    sections: (coding, bytes) per context."""
+    pos = [p for p, _ in escapes]
+    es = [e for _, e in escapes]
+    m = len(escapes) if m is None else m
+    out = struct.pack("<BBHfffI", C, flags, k, eps, a, g, m)
+    if escapes or b is not None:
+        gaps = [pos[0]] + [pos[j] - pos[j - 1] - 1 for j in range(1, len(pos))] if pos else []
+        b = 0 if b is None else b
+        o = 0 if o is None else o
+        out += bytes([b]) + (gap_bits if gap_bits is not None else pack_bits(rice_bits(gaps, b)))
+        out += bytes([o]) + (code_bits if code_bits is not None else pack_bits(eg_bits(es, o)))
+        if raw is None:
+            raw = [0x7FC00000] * es.count(0)
+        out += b"".join(struct.pack("<I", r) for r in raw)
+    for coding, data in sections:
+        out += bytes([coding]) + struct.pack("<I", len(data)) + data
+    return out
+
+
+def wz_stream(stages, payloads, n, ce=1 << 20, name="t", seed=0):
+    w = W().hdr(seed=seed).begin(0, name, [n], stages, ce=ce)
+    for i, p in enumerate(payloads):
+        w.chunk(0, i, p)
+    return w.tend(0, len(payloads)).end()
+
+
+def side_stream(tensors):
+    """Side information as a gradwire stream of raw tensors: {name: f32 bit patterns}."""
+    w = W().hdr()
+    for i, (name, bits) in enumerate(tensors.items()):
+        w.begin(i, name, [len(bits)], [RAW])
+        if len(bits):
+            w.chunk(i, 0, bits_f32(bits))
+        w.tend(i, 1 if len(bits) else 0)
+    return w.end()
+
+
+def side_digest(bits):
+    import hashlib
+
+    return hashlib.sha256(np.asarray(bits, dtype="<u4").tobytes()).digest()
+
+
+def wyner_ziv_cases():
+    """Streams without side information (they go to differential.py --cases as they are)."""
+    C = []
+    n = 4
+    ok4 = wz_payload(k=4, eps=0.5, sections=[(0, fixed_labels([0, 1, 2, 3], 4))])
+    C.append(("wz mode 2 plain lattice, coding 0", wz_stream([WZ()], [ok4], n), "ok"))
+    C.append(("wz mode 1 bits=8", wz_stream([WZ(mode=1, value=8.0)], [ok4], n), "ok"))
+    C.append(("wz mode 1 bits just above 8", wz_stream([WZ(mode=1, value=8.000001)], [ok4], n), "invalid_params"))
+    C.append(("wz mode 1 bits 0", wz_stream([WZ(mode=1, value=0.0)], [ok4], n), "invalid_params"))
+    C.append(("wz mode 1 bits NaN", wz_stream([WZ(mode=1, value=float("nan"))], [ok4], n), "invalid_params"))
+    C.append(("wz mode 2 step inf", wz_stream([WZ(value=float("inf"))], [ok4], n), "invalid_params"))
+    C.append(("wz mode 2 step -0.0", wz_stream([WZ(value=-0.0)], [ok4], n), "invalid_params"))
+    C.append(("wz mode 2 with a modulus", wz_stream([WZ(modulus=4)], [ok4], n), "invalid_params"))
+    C.append(("wz mode 0", wz_stream([WZ(mode=0)], [ok4], n), "invalid_params"))
+    C.append(("wz rounding 2", wz_stream([WZ(rounding=2)], [ok4], n), "invalid_params"))
+    C.append(("wz scale 2", wz_stream([WZ(scale=2)], [ok4], n), "invalid_params"))
+    C.append(("wz params 11 bytes", wz_stream([WZ(length=11)], [ok4], n), "invalid_params"))
+    C.append(("wz params 13 bytes unbound", wz_stream([WZ(extra=b"\0")], [ok4], n), "invalid_params"))
+    C.append(("wz params 11 bytes with reserved flag (length first)",
+              wz_stream([WZ(flags=2, length=11)], [ok4], n), "invalid_params"))
+    C.append(("wz reserved flag before length", wz_stream([WZ(flags=2, extra=b"\0")], [ok4], n), "reserved_nonzero"))
+    C.append(("wz reserved bytes 10..12 before mode", wz_stream([WZ(mode=9, reserved=1)], [ok4], n), "reserved_nonzero"))
+    C.append(("wz BOUND label not UTF-8 before mode",
+              wz_stream([WZ(mode=9, label=b"\xff\xfe")], [ok4], n), "invalid_params"))
+    C.append(("wz BOUND length before mode (binding 1 byte short)",
+              wz_stream([WZ(mode=9, label="x", digest=b"\0" * 31)], [ok4], n), "invalid_params"))
+    C.append(("wz version 2", wz_stream([WZ(ver=2)], [ok4], n), "unsupported_codec"))
+    C.append(("wz mode 3 params but no side info", wz_stream([WZ(mode=3, modulus=4)], [ok4], n), "side_info_missing"))
+    C.append(("wz mode 3 modulus 257 (params before side info)", wz_stream([WZ(mode=3, modulus=257)], [ok4], n), "invalid_params"))
+    C.append(("wz bound, no side info", wz_stream([WZ(label="r1")], [ok4], n), "side_info_missing"))
+    C.append(("wz bound empty tensor, no side info", wz_stream([WZ(label="r1")], [], 0), "side_info_missing"))
+    C.append(("wz unbound empty tensor", wz_stream([WZ()], [], 0), "ok"))
+    C.append(("wz+zstd", wz_stream([WZ(), ZSTD()], [zframe(ok4)], n), "ok"))
+    C.append(("randk+wz", wz_stream([stage(0x103, params=struct.pack("<IB3xQ", 1 << 31, 0, 5)), WZ()],
+                                    [wz_payload(k=4, sections=[(0, fixed_labels([1, 3], 4))])], n), "ok"))
+    # topk values pipelines (CODECS.md §9)
+    tk = lambda st: stage(0x104, ver=2, params=struct.pack("<IB3x", 1 << 31, 2) + bytes([1]) + st)  # noqa: E731
+    C.append(("topk values wz mode 2", wz_stream([tk(WZ())], [b"\0" + pack_bits(rice_bits([0, 0], 0)) + wz_payload(k=4, sections=[(3, b"\1")])], n), "ok"))
+    C.append(("topk values wz mode 3", wz_stream([tk(WZ(mode=3, modulus=4))], [b""], n), "invalid_params"))
+    C.append(("topk values wz bound", wz_stream([tk(WZ(label="r"))], [b""], n), "invalid_params"))
+    C.append(("topk values wz with bad params first", wz_stream([tk(WZ(mode=3, modulus=1))], [b""], n), "invalid_params"))
+    # payload checks, in the order of §12.3
+    P = lambda **kw: wz_stream([WZ()], [wz_payload(**kw)], n)  # noqa: E731
+    C.append(("wz payload 19 bytes", wz_stream([WZ()], [wz_payload(sections=())[:19]], n), "codec_output_size"))
+    C.append(("wz C 0", P(C=0), "codec_data"))
+    C.append(("wz C 17", P(C=17), "codec_data"))
+    C.append(("wz C 0 before reserved flag", P(C=0, flags=2), "codec_data"))
+    C.append(("wz reserved chunk flag", P(flags=0x80), "reserved_nonzero"))
+    C.append(("wz reserved flag before k", P(flags=2, k=1), "reserved_nonzero"))
+    C.append(("wz k 1", P(k=1), "codec_data"))
+    C.append(("wz k 257", P(k=257), "codec_data"))
+    C.append(("wz k 256 coding 3", P(k=256, sections=[(3, b"\xff")]), "ok"))
+    C.append(("wz eps 0", P(eps=0.0), "codec_data"))
+    C.append(("wz eps -0.0", P(eps=-0.0), "codec_data"))
+    C.append(("wz eps negative", P(eps=-1.0), "codec_data"))
+    C.append(("wz eps inf", P(eps=float("inf")), "codec_data"))
+    C.append(("wz eps smallest subnormal", P(eps=float(np.float32(1e-45))), "ok"))
+    C.append(("wz a NaN", P(a=float("nan")), "codec_data"))
+    C.append(("wz a -inf", P(a=float("-inf")), "codec_data"))
+    C.append(("wz a negative (no side: unused)", P(a=-3.0), "ok"))
+    C.append(("wz g -1", P(g=-1.0), "codec_data"))
+    C.append(("wz g NaN", P(g=float("nan")), "codec_data"))
+    C.append(("wz g -0.0 (>= 0 in IEEE comparison) [interp]", P(g=-0.0), "ok"))
+    C.append(("wz m > n", P(m=5, sections=()), "codec_data"))
+    C.append(("wz m = n, all escaped, coding 0 of 0 labels",
+              P(escapes=[(0, 1), (1, 2), (2, 3), (3, 0)], sections=[(0, b"")]), "ok"))
+    C.append(("wz m > 0 without the Rice byte", P(m=1, sections=()), "codec_output_size"))
+    C.append(("wz Rice parameter 32", P(escapes=[(1, 1)], b=32), "codec_data"))
+    C.append(("wz Rice gap beyond n", P(escapes=[(1, 1)], gap_bits=pack_bits(rice_bits([5], 0))), "codec_data"))
+    C.append(("wz Rice code ends", wz_stream([WZ()], [wz_payload(escapes=[(1, 1)])[:21]], n), "codec_data"))
+    C.append(("wz escape position n (gap n allowed, position checked after)",
+              P(escapes=[(1, 1)], gap_bits=pack_bits(rice_bits([4], 0))), "codec_data"))
+    C.append(("wz escape positions past n after the gaps", P(escapes=[(2, 1), (4, 1)]), "codec_data"))
+    C.append(("wz Rice padding", P(escapes=[(1, 1)], gap_bits=bytes([0b10000010])), "reserved_nonzero"))
+    C.append(("wz Rice padding before position check",
+              P(escapes=[(2, 1), (4, 1)], gap_bits=pack_bits(rice_bits([2, 1], 0) + [0, 0, 1])), "reserved_nonzero"))
+    C.append(("wz no order byte", wz_stream([WZ()], [struct.pack("<BBHfffI", 1, 0, 4, 0.5, 0, 0, 1) + b"\0" + pack_bits(rice_bits([1], 0))], n), "codec_output_size"))
+    C.append(("wz order 32", P(escapes=[(1, 1)], o=32), "codec_data"))
+    C.append(("wz order 31, code 2^43", P(escapes=[(1, 1 << 43)], o=31, sections=[(3, b"\0")]), "ok"))
+    C.append(("wz code 2^43 + 1", P(escapes=[(1, (1 << 43) + 1)]), "codec_data"))
+    C.append(("wz Exp-Golomb run too long", P(escapes=[(1, 1)], code_bits=pack_bits([1] * 44 + [0] + [0] * 44)), "codec_data"))
+    C.append(("wz Exp-Golomb 43 ones, value 2^44 - 2 > 2^43", P(escapes=[(1, 1)], code_bits=pack_bits([1] * 43 + [0] + [1] * 43)), "codec_data"))
+    C.append(("wz Exp-Golomb ends", wz_stream([WZ()], [wz_payload(escapes=[(1, 1)])[:23]], n), "codec_data"))
+    C.append(("wz Exp-Golomb padding", P(escapes=[(1, 1)], code_bits=bytes([0b10000000])), "reserved_nonzero"))
+    C.append(("wz raw values missing", P(escapes=[(1, 0)], raw=[], sections=()), "codec_output_size"))
+    C.append(("wz raw values cut", wz_stream([WZ()], [wz_payload(escapes=[(1, 0)], sections=())[:-1]], n), "codec_output_size"))
+    C.append(("wz C 2 without side information", P(C=2, sections=[(3, b"\0"), (3, b"\0")]), "codec_data"))
+    C.append(("wz C 2 without side info before section checks", P(C=2, sections=()), "codec_data"))
+    C.append(("wz section header cut", wz_stream([WZ()], [wz_payload()[:-3]], n), "codec_output_size"))
+    C.append(("wz no section", P(sections=()), "codec_output_size"))
+    C.append(("wz section L past the end", wz_stream([WZ()], [wz_payload(sections=[(3, b"\0")])[:-1]], n), "codec_output_size"))
+    C.append(("wz section coding 5", P(sections=[(5, b"\0")]), "codec_data"))
+    C.append(("wz section coding 5 with L past the end (L first) [interp: Rust checks coding first]",
+              wz_stream([WZ()], [wz_payload(sections=[(5, b"\0")])[:-1]], n), "codec_output_size"))
+    C.append(("wz trailing byte", wz_stream([WZ()], [wz_payload() + b"\0"], n), "codec_output_size"))
+    C.append(("wz trailing byte before label errors", wz_stream([WZ()], [wz_payload(sections=[(3, b"\x10")]) + b"\0"], n), "codec_output_size"))
+    C.append(("wz coding 3 symbol k", P(k=4, sections=[(3, b"\4")]), "codec_data"))
+    C.append(("wz coding 3 two bytes", P(sections=[(3, b"\0\0")]), "codec_output_size"))
+    C.append(("wz coding 0 label >= k", P(k=3, sections=[(0, fixed_labels([0, 1, 2, 3], 4))]), "codec_data"))
+    C.append(("wz coding 0 short", P(k=4, sections=[(0, b"")]), "codec_output_size"))
+    # labels 0, 1, 2 of 2 bits are 0x24; bit 6 is padding
+    C.append(("wz coding 0 padding", wz_stream([WZ()], [wz_payload(k=4, sections=[(0, bytes([0x64]))])], 3), "reserved_nonzero"))
+    C.append(("wz coding 1", P(k=4, sections=[(1, huffman_labels([3, 0, 0, 2], [2, 1, 3, 3]))]), "ok"))
+    C.append(("wz coding 1 one symbol per entry too few", wz_stream([WZ()], [wz_payload(k=4, sections=[(1, huffman_labels([1, 1], [1, 1, 0, 0]))])], 16), "codec_data"))
+    C.append(("wz coding 2, k 16", P(k=16, sections=[(2, huffman_labels([0, 1], [8] * 256))]), "ok"))
+    C.append(("wz coding 2, k 17", P(k=17, sections=[(2, huffman_labels([0, 1], [8] * 256))]), "codec_data"))
+    runs = bytes([0]) + struct.pack("<I", 2) + huffman_labels([1, 0], [1, 2, 2])  # z = 0: RUNB RUNA = 2 + 2 = 4 zeros
+    C.append(("wz coding 4, k 2", P(k=2, sections=[(4, runs)]), "ok"))
+    C.append(("wz coding 4, k 256", P(k=256, sections=[(4, runs)]), "codec_data"))
+    C.append(("wz coding 4 run beyond n", wz_stream([WZ()], [wz_payload(k=2, sections=[(4, runs)])], 3), "codec_data"))
+    # escapes with values
+    C.append(("wz wide and raw escapes (NaN payload, -0.0)",
+              P(escapes=[(0, 1), (1, (1 << 43)), (2, 0), (3, 0)], raw=[0x7FA00001, 0x80000000], sections=[(0, b"")]), "ok"))
+    C.append(("wz chunks of 3", wz_stream([WZ()], [wz_payload(k=4, sections=[(0, fixed_labels([1, 2, 3], 4))]),
+                                                   wz_payload(k=4, escapes=[(0, 7)], sections=[(3, b"\3")])], n, ce=3), "ok"))
+    return C
+
+
+def wyner_ziv_side_cases():
+    """(title, stream, side information stream or None, expected code): FORMAT.md §19.2."""
+    y = [0x3F800000, 0xBF000000, 0x40400000, 0x00000000]  # 1, -0.5, 3, 0
+    y5 = y + [0x3F800000]
+    side = side_stream({"t": y, "other": [1, 2]})
+    dig = side_digest(y)
+    pay = wz_payload(k=4, eps=0.5, a=0.75, flags=1, sections=[(0, fixed_labels([0, 1, 2, 3], 4))])
+    S = []
+    S.append(("bound, right side information", wz_stream([WZ(label="round 41", digest=dig)], [pay], 4), side, "ok"))
+    S.append(("bound, no side information", wz_stream([WZ(label="round 41", digest=dig)], [pay], 4), None, "side_info_missing"))
+    S.append(("bound, side information without the tensor",
+              wz_stream([WZ(label="round 41", digest=dig)], [pay], 4, name="u"), side, "side_info_missing"))
+    S.append(("bound, wrong digest", wz_stream([WZ(label="round 41", digest=side_digest(y5[1:]))], [pay], 4), side, "side_info_mismatch"))
+    S.append(("bound, wrong length (checked before the digest)",
+              wz_stream([WZ(label="r", digest=dig)], [pay], 4), side_stream({"t": y5}), "side_info_mismatch"))
+    S.append(("bound, empty label", wz_stream([WZ(label="")], [pay], 4), side, "side_info_mismatch"))
+    S.append(("bound, empty label, right digest", wz_stream([WZ(label="", digest=dig)], [pay], 4), side, "ok"))
+    S.append(("unbound mode 3, right length", wz_stream([WZ(mode=3, modulus=4)], [pay], 4), side, "ok"))
+    S.append(("unbound mode 3, other length", wz_stream([WZ(mode=3, modulus=4)], [pay], 4), side_stream({"t": y5}), "side_info_mismatch"))
+    S.append(("mode 2 unbound ignores side information", wz_stream([WZ()], [pay], 4), side_stream({"t": y5}), "ok"))
+    S.append(("side check before chunk errors", wz_stream([WZ(mode=3, modulus=4)], [b""], 4), None, "side_info_missing"))
+    S.append(("side check before a second tensor's errors",
+              W().hdr().begin(0, "t", [4], [WZ(mode=3, modulus=4)]).begin(1, "u", [4], [WZ(mode=0)]).end(), None, "side_info_missing"))
+    S.append(("pipeline size bounds before side information (a chunk of 2^24 values is over 80 MiB)",
+              W().hdr().begin(0, "t", [1 << 24], [WZ(mode=3, modulus=4)], ce=1 << 24).end(), None, "limit_exceeded"))
+    S.append(("C 3 contexts with side information", wz_stream([WZ(label="r", digest=dig)], [wz_payload(
+        C=3, k=4, eps=0.5, a=0.75, g=1.0, sections=[(0, fixed_labels([1], 4)), (0, fixed_labels([2], 4)), (3, b"\0")])], 4),
+        side, "ok"))  # y = 1, -0.5, 3, 0 with g = 1: contexts 2, 1, 2, 0
+    S.append(("C 3: section sizes follow the contexts", wz_stream([WZ(label="r", digest=dig)], [wz_payload(
+        C=3, k=4, eps=0.5, a=0.75, g=1.0, sections=[(0, fixed_labels([1, 2, 3, 0, 1], 4)), (0, fixed_labels([2], 4)),
+                                                    (3, b"\0")])], 4),
+        side, "codec_output_size"))
+    S.append(("bound in chunks of 3 (each chunk its slice)", wz_stream([WZ(label="r", digest=dig)], [
+        wz_payload(k=4, eps=0.5, a=0.75, flags=1, sections=[(0, fixed_labels([0, 1, 2], 4))]),
+        wz_payload(k=4, eps=0.5, a=-2.0, flags=1, sections=[(3, b"\3")])], 4, ce=3), side, "ok"))
+    S.append(("bound empty tensor, empty side tensor",
+              wz_stream([WZ(label="r", digest=side_digest([]))], [], 0), side_stream({"t": []}), "ok"))
+    # A bound stage behind a reducing array->array stage sees a slice of the chunk's n side values
+    # but decodes k < n values: the codec's own length check (§12.3) refuses it.  [interp]
+    S.append(("randk + bound wyner-ziv [interp]", wz_stream(
+        [stage(0x103, params=struct.pack("<IB3xQ", 1 << 31, 0, 5)), WZ(label="r", digest=dig)],
+        [wz_payload(k=4, sections=[(0, fixed_labels([1, 3], 4))])], 4), side, "side_info_mismatch"))
+    return S
+
+
+def run_side(data, side_data):
+    try:
+        side = None if side_data is None else gw.side_info_from_bytes(side_data, "test side information")
+        return "ok", gw.decode_bytes(data, side_info=side)
+    except gw.GradwireError as e:
+        return e.code, e.message
+
+
+def exp_golomb_checks():
+    """CODECS.md §E.5 by hand: bit patterns, costs, the stopping rules and padding."""
+    fails = []
+
+    def expect(what, got, want):
+        if got != want:
+            fails.append(f"Exp-Golomb {what}: {got} != {want}")
+
+    # order 0: 0 -> "0", 1 -> "100", 2 -> "101", 3 -> "11000", 6 -> "11011"; LSB-first bytes
+    expect("order 0 bits", eg_bits([0, 1, 2, 3, 6], 0), [0] + [1, 0, 0] + [1, 0, 1] + [1, 1, 0, 0, 0] + [1, 1, 0, 1, 1])
+    # order 2: 0 -> u = 4 (L 3): "0" + "00"; 5 -> u = 9 (L 4): "1" "0" "100" (u's low 3 bits, LSB first)
+    expect("order 2 bits", eg_bits([0, 5], 2), [0, 0, 0] + [1, 0, 1, 0, 0])
+    # 0 | 100 | 101 | 11000 in stream order = bits 0,1,0,0,1,0,1,1 | 1,0,0,0 (12 bits): 0xD2 0x01
+    data = bytes([0b11010010, 0b00000001])
+    expect("decode order 0", gw.exp_golomb_decode(data, 0, 4, 1 << 43), ([0, 1, 2, 3], 2))
+    rng = random.Random(5)
+    for o in (0, 1, 5, 17, 31):
+        vals = [rng.choice([0, 1, 2, (1 << 43), rng.randrange(1 << 43), rng.randrange(1 << 10)]) for _ in range(40)]
+        bits = eg_bits(vals, o)
+        for v in vals[:5]:
+            u = v + (1 << o)
+            expect(f"cost of {v} at order {o}", len(eg_bits([v], o)), 2 * u.bit_length() - 1 - o)
+        expect(f"round trip order {o}", gw.exp_golomb_decode(pack_bits(bits) + b"tail", o, len(vals), 1 << 43),
+               (vals, (len(bits) + 7) // 8))
+
+    def code(data, o, count, mx):
+        try:
+            gw.exp_golomb_decode(data, o, count, mx)
+            return "ok"
+        except gw.GradwireError as e:
+            return e.code
+
+    # largest value 5 at order 0: u <= 6 has 3 bits, so at most 2 one-bits
+    expect("3 ones for max 5", code(pack_bits([1, 1, 1, 0, 0, 0, 0]), 0, 1, 5), "codec_data")
+    expect("6 (11011) > max 5", code(pack_bits(eg_bits([6], 0)), 0, 1, 5), "codec_data")
+    expect("5 == max 5", code(pack_bits(eg_bits([5], 0)), 0, 1, 5), "ok")
+    expect("ends in the run", code(b"\xff", 0, 1, 1 << 43), "codec_data")
+    expect("ends in the low bits", code(pack_bits([1, 1, 1, 1, 1, 0, 1, 1]), 0, 1, 1 << 43), "codec_data")
+    expect("14 at order 1 takes 8 bits", eg_bits([14], 1), [1, 1, 1, 0, 0, 0, 0, 0])
+    expect("second value missing", code(pack_bits(eg_bits([14], 1)), 1, 2, 100), "codec_data")
+    expect("padding", code(bytes([0b00000010]), 0, 1, 5), "reserved_nonzero")
+    expect("count 0, no bytes", code(b"", 3, 0, 5), "ok")
+    return fails
+
+
+def _f32_bits(x):
+    """Round a binary64 value to the nearest binary32 (ties to even), as its bit pattern."""
+    try:
+        return struct.unpack("<I", struct.pack("<f", x))[0]
+    except OverflowError:  # rounds beyond the largest finite f32
+        return 0x7F800000 | (0x80000000 if x < 0 else 0)
+
+
+def _bits_f64(bits):
+    return struct.unpack("<f", struct.pack("<I", bits))[0]
+
+
+def wz_context_ref(y_bits, g, C):
+    """CODECS.md §12.3 step 2, scalar, from the text (a NaN or infinite v is neither 0 nor below
+    2^62: C - 1)."""
+    if C == 1:
+        return 0
+    v = abs(_bits_f64(y_bits)) * g
+    if v == 0:
+        return 0
+    if v < 2.0**62:
+        return min(int(math.floor(1.0 + v)).bit_length(), C - 1)
+    return C - 1
+
+
+def context_checks():
+    """The context formula (CODECS.md §12.3 step 2): hand-computed values, then the scalar
+    reference against the decoder's vectorized version on special and random values."""
+    fails = []
+    one = 0x3F800000
+
+    def ctx(ys, g, C):
+        return [int(c) for c in gw.wz_contexts(np.asarray(ys, dtype=np.uint32), g, C)]
+
+    f = _f32_bits
+    cases = [
+        # (y values, g, C, contexts): floor(1 + v) = 1 -> 1, 2..3 -> 2, 4..7 -> 3, 8..15 -> 4, ...
+        ([f(0.0), 0x80000000, f(0.5), f(1.0), f(2.9), f(3.0), f(-7.0), f(7.99)], 1.0, 16, [0, 0, 1, 2, 2, 3, 4, 4]),
+        ([f(1000.0), f(2.0**20)], 1.0, 16, [10, 15]),
+        ([f(1.0), f(3.0)], 1.0, 3, [2, 2]),  # capped at C - 1
+        ([f(1.0), f(3.0)], 1.0, 2, [1, 1]),
+        ([0x7FC00000, 0x7F800000, 0xFF800000, 0x00000001], 1.0, 16, [15, 15, 15, 1]),  # NaN, inf: C - 1
+        ([0x7F800000, f(5.0)], 0.0, 16, [15, 0]),  # inf x 0 is NaN: C - 1; 5 x 0 = 0: context 0
+        ([f(5.0)], -0.0, 16, [0]),  # v = -0.0 = 0
+        ([one], 2.0**62, 16, [15]),  # v = 2^62 is not below 2^62
+        ([one], 2.0**62 - 2.0**38, 16, [15]),  # just below: floor(1 + v) has 62 bits, capped at 15
+        # 3 x f32(1/3) = 1.0000000298023224 (f64), 1 + v = 2.00000003, floor 2: bit length 2
+        ([f(3.0)], float(np.float32(1 / 3)), 16, [2]),
+    ]
+    for ys, g, C, want in cases:
+        got = ctx(ys, g, C)
+        if got != want:
+            fails.append(f"contexts of {[hex(y) for y in ys]} with g={g}, C={C}: {got} != {want}")
+        ref = [wz_context_ref(y, g, C) for y in ys]
+        if got != ref:
+            fails.append(f"scalar reference for {[hex(y) for y in ys]}: {ref} != decoder {got}")
+    rng = random.Random(11)
+    ys = [rng.randrange(1 << 32) for _ in range(4000)]
+    for g in (1.0, 1e-30, 3.7, 1.1630e7, 2.0**100):
+        for C in (2, 5, 16):
+            got = ctx(ys, g, C)
+            ref = [wz_context_ref(y, g, C) for y in ys]
+            if got != ref:
+                bad = next(i for i in range(len(ys)) if got[i] != ref[i])
+                fails.append(f"contexts, g={g}, C={C}: y=0x{ys[bad]:08x} gives {got[bad]}, reference {ref[bad]}")
+    return fails
+
+
+def wz_decode_ref(payload_fields, side_bits, uses_side):
+    """CODECS.md §12.3 steps 1-5, scalar Python binary64 (each operation rounded), from the text.
+    payload_fields: dict with C, centered, k, eps, a, g, escapes {pos: e}, raw {pos: bits},
+    residues (per entry, None for escapes)."""
+    P = payload_fields
+    n = len(P["residues"])
+    eps = P["eps"]
+    out = []
+    for i in range(n):
+        t = (P["a"] * _bits_f64(side_bits[i])) / eps if uses_side else 0.0
+        c = float(math.floor(t + 0.5)) if P["centered"] else 0.0
+        if i in P["escapes"]:
+            e = P["escapes"][i]
+            if e == 0:
+                out.append(P["raw"][i])
+                continue
+            u = e - 1
+            d = u // 2 if u % 2 == 0 else -(u + 1) // 2
+            z = c + float(d)
+        else:
+            q = c + float(P["residues"][i])
+            k = float(P["k"])
+            z = q + k * float(math.floor((t - q) / k + 0.5))
+        out.append(_f32_bits(z * eps))
+    return out
+
+
+def wyner_ziv_value_checks():
+    """Decoded values of random wyner-ziv chunks against the scalar reference above: every escape
+    kind, centered or not, with and without side information, 1 to 16 contexts."""
+    fails = []
+    rng = random.Random(2026)
+    # hand-computed first: k = 4, eps = 0.5, no side information, residues 0, 1, 2, 3 decode to
+    # z = 0, 1, 2 (tie upward: 2 + 4 floor(-0.5 + 0.5)), -1 (3 + 4 floor(-0.75 + 0.5)).
+    got = gw.decode_bytes(wz_stream([WZ()], [wz_payload(k=4, eps=0.5, sections=[(0, fixed_labels([0, 1, 2, 3], 4))])], 4))
+    want = ["00000000", "3f000000", "3f800000", "bf000000"]
+    if got["tensors"][0]["values_hex"] != want:
+        fails.append(f"k=4 residues 0..3: {got['tensors'][0]['values_hex']} != {want}")
+    for it in range(300):
+        n = rng.randint(1, 60)
+        k = rng.choice([2, 3, 4, 16, 17, 255, 256])
+        uses_side = rng.random() < 0.7
+        C = rng.randint(1, 16) if uses_side else 1
+        eps = float(np.float32(rng.choice([0.01, 0.5, 1e-7, 3.0, 1e-40, 1e30, rng.uniform(1e-4, 10)])))
+        a = float(np.float32(rng.choice([0.0, 1.0, -0.75, 0.9951, rng.uniform(-3, 3), 1e20])))
+        g = float(np.float32(rng.choice([0.0, 1.0, 1 / eps if 1 / eps < 3e38 else 1.0, rng.uniform(0, 100)])))
+        centered = rng.random() < 0.6
+        side_vals = [_f32_bits(rng.choice([rng.gauss(0, 1), rng.gauss(0, 100), 0.0, -0.0, rng.uniform(-1e-3, 1e-3)]))
+                     for _ in range(n)]
+        esc_pos = sorted(rng.sample(range(n), rng.randint(0, min(n, 6))))
+        escapes, raw = {}, {}
+        for p in esc_pos:
+            e = rng.choice([0, 1, 2, 3, rng.randrange(1, 1 << 20), 1 << 43])
+            escapes[p] = e
+            if e == 0:
+                raw[p] = rng.choice([0x7FA00001, 0x80000000, 0xFF800000, rng.randrange(1 << 32)])
+        ctx = [wz_context_ref(y, g, C) for y in side_vals]
+        residues = [None if i in escapes else rng.randrange(k) for i in range(n)]
+        sections = []
+        for s in range(C):
+            labels = [residues[i] for i in range(n) if i not in escapes and ctx[i] == s]
+            if labels and len(set(labels)) == 1 and rng.random() < 0.5:
+                sections.append((3, bytes([labels[0]])))
+            else:
+                sections.append((0, fixed_labels(labels, k)))
+        payload = wz_payload(C=C, flags=1 if centered else 0, k=k, eps=eps, a=a, g=g,
+                             escapes=[(p, escapes[p]) for p in esc_pos], raw=[raw[p] for p in esc_pos if escapes[p] == 0],
+                             sections=sections, b=rng.randint(0, 3) if esc_pos else None, o=rng.randint(0, 5) if esc_pos else None)
+        want = wz_decode_ref(dict(C=C, centered=centered, k=k, eps=eps, a=a, g=g, escapes=escapes, raw=raw,
+                                  residues=residues), side_vals, uses_side)
+        if uses_side:
+            params = WZ(mode=3, modulus=4) if rng.random() < 0.5 else WZ(label="x", digest=side_digest(side_vals))
+            side = gw.SideInfo({"t": np.asarray(side_vals, dtype=np.uint32)})
+        else:
+            params, side = WZ(), None
+        try:
+            got = gw.decode_bytes(wz_stream([params], [payload], n), side_info=side)["tensors"][0]
+            got = [int(h, 16) for h in got["values_hex"]] if "values_hex" in got else None
+        except gw.GradwireError as e:
+            got = e.code
+        if got != want:
+            fails.append(f"wyner-ziv value check {it} (n={n}, k={k}, C={C}, side={uses_side}): {got} != {want}")
+            if len(fails) > 5:
+                break
+    return fails
+
+
 # Cases built with "or None": finish them here (the writer returns None from add()).
 def finish_cases(C):
     out = []
@@ -669,6 +1164,9 @@ def fuzz(vectors_dir, iterations_per_vector=1500, seed=99):
     n = 0
     for e in manifest:
         data = open(os.path.join(vectors_dir, e["file"]), "rb").read()
+        # a vector with side information (FORMAT.md §14) is decoded with it, so that the damage
+        # reaches its chunks
+        side = gw.load_side_info(os.path.join(vectors_dir, e["side_info"])) if "side_info" in e else None
         if len(data) < 16 + 32:
             continue
         base = split_records(data)
@@ -703,7 +1201,7 @@ def fuzz(vectors_dir, iterations_per_vector=1500, seed=99):
             m = join_records(recs)
             n += 1
             try:
-                gw.decode_bytes(m)
+                gw.decode_bytes(m, side_info=side)
                 c = "ok"
             except gw.GradwireError as ex:
                 c = ex.code
@@ -730,6 +1228,22 @@ def main():
         print("FAIL intrinsic value check:", f)
     bad += len(vfails)
     print(f"intrinsic value checks: {len(vfails)} failed")
+    S = wyner_ziv_side_cases()
+    sbad = 0
+    for name, data, side, exp in S:
+        got, msg = run_side(data, side)
+        if got != exp:
+            sbad += 1
+            print(f"FAIL side information case {name}: expected {exp}, got {got} ({msg if got != 'ok' else ''})")
+    print(f"side information cases: {len(S) - sbad} passed, {sbad} failed")
+    bad += sbad
+    for what, check in (("Exp-Golomb", exp_golomb_checks), ("wyner-ziv context", context_checks),
+                        ("wyner-ziv value", wyner_ziv_value_checks)):
+        ufails = check()
+        for f in ufails:
+            print(f"FAIL {what} check:", f)
+        print(f"{what} checks: {len(ufails)} failed")
+        bad += len(ufails)
     n, codes, crashes = fuzz(vectors)
     print(f"CRC-fixing fuzz: {n} mutated streams, outcomes {dict(sorted(codes.items()))}, {len(crashes)} crash(es)")
     for c in crashes[:10]:

@@ -8,6 +8,8 @@ For every valid vector of DIR (default: ../../spec/vectors):
   * the whole stream must decode identically when the reader gets one byte per read();
   * a set of random multi-byte corruptions must never raise an uncaught exception.
 For every invalid vector: every single-bit flip must not crash.
+A vector with `side_info` (FORMAT.md §14) is decoded, whole and damaged, with the side information
+that file holds, as the manifest says a runner must.
 
 Prints a summary and exits nonzero on any problem.
 """
@@ -38,10 +40,10 @@ class OneByteReader(io.RawIOBase):
         return b
 
 
-def outcome(data, one_byte=False):
+def outcome(data, one_byte=False, side=None):
     try:
         f = OneByteReader(data) if one_byte else io.BytesIO(data)
-        return "ok", gw.Decoder().decode(f)
+        return "ok", gw.Decoder(side_info=side).decode(f)
     except gw.GradwireError as e:
         return e.code, None
     except Exception as e:  # noqa: BLE001
@@ -54,24 +56,32 @@ def main():
     manifest = json.load(open(os.path.join(d, "manifest.json")))
     problems = []
     counts = {"truncations": 0, "bitflips": 0, "random": 0, "streams": 0}
+    counts["with side information"] = 0
     rng = random.Random(1234)
+    side_cache = {}
     for e in manifest:
         data = open(os.path.join(d, e["file"]), "rb").read()
+        side = None
+        if "side_info" in e:
+            if e["side_info"] not in side_cache:
+                side_cache[e["side_info"]] = gw.load_side_info(os.path.join(d, e["side_info"]))
+            side = side_cache[e["side_info"]]
+            counts["with side information"] += 1
         if e["expect"] == "ok":
-            code, res = outcome(data, one_byte=True)
+            code, res = outcome(data, one_byte=True, side=side)
             counts["streams"] += 1
             if code != "ok" or res != e["expected"]:
                 problems.append(f"{e['id']}: one-byte-at-a-time read gives {code}")
             for cut in range(len(data)):
                 counts["truncations"] += 1
-                code, _ = outcome(data[:cut])
+                code, _ = outcome(data[:cut], side=side)
                 if code != "truncated":
                     problems.append(f"{e['id']}: truncated at {cut} gives {code}")
             for bit in range(len(data) * 8):
                 counts["bitflips"] += 1
                 m = bytearray(data)
                 m[bit // 8] ^= 1 << (bit % 8)
-                code, _ = outcome(bytes(m))
+                code, _ = outcome(bytes(m), side=side)
                 if code == "ok" or code.startswith("CRASH"):
                     problems.append(f"{e['id']}: bit {bit} flipped gives {code}")
             for _ in range(300):
@@ -79,7 +89,7 @@ def main():
                 m = bytearray(data)
                 for _ in range(rng.randint(1, 8)):
                     m[rng.randrange(len(m))] = rng.randrange(256)
-                code, _ = outcome(bytes(m))
+                code, _ = outcome(bytes(m), side=side)
                 if code.startswith("CRASH"):
                     problems.append(f"{e['id']}: random corruption gives {code}")
         else:
@@ -87,7 +97,7 @@ def main():
                 counts["bitflips"] += 1
                 m = bytearray(data)
                 m[bit // 8] ^= 1 << (bit % 8)
-                code, _ = outcome(bytes(m))
+                code, _ = outcome(bytes(m), side=side)
                 if code.startswith("CRASH"):
                     problems.append(f"{e['id']}: bit {bit} flipped gives {code}")
     for p in problems[:50]:

@@ -48,7 +48,9 @@ fn outcome(reader: Reader<'_, impl Read>) -> Outcome {
         tensors: stream
             .tensors
             .iter()
-            .map(|t| (t.descriptor.name.clone(), t.descriptor.shape.clone(), t.values.iter().map(|v| v.to_bits()).collect()))
+            .map(|t| {
+                (t.descriptor.name.clone(), t.descriptor.shape.clone(), t.values.iter().map(|v| v.to_bits()).collect())
+            })
             .collect(),
         error: error.map(|e| e.to_string()),
     }
@@ -125,7 +127,8 @@ const ARRAY_TO_BYTES: &[&str] = &["raw", "f16", "bf16"];
 pub fn roundtrip(data: &[u8]) {
     let [p, level, c0, c1, rest @ ..] = data else { return };
     let first = ARRAY_TO_BYTES[usize::from(*p % 3)];
-    let spec = if *p & 0x80 != 0 { format!("{first}+zstd:level={}", i32::from(*level % 17) - 7) } else { first.to_owned() };
+    let spec =
+        if *p & 0x80 != 0 { format!("{first}+zstd:level={}", i32::from(*level % 17) - 7) } else { first.to_owned() };
     let spec = spec.as_str();
     let values: Vec<f32> = rest.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     // At most about 8 chunks: each zstd chunk builds a fresh compression context (about 1 ms at
@@ -133,8 +136,9 @@ pub fn roundtrip(data: &[u8]) {
     // the decoding targets' business.
     let chunk = u64::from(u16::from_le_bytes([*c0, *c1])).max(1).max(values.len() as u64 / 8);
     let registry = &*REGISTRY;
-    let mut w = Writer::new(Vec::new(), registry, &StreamHeader::default(), WriterOptions::default().chunk_elements(chunk))
-        .expect("header");
+    let mut w =
+        Writer::new(Vec::new(), registry, &StreamHeader::default(), WriterOptions::default().chunk_elements(chunk))
+            .expect("header");
     let pipeline = registry.parse_pipeline(spec).expect("pipeline");
     let spec_t = TensorSpec { dtype: DType::F32, ..TensorSpec::new("x", &[values.len() as u64], pipeline) };
     w.write_tensor(spec_t, &values).expect("encode");
@@ -174,10 +178,15 @@ pub fn stages(data: &[u8]) {
         Stage::ArrayToBytes(s) => {
             let mut out = vec![0f32; n];
             let _ = s.decode(payload, &ctx, &mut out);
-            let values: Vec<f32> = payload.chunks_exact(4).take(n).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            let values: Vec<f32> =
+                payload.chunks_exact(4).take(n).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
             let mut encoded = Vec::new();
             if s.encode(&values, &ctx, &mut encoded).is_ok() {
-                assert!(encoded.len() <= s.max_encoded_len(values.len()).expect("bound"), "{}: encoder exceeds its bound", d.name);
+                assert!(
+                    encoded.len() <= s.max_encoded_len(values.len()).expect("bound"),
+                    "{}: encoder exceeds its bound",
+                    d.name
+                );
                 let mut back = vec![0f32; values.len()];
                 s.decode(&encoded, &ctx, &mut back).expect("a codec decodes its own output");
                 if d.lossless {
@@ -198,7 +207,8 @@ pub fn stages(data: &[u8]) {
             }
         }
         Stage::ArrayToArray(s) => {
-            let values: Vec<f32> = payload.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            let values: Vec<f32> =
+                payload.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
             if let Ok(len) = s.encoded_len(n) {
                 if values.len() >= len {
                     let mut out = vec![0f32; n];
@@ -227,8 +237,9 @@ pub fn signsgd(data: &[u8]) {
     let mut decoded = Vec::new();
     for i in 0..k {
         let values: Vec<f32> = all.iter().skip(i).step_by(k).take(n).copied().collect();
-        let mut w = Writer::new(Vec::new(), registry, &StreamHeader::default(), WriterOptions::default().chunk_elements(chunk))
-            .expect("header");
+        let mut w =
+            Writer::new(Vec::new(), registry, &StreamHeader::default(), WriterOptions::default().chunk_elements(chunk))
+                .expect("header");
         let spec = TensorSpec::new("x", &[n as u64], registry.parse_pipeline(scale).expect("pipeline"));
         if let Err(e) = w.write_tensor(spec, &values) {
             // Only a scale over an infinity or NaN may be refused (the mean of finite values is finite).
@@ -274,7 +285,8 @@ pub fn m22(data: &[u8]) {
     use gradwire::m22::chunk;
     let [pick, zero_every, rest @ ..] = data else { return };
     let bits = pick % 8 + 1;
-    let mut spec = format!("m22:bits={bits},m={},family={}", (pick / 8) % 5, if pick & 0x80 != 0 { "weibull" } else { "gennorm" });
+    let mut spec =
+        format!("m22:bits={bits},m={},family={}", (pick / 8) % 5, if pick & 0x80 != 0 { "weibull" } else { "gennorm" });
     // The top three bits of the second byte pick the mode (error target, cell width, rate
     // target), with its value from the low five bits, which also space the exact zeros.
     let low = zero_every & 0x1F;
@@ -291,7 +303,13 @@ pub fn m22(data: &[u8]) {
         .enumerate()
         .map(|(i, b)| {
             let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            if *zero_every > 0 && i % usize::from(*zero_every) == 0 { 0.0 } else if v.is_finite() { v } else { 1.0 }
+            if *zero_every > 0 && i % usize::from(*zero_every) == 0 {
+                0.0
+            } else if v.is_finite() {
+                v
+            } else {
+                1.0
+            }
         })
         .collect();
     let registry = &*REGISTRY;
@@ -299,7 +317,14 @@ pub fn m22(data: &[u8]) {
     let params = registry.parse_pipeline(&spec).expect("pipeline").remove(0).params;
     let version = factory.version_for(&params);
     let Ok(gradwire::Stage::ArrayToBytes(stage)) = factory.build(version, &params) else { panic!("m22 builds") };
-    let ctx = gradwire::ChunkContext { tensor_name: "t", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 0, side: None };
+    let ctx = gradwire::ChunkContext {
+        tensor_name: "t",
+        tensor_id: 0,
+        chunk_index: 0,
+        element_offset: 0,
+        seed: 0,
+        side: None,
+    };
     let mut bytes = Vec::new();
     stage.encode(&values, &ctx, &mut bytes).expect("finite values encode");
     assert!(bytes.len() <= stage.max_encoded_len(values.len()).expect("bound"), "encoder exceeds its bound");
@@ -323,7 +348,6 @@ pub fn m22(data: &[u8]) {
     }
 }
 
-
 /// `intrinsic` streams: the first byte picks the family, the scaling, the schedule and whether
 /// values are split into chunks of 37; the second the dimension (1..=256) and the seed; the rest
 /// are f32 values (non-finite ones replaced). Oracles: the stream decodes to the right length;
@@ -334,7 +358,8 @@ pub fn intrinsic(data: &[u8]) {
     let [pick, dim, rest @ ..] = data else { return };
     let family = ["srht", "rademacher", "sparse,nonzeros=3"][usize::from(pick % 3)];
     let unbiased = pick & 0x04 != 0;
-    let schedule = [",schedule=fixed", ",schedule=group,groups=3,round=7", ",schedule=round,round=5", ""][usize::from(pick >> 3 & 3)];
+    let schedule = [",schedule=fixed", ",schedule=group,groups=3,round=7", ",schedule=round,round=5", ""]
+        [usize::from(pick >> 3 & 3)];
     let chunk: usize = if pick & 0x80 != 0 { 37 } else { 1 << 20 };
     let spec = format!(
         "intrinsic:dim={},family={family},seed={}{schedule}{}+raw",
@@ -351,11 +376,13 @@ pub fn intrinsic(data: &[u8]) {
         .collect();
     let registry = &*REGISTRY;
     let bytes = one_tensor_stream(&spec, &values, chunk);
-    let mut reader = Reader::with_options(&bytes[..], registry, gradwire::ReaderOptions::default().decode_chunks(false));
+    let mut reader =
+        Reader::with_options(&bytes[..], registry, gradwire::ReaderOptions::default().decode_chunks(false));
     let mut coefficients: Vec<Vec<f32>> = Vec::new();
     while let Some(e) = reader.next_event().expect("events") {
         if let gradwire::Event::EncodedChunk(c) = e {
-            coefficients.push(c.payload.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect());
+            coefficients
+                .push(c.payload.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect());
         }
     }
     let decoded = Reader::new(&bytes[..], registry).read_all().expect("decode own output").tensors.remove(0).values;
@@ -393,7 +420,8 @@ pub fn archive(data: &[u8]) {
             assert!(e.offset >= end && e.offset + e.length <= bytes.len() as u64, "entry outside the input");
             end = e.offset + e.length;
             let window = Window::new(Cursor::new(bytes), e.offset, e.length);
-            let _ = Reader::with_options(window, registry, gradwire::ReaderOptions::default().limits(tight_limits())).read_all();
+            let _ = Reader::with_options(window, registry, gradwire::ReaderOptions::default().limits(tight_limits()))
+                .read_all();
         }
         layout
     };
@@ -402,7 +430,8 @@ pub fn archive(data: &[u8]) {
     let stream = |v: f32| {
         let options = WriterOptions::default().chunk_elements(2); // within tight_limits()
         let mut w = Writer::new(Vec::new(), registry, &StreamHeader::default(), options).expect("writer");
-        w.write_tensor(TensorSpec::new("x", &[2], registry.parse_pipeline("raw").expect("raw")), &[v, -v]).expect("write");
+        w.write_tensor(TensorSpec::new("x", &[2], registry.parse_pipeline("raw").expect("raw")), &[v, -v])
+            .expect("write");
         w.finish().expect("finish")
     };
     let mut bytes = stream(1.0);
@@ -448,7 +477,13 @@ pub fn randk(data: &[u8]) {
         table[..k].iter().for_each(|&p| kept[p as usize] = true);
         for (i, (a, b)) in x.iter().zip(y).enumerate() {
             let scaled = if unbiased { a * g } else { *a };
-            let want = if !kept[i] { 0 } else if scaled.is_nan() && unbiased { 0x7FC0_0000 } else { scaled.to_bits() };
+            let want = if !kept[i] {
+                0
+            } else if scaled.is_nan() && unbiased {
+                0x7FC0_0000
+            } else {
+                scaled.to_bits()
+            };
             assert_eq!(b.to_bits(), want, "value {i} ({a}, kept: {}) decoded as {b}", kept[i]);
         }
     }
@@ -499,7 +534,8 @@ pub fn topk(data: &[u8]) {
         let n = x.len();
         let k = gradwire::sparsify::kept_count((fraction * 4_294_967_296.0).round() as u32, n);
         let nonzero = y.iter().filter(|v| **v != 0.0).count();
-        let zeros = x.iter().filter(|a| if bf16 { half::bf16::from_f32(**a).to_f32() == 0.0 } else { **a == 0.0 }).count();
+        let zeros =
+            x.iter().filter(|a| if bf16 { half::bf16::from_f32(**a).to_f32() == 0.0 } else { **a == 0.0 }).count();
         assert!(nonzero <= k && nonzero + zeros >= k, "{nonzero} nonzero of k = {k} ({zeros} zeros)");
     }
     decode_arbitrary(&spec, values.len().min(chunk), rest);
@@ -595,6 +631,112 @@ pub fn spherical(data: &[u8]) {
     decode_arbitrary(&spec, values.len().min(chunk), rest);
 }
 
+/// `wyner-ziv` against side information. The first byte picks the mode (bits, step, or step and
+/// modulus), rounding, scale, whether the writer holds the side information, and chunks of 37;
+/// the second the step (`1.5 * 2^-s`), the modulus and the bits; the rest are 5-byte entries:
+/// an f32 `x` (any bits) and a byte `o` that puts the side value `o/4` steps from `x` (or NaN).
+/// Oracles: a bound stream decodes with its side information, every entry within the step (half
+/// of it when rounding to nearest; non-finite and huge values exact), refuses other side
+/// information (`side_info_mismatch`) and none (`side_info_missing`); an unbound stream meets
+/// the bound where `|x - y| < (k/2 - 1) eps`; arbitrary payloads decode or fail with a typed
+/// error.
+pub fn wyner_ziv(data: &[u8]) {
+    use gradwire::{ErrorCode, SideInfoMap};
+    let [pick, knobs, rest @ ..] = data else { return };
+    let stochastic = pick & 4 != 0;
+    let writer_side = pick & 16 != 0;
+    let chunk: usize = if pick & 32 != 0 { 37 } else { 1 << 20 };
+    let step = 1.5f32 * 2f32.powi(-i32::from(knobs & 31));
+    let modulus = [2u16, 3, 4, 8, 16, 64, 255, 256][usize::from(knobs >> 5)];
+    let bits = 0.5 + f32::from(knobs & 15) / 2.0;
+    let mode = match pick & 3 {
+        0 => format!("bits={bits}"),
+        1 => format!("step={step}"),
+        _ => format!("step={step},modulus={modulus}"),
+    };
+    let spec = format!(
+        "wyner-ziv:{mode}{}{}",
+        if stochastic { ",rounding=stochastic" } else { "" },
+        if pick & 8 != 0 { ",scale=one" } else { "" }
+    );
+    let (x, y): (Vec<f32>, Vec<f32>) = rest
+        .chunks_exact(5)
+        .map(|e| {
+            let x = f32::from_le_bytes([e[0], e[1], e[2], e[3]]);
+            let o = e[4] as i8;
+            let y = if o == i8::MAX || !x.is_finite() { f32::NAN } else { x + f32::from(o) * step * 0.25 };
+            (x, y)
+        })
+        .unzip();
+    let registry = &*REGISTRY;
+    let side_map = |values: &[f32]| {
+        let mut m = SideInfoMap::new();
+        m.insert("x", "fuzz", values.to_vec());
+        std::sync::Arc::new(m)
+    };
+    let options = WriterOptions::default().chunk_elements(chunk as u64);
+    let mut w = Writer::new(
+        Vec::new(),
+        registry,
+        &StreamHeader { seed: u64::from(*knobs), ..StreamHeader::default() },
+        options,
+    )
+    .expect("header");
+    if writer_side {
+        w.set_side_info(side_map(&y));
+    }
+    let pipeline = registry.parse_pipeline(&spec).expect("pipeline");
+    w.write_tensor(TensorSpec::new("x", &[x.len() as u64], pipeline), &x).expect("encode");
+    let bytes = w.finish().expect("finish");
+    let read = |side: Option<&[f32]>| {
+        let mut r = Reader::new(&bytes[..], registry);
+        if let Some(side) = side {
+            r.set_side_info(side_map(side));
+        }
+        r.read_all().map(|mut s| s.tensors.remove(0).values)
+    };
+    let bound_mode = pick & 3 != 0; // the step is the given one
+    let unbound_modulus = !writer_side && pick & 3 >= 2;
+    let zero_prediction = !writer_side && pick & 3 < 2;
+    let decoded = read((!zero_prediction).then_some(&y[..])).expect("decode own output");
+    // Exact (a raw escape: non-finite or beyond the lattice), or within the step.
+    let within = |a: f32, b: f32| {
+        let reach = if stochastic { f64::from(step) } else { f64::from(step) / 2.0 };
+        a.to_bits() == b.to_bits()
+            || (a.is_finite()
+                && (f64::from(a) - f64::from(b)).abs() <= reach * (1.0 + 1e-6) + f64::from(b.abs()) * 1e-7 + 1e-45)
+    };
+    for (i, ((&a, &b), &s)) in x.iter().zip(&decoded).zip(&y).enumerate() {
+        let inside = !unbound_modulus || {
+            let bound = (f64::from(modulus) / 2.0 - 1.0) * f64::from(step);
+            s.is_finite() && (f64::from(a) - f64::from(s)).abs() < bound * (1.0 - 1e-9)
+        };
+        if bound_mode && inside && (writer_side || unbound_modulus || zero_prediction) {
+            assert!(within(a, b), "{spec}: entry {i}: {a} decoded as {b} (side {s})");
+        }
+    }
+    if writer_side && !x.is_empty() {
+        assert_eq!(read(None).unwrap_err().code(), ErrorCode::SideInfoMissing, "{spec}");
+        let mut other = y.clone();
+        other[0] = f32::from_bits(other[0].to_bits() ^ 1);
+        assert_eq!(read(Some(&other)).unwrap_err().code(), ErrorCode::SideInfoMismatch, "{spec}");
+    }
+    // Arbitrary payloads, decoded against the side information.
+    let n = x.len().min(chunk);
+    let built =
+        registry.build_pipeline(&registry.parse_pipeline(&spec).expect("pipeline"), &tight_limits()).expect("build");
+    let ctx = gradwire::ChunkContext {
+        tensor_name: "x",
+        tensor_id: 0,
+        chunk_index: 0,
+        element_offset: 0,
+        seed: 0,
+        side: Some(&y[..n]),
+    };
+    let mut out = vec![0f32; n];
+    let _ = built.decode_chunk(rest, &ctx, &mut out);
+}
+
 /// `bytes` as little-endian f32 values, infinities and NaN replaced by 1.
 fn finite_values(bytes: &[u8]) -> Vec<f32> {
     bytes
@@ -620,8 +762,16 @@ fn one_tensor_stream(spec: &str, values: &[f32], chunk: usize) -> Vec<u8> {
 /// limits: any outcome but a panic is fine.
 fn decode_arbitrary(spec: &str, n: usize, payload: &[u8]) {
     let registry = &*REGISTRY;
-    let built = registry.build_pipeline(&registry.parse_pipeline(spec).expect("pipeline"), &tight_limits()).expect("build");
-    let ctx = gradwire::ChunkContext { tensor_name: "x", tensor_id: 0, chunk_index: 0, element_offset: 0, seed: 0, side: None };
+    let built =
+        registry.build_pipeline(&registry.parse_pipeline(spec).expect("pipeline"), &tight_limits()).expect("build");
+    let ctx = gradwire::ChunkContext {
+        tensor_name: "x",
+        tensor_id: 0,
+        chunk_index: 0,
+        element_offset: 0,
+        seed: 0,
+        side: None,
+    };
     let mut out = vec![0f32; n];
     let _ = built.decode_chunk(payload, &ctx, &mut out);
 }

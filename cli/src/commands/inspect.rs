@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use clap::Args;
-use gradwire::{Event, Reader, ReaderOptions, TensorDescriptor};
+use gradwire::{Event, Reader, ReaderOptions, SideInfoUse, TensorDescriptor};
 
 use super::decode::open_input;
 use super::{metadata_json, metadata_pairs, shape_text};
@@ -17,11 +17,16 @@ pub struct InspectArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Side information for tensors coded against it (needed to decode and verify them).
+    #[command(flatten)]
+    pub side: super::SideInfoArgs,
 }
 
 struct TensorStats {
     descriptor: std::sync::Arc<TensorDescriptor>,
     pipeline: String,
+    /// What the pipeline decodes against, as text ("" for nothing).
+    side: String,
     chunks: u64,
     payload: u64,
     records: u64,
@@ -40,6 +45,9 @@ pub fn run(args: &InspectArgs, g: GlobalArgs) -> Result<()> {
     let options = ReaderOptions::default().threads(g.threads_or_all());
     let (input, bar) = open_input(&args.input, g.quiet, "inspecting")?;
     let mut reader = Reader::with_options(input, &registry, options);
+    if let Some(side) = args.side.provider()? {
+        reader.set_side_info(side);
+    }
     let mut header = None;
     let mut tensors: Vec<TensorStats> = Vec::new();
     let mut end = None;
@@ -50,7 +58,8 @@ pub fn run(args: &InspectArgs, g: GlobalArgs) -> Result<()> {
             Ok(Some(Event::Header(h))) => header = Some(h),
             Ok(Some(Event::TensorBegin(d))) => {
                 let pipeline = registry.pipeline_to_text(&d.pipeline).unwrap_or_else(|e| format!("<{e}>"));
-                tensors.push(TensorStats { descriptor: d, pipeline, chunks: 0, payload: 0, records: 0 });
+                let side = side_text(&registry, &d);
+                tensors.push(TensorStats { descriptor: d, pipeline, side, chunks: 0, payload: 0, records: 0 });
             }
             Ok(Some(Event::Chunk(c))) => {
                 if let Some(t) = tensors.get_mut(c.tensor_id as usize) {
@@ -84,6 +93,7 @@ pub fn run(args: &InspectArgs, g: GlobalArgs) -> Result<()> {
                 "shape": t.descriptor.shape,
                 "chunk_elements": t.descriptor.chunk_elements,
                 "pipeline": t.pipeline,
+                "side_information": t.side,
                 "chunks": t.chunks,
                 "payload_bytes": t.payload,
                 "chunk_record_bytes": t.records,
@@ -136,6 +146,9 @@ pub fn run(args: &InspectArgs, g: GlobalArgs) -> Result<()> {
                 t.bits_per_entry(t.records)
             );
         }
+        for t in tensors.iter().filter(|t| !t.side.is_empty()) {
+            println!("side information of {:?}: {}", t.descriptor.name, t.side);
+        }
         match &error {
             None => println!("\nchecksums: all verified; stream complete"),
             Some(e) => println!("\nchecksums: FAILED: {e}"),
@@ -144,5 +157,19 @@ pub fn run(args: &InspectArgs, g: GlobalArgs) -> Result<()> {
     match error {
         Some(e) => Err(e.into()),
         None => Ok(()),
+    }
+}
+
+/// What a tensor's pipeline decodes against: `label (sha256 ...)` for bound side information,
+/// a note for unbound, "" for none.
+fn side_text(registry: &gradwire::Registry, d: &TensorDescriptor) -> String {
+    let Ok(pipeline) = registry.build_pipeline(&d.pipeline, &gradwire::Limits::default()) else { return String::new() };
+    match pipeline.side_info() {
+        SideInfoUse::None => String::new(),
+        SideInfoUse::Unbound => "unbound (the sender did not have it)".to_owned(),
+        SideInfoUse::Bound(b) => {
+            let digest = gradwire::conformance::hex(&b.digest);
+            format!("{:?} (sha256 {digest})", b.label)
+        }
     }
 }

@@ -11,6 +11,7 @@ pub mod decode;
 pub mod demo;
 pub mod encode;
 pub mod inspect;
+pub mod side_gain;
 pub mod simulate;
 pub mod verify;
 

@@ -13,6 +13,9 @@ use crate::GlobalArgs;
 pub struct VerifyArgs {
     /// Stream to verify (- for standard input).
     pub input: String,
+    /// Side information for tensors coded against it (needed to decode and verify them).
+    #[command(flatten)]
+    pub side: super::SideInfoArgs,
 }
 
 /// Runs `gradwire verify`.
@@ -21,6 +24,9 @@ pub fn run(args: &VerifyArgs, g: GlobalArgs) -> Result<()> {
     let options = ReaderOptions::default().threads(g.threads_or_all());
     let (input, bar) = open_input(&args.input, g.quiet, "verifying")?;
     let mut reader = Reader::with_options(input, &registry, options);
+    if let Some(side) = args.side.provider()? {
+        reader.set_side_info(side);
+    }
     let (mut tensors, mut chunks, mut values) = (0u64, 0u64, 0u64);
     let result = loop {
         match reader.next_event() {
