@@ -5,7 +5,8 @@
 
 use gradwire::format::{Metadata, Value};
 use gradwire::rng::{SeededRng, mix64};
-use gradwire::{ErrorFeedback, Reader, Registry, Result, StreamHeader, TensorSpec, Writer, WriterOptions};
+use gradwire::{ErrorFeedback, Reader, Registry, Result, SideInfoMap, StreamHeader, TensorSpec, Writer, WriterOptions};
+use std::sync::Arc;
 
 use crate::dataset::{Dataset, Split, partition};
 use crate::model::{Architecture, Model};
@@ -42,6 +43,11 @@ pub struct SimulationConfig {
     pub test_fraction: f64,
     /// Whether each client keeps an error-feedback residual ([`ErrorFeedback`]).
     pub error_feedback: bool,
+    /// Whether clients and server use the previous round's mean update as side information
+    /// (`gradwire::side_info`), which codecs such as `wyner-ziv` code against. Every client
+    /// knows it: it is the difference of the last two global models (over the server step).
+    /// Round 1 has zeros.
+    pub previous_mean_side_info: bool,
     /// Seed of everything: split, initialisation, minibatches, stream seeds.
     pub seed: u64,
 }
@@ -59,6 +65,7 @@ impl Default for SimulationConfig {
             learning_rate: 0.1,
             test_fraction: 0.2,
             error_feedback: false,
+            previous_mean_side_info: false,
             seed: 1,
         }
     }
@@ -151,8 +158,16 @@ pub fn simulate(config: &SimulationConfig, registry: &Registry, pipeline: &str) 
     let mut rounds = Vec::with_capacity(config.rounds);
     let mut uplink_bits = 0u64;
     let total_examples: usize = clients.iter().map(Dataset::len).sum();
+    let mut previous_mean = vec![0f32; params.len()];
     for round in 1..=config.rounds {
         let round_stages = reseed(registry, &stages, round_seed(config, round))?;
+        let side = config.previous_mean_side_info.then(|| {
+            let mut side = SideInfoMap::new();
+            for t in model.tensors() {
+                side.insert(t.name, format!("round {} mean update", round - 1), t.of(&previous_mean).to_vec());
+            }
+            Arc::new(side)
+        });
         let mut mean_update = vec![0f32; params.len()];
         let mut loss = 0f64;
         for (c, data) in clients.iter().enumerate() {
@@ -164,7 +179,8 @@ pub fn simulate(config: &SimulationConfig, registry: &Registry, pipeline: &str) 
             let weight = data.len() as f32 / total_examples.max(1) as f32;
             loss += first_loss * f64::from(weight);
             let ef = config.error_feedback.then(|| &mut feedback[c]);
-            let (bytes, decoded) = send(registry, &model, &round_stages, &update, round, c, rng.next_u64(), ef)?;
+            let link = Link { registry, model: &model, stages: &round_stages, side: side.clone() };
+            let (bytes, decoded) = link.send(&update, round, c, rng.next_u64(), ef)?;
             uplink_bits += 8 * bytes as u64;
             mean_update.iter_mut().zip(&decoded).for_each(|(m, d)| *m += weight * d);
         }
@@ -173,6 +189,7 @@ pub fn simulate(config: &SimulationConfig, registry: &Registry, pipeline: &str) 
             Algorithm::FedAvg => 1.0,
         };
         params.iter_mut().zip(&mean_update).for_each(|(p, u)| *p += step * u);
+        previous_mean = mean_update;
         rounds.push(RoundRecord { round, accuracy: model.accuracy(&params, &test), train_loss: loss, uplink_bits });
     }
     Ok(SimulationResult {
@@ -321,36 +338,50 @@ fn client_update(
     }
 }
 
-/// Encodes `update` as one stream (one tensor per model tensor, metadata `fl.round` and
-/// `fl.client_id`, no index), returns its length in bytes and what a reader decodes from it.
-#[allow(clippy::too_many_arguments, reason = "one call site; a struct would only rename them")]
-fn send(
-    registry: &Registry,
-    model: &Model,
-    stages: &[gradwire::StageDescriptor],
-    update: &[f32],
-    round: usize,
-    client: usize,
-    stream_seed: u64,
-    mut feedback: Option<&mut ErrorFeedback>,
-) -> Result<(usize, Vec<f32>)> {
-    let mut metadata = Metadata::default();
-    metadata.insert("fl.round", Value::U64(round as u64))?;
-    metadata.insert("fl.client_id", Value::Utf8(format!("client-{client}")))?;
-    let header = StreamHeader { seed: stream_seed, metadata, ..StreamHeader::default() };
-    // An uplink is read whole as it arrives: no index (the seekable footer) to pay for.
-    let options = WriterOptions::default().threads(1).write_index(false);
-    let mut writer = Writer::new(Vec::new(), registry, &header, options)?;
-    for t in model.tensors() {
-        let shape: Vec<u64> = t.shape.iter().map(|&d| d as u64).collect();
-        let spec = TensorSpec::new(t.name, &shape, stages.to_vec());
-        match feedback.as_deref_mut() {
-            Some(ef) => drop(ef.write_tensor(&mut writer, spec, t.of(update))?),
-            None => drop(writer.write_tensor(spec, t.of(update))?),
+/// What one uplink goes through: the codec pipeline of the round and its side information.
+struct Link<'a> {
+    registry: &'a Registry,
+    model: &'a Model,
+    stages: &'a [gradwire::StageDescriptor],
+    side: Option<Arc<SideInfoMap>>,
+}
+
+impl Link<'_> {
+    /// Encodes `update` as one stream (one tensor per model tensor, metadata `fl.round` and
+    /// `fl.client_id`, no index), returns its length in bytes and what a reader (given the same
+    /// side information) decodes from it.
+    fn send(
+        &self,
+        update: &[f32],
+        round: usize,
+        client: usize,
+        stream_seed: u64,
+        mut feedback: Option<&mut ErrorFeedback>,
+    ) -> Result<(usize, Vec<f32>)> {
+        let mut metadata = Metadata::default();
+        metadata.insert("fl.round", Value::U64(round as u64))?;
+        metadata.insert("fl.client_id", Value::Utf8(format!("client-{client}")))?;
+        let header = StreamHeader { seed: stream_seed, metadata, ..StreamHeader::default() };
+        // An uplink is read whole as it arrives: no index (the seekable footer) to pay for.
+        let options = WriterOptions::default().threads(1).write_index(false);
+        let mut writer = Writer::new(Vec::new(), self.registry, &header, options)?;
+        if let Some(side) = &self.side {
+            writer.set_side_info(side.clone());
         }
+        for t in self.model.tensors() {
+            let shape: Vec<u64> = t.shape.iter().map(|&d| d as u64).collect();
+            let spec = TensorSpec::new(t.name, &shape, self.stages.to_vec());
+            match feedback.as_deref_mut() {
+                Some(ef) => drop(ef.write_tensor(&mut writer, spec, t.of(update))?),
+                None => drop(writer.write_tensor(spec, t.of(update))?),
+            }
+        }
+        let bytes = writer.finish()?;
+        let mut reader = Reader::new(&bytes[..], self.registry);
+        if let Some(side) = &self.side {
+            reader.set_side_info(side.clone());
+        }
+        let decoded: Vec<f32> = reader.read_all()?.tensors.into_iter().flat_map(|t| t.values).collect();
+        Ok((bytes.len(), decoded))
     }
-    let bytes = writer.finish()?;
-    let decoded: Vec<f32> =
-        Reader::new(&bytes[..], registry).read_all()?.tensors.into_iter().flat_map(|t| t.values).collect();
-    Ok((bytes.len(), decoded))
 }

@@ -122,3 +122,24 @@ fn seeded_codecs_share_a_seed_within_a_round_and_change_it_every_round() {
     let unseeded = registry.parse_pipeline("m22:bits=2").expect("valid");
     assert_eq!(reseed(&registry, &unseeded, one).expect("reseeds"), unseeded, "codecs without a seed are untouched");
 }
+
+#[test]
+fn the_previous_mean_as_side_information_changes_the_bits_not_the_model() {
+    // At one lattice step wyner-ziv decodes to the same points with or without side
+    // information: the runs train identically, and only the uplink differs.
+    let registry = registry();
+    let config = SimulationConfig { rounds: 30, ..SimulationConfig::default() };
+    let plain = simulate(&config, &registry, "wyner-ziv:step=0.001").expect("runs");
+    let side = SimulationConfig { previous_mean_side_info: true, ..config };
+    let with_side = simulate(&side, &registry, "wyner-ziv:step=0.001").expect("runs");
+    assert_eq!(plain.final_params, with_side.final_params);
+    assert!(
+        with_side.total_bits() < plain.total_bits(),
+        "{} bits with the previous mean, {} without",
+        with_side.total_bits(),
+        plain.total_bits()
+    );
+    // Codecs that use no side information ignore it.
+    let raw = simulate(&side, &registry, "bf16").expect("runs");
+    assert_eq!(raw, simulate(&config, &registry, "bf16").expect("runs"));
+}

@@ -89,6 +89,11 @@ pub struct SimulateArgs {
     /// Each client keeps an error-feedback residual (what its codec dropped is sent later).
     #[arg(long)]
     pub error_feedback: bool,
+    /// Give clients and server the previous round's mean update as side information (every
+    /// client knows it: it is the difference of the last two global models); wyner-ziv codes
+    /// against it.
+    #[arg(long)]
+    pub previous_mean_side_info: bool,
     /// Test accuracy whose uplink cost the table reports.
     #[arg(long, default_value_t = 0.9)]
     pub target: f64,
@@ -124,6 +129,7 @@ impl SimulateArgs {
             learning_rate: self.lr,
             test_fraction: 0.2,
             error_feedback: self.error_feedback,
+            previous_mean_side_info: self.previous_mean_side_info,
             seed,
         }
     }
@@ -214,11 +220,12 @@ fn describe(config: &SimulationConfig) -> String {
         Algorithm::FedAvg => format!("FedAvg ({} local steps)", config.local_steps),
     };
     format!(
-        "{model}, {} clients ({split}), {algorithm}, {} rounds, batch {}, lr {}{}",
+        "{model}, {} clients ({split}), {algorithm}, {} rounds, batch {}, lr {}{}{}",
         config.clients,
         config.rounds,
         config.batch,
         config.learning_rate,
-        if config.error_feedback { ", error feedback" } else { "" }
+        if config.error_feedback { ", error feedback" } else { "" },
+        if config.previous_mean_side_info { ", previous mean update as side information" } else { "" }
     )
 }
