@@ -103,6 +103,37 @@ fn nice_step(raw: f64) -> f64 {
 }
 
 impl Plot {
+    /// Writes the plot to `path`: PNG when the name ends in `.png` (the SVG rendered by resvg,
+    /// twice the SVG's size, text in a sans-serif system font; without one, no text), SVG
+    /// otherwise.
+    ///
+    /// # Errors
+    /// When the file cannot be written or the SVG cannot be rendered.
+    pub fn save(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        let svg = self.to_svg();
+        let png = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("png"));
+        if !png {
+            return std::fs::write(path, svg).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()));
+        }
+        let mut options = resvg::usvg::Options::default();
+        let fonts = options.fontdb_mut();
+        fonts.load_system_fonts();
+        // usvg's generic sans-serif is Arial; take a sans-serif family this system has.
+        let family = ["DejaVu Sans", "Liberation Sans", "Noto Sans", "FreeSans", "Arial", "Helvetica"]
+            .into_iter()
+            .find(|f| fonts.faces().any(|face| face.families.iter().any(|(name, _)| name == f)));
+        if let Some(family) = family {
+            fonts.set_sans_serif_family(family);
+        }
+        let tree = resvg::usvg::Tree::from_str(&svg, &options)?;
+        let size = tree.size().to_int_size().scale_by(2.0).ok_or_else(|| anyhow::anyhow!("plot too large"))?;
+        let mut pixmap = resvg::tiny_skia::Pixmap::new(size.width(), size.height())
+            .ok_or_else(|| anyhow::anyhow!("cannot allocate a {}x{} image", size.width(), size.height()))?;
+        pixmap.fill(resvg::tiny_skia::Color::WHITE);
+        resvg::render(&tree, resvg::tiny_skia::Transform::from_scale(2.0, 2.0), &mut pixmap.as_mut());
+        pixmap.save_png(path).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))
+    }
+
     /// The plot as an SVG document.
     #[must_use]
     pub fn to_svg(&self) -> String {
@@ -219,5 +250,13 @@ mod tests {
         assert_eq!(svg.matches("<circle").count(), 1, "x = 0 cannot be drawn on a log axis");
         assert!((nice_step(0.13) - 0.2).abs() < 1e-12);
         assert!((nice_step(7.0) - 10.0).abs() < 1e-12);
+        // PNG: the rendered SVG at twice its size, on a white background.
+        let path = std::env::temp_dir().join(format!("gradwire-plot-test-{}.png", std::process::id()));
+        plot.save(&path).expect("renders");
+        let png = std::fs::read(&path).expect("written");
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        let dim = |at: usize| f64::from(u32::from_be_bytes(png[at..at + 4].try_into().expect("4 bytes")));
+        assert_eq!((dim(16), dim(20)), (2.0 * WIDTH, 2.0 * HEIGHT));
     }
 }

@@ -47,7 +47,8 @@ pub struct BenchArgs {
     /// the seed is measured once; `randk` and `intrinsic` take their seed from their parameters).
     #[arg(long, default_value_t = 4)]
     pub seeds: u64,
-    /// Write an SVG plot of relative MSE against bits per entry, with the bounds drawn in.
+    /// Write a plot of relative MSE against bits per entry, with the bounds drawn in: SVG, or PNG
+    /// when the name ends in .png.
     #[arg(long)]
     pub plot: Option<String>,
 }
@@ -346,7 +347,8 @@ pub fn run(args: &BenchArgs, g: GlobalArgs) -> Result<()> {
     rows.sort_by(|a, b| a["rate"].as_f64().unwrap_or(f64::MAX).total_cmp(&b["rate"].as_f64().unwrap_or(f64::MAX)));
     if let Some(path) = &args.plot {
         let max_bits = 2.0 * args.rates.iter().copied().fold(4.0, f64::max);
-        std::fs::write(path, rate_distortion_plot(&rows, files.len(), max_bits).to_svg())
+        rate_distortion_plot(&rows, files.len(), max_bits)
+            .save(std::path::Path::new(path))
             .with_context(|| format!("writing {path}"))?;
     }
     if args.json {

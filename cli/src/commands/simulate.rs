@@ -100,7 +100,8 @@ pub struct SimulateArgs {
     /// Print JSON (every round of every codec) instead of the Markdown table.
     #[arg(long)]
     pub json: bool,
-    /// Write an SVG plot of test accuracy against cumulative uplink bits.
+    /// Write a plot of test accuracy against cumulative uplink bits: SVG, or PNG when the name
+    /// ends in .png.
     #[arg(long)]
     pub plot: Option<std::path::PathBuf>,
 }
@@ -160,8 +161,7 @@ pub fn run(args: &SimulateArgs, g: GlobalArgs) -> Result<()> {
     })?;
     if let Some(path) = &args.plot {
         let title = format!("digits, {}", describe(&config));
-        std::fs::write(path, accuracy_plot(&runs, title).to_svg())
-            .with_context(|| format!("writing {}", path.display()))?;
+        accuracy_plot(&runs, title).save(path).with_context(|| format!("writing {}", path.display()))?;
     }
     if args.json {
         let out = serde_json::json!({
