@@ -2038,8 +2038,14 @@ fn cases() -> Vec<Case> {
             build: |r| side_stream(r, &wz_side_b()),
         },
         Case {
+            id: "side-wyner-ziv-c",
+            description: "side information set C of the wyner-ziv vectors: raw tensor t (48 values around 40)",
+            expect: "ok",
+            build: |r| side_stream(r, &wz_side_c()),
+        },
+        Case {
             id: "valid-wyner-ziv-plain",
-            description: "wyner-ziv:bits=2 without side information (zero prediction: the plain lattice quantizer), with raw escapes for NaN and 1e30",
+            description: "wyner-ziv:bits=2 without side information (zero prediction: the plain lattice quantizer); the step follows the 1e30 entry (an encoder since then anchors on the 99.9th percentile), so the small entries decode to 0 and NaN is a raw escape",
             expect: "ok",
             build: wz_plain,
         },
@@ -2257,7 +2263,53 @@ fn wz_plain_payload(r: &Registry, f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
     })
 }
 
+/// `wz_bound` with the payload of its first chunk edited by `f` (given the chunk length, 16).
+fn wz_bound_payload(r: &Registry, f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    edit(&wz_bound(r), |recs| {
+        let body = &mut first(recs, record::CHUNK).body;
+        let mut payload = body.split_off(24);
+        f(&mut payload);
+        body.extend_from_slice(&payload);
+    })
+}
+
+/// Offsets in a `wyner-ziv` payload with escapes (`n` values): of the Exp-Golomb order byte and
+/// of the first raw value.
+fn wz_escape_offsets(payload: &[u8], n: usize) -> (usize, usize) {
+    let m = u32::from_le_bytes(payload[16..20].try_into().unwrap()) as usize;
+    let mut v = Vec::new();
+    let used = gradwire::entropy::rice_decode(&payload[21..], payload[20], m, n as u64, &mut v).unwrap();
+    let order_at = 21 + used;
+    v.clear();
+    let used =
+        gradwire::entropy::exp_golomb_decode(&payload[order_at + 1..], payload[order_at], m, 65_535, &mut v).unwrap();
+    (order_at, order_at + 1 + used)
+}
+
+/// `t` of 48 values around 40 (predictions of some 4000 steps of 0.01) through
+/// `wyner-ziv:step=0.01`, bound to its side information (`side-wyner-ziv-c`), with far values.
+fn wz_large(r: &Registry) -> Vec<u8> {
+    let y: Vec<f32> = wz_side_c().remove(0).1;
+    let noise = gradwire::testing::laplace(48, 34);
+    let mut x: Vec<f32> = y.iter().zip(&noise).map(|(a, b)| a + 0.03 * b).collect();
+    x[3] -= 5.0;
+    x[40] += 700.0;
+    let mut w =
+        Writer::new(Vec::new(), r, &StreamHeader::default(), WriterOptions::default().write_index(false)).unwrap();
+    let mut side = gradwire::SideInfoMap::new();
+    side.insert("t", "side set C", y);
+    w.set_side_info(std::sync::Arc::new(side));
+    w.write_tensor(TensorSpec::new("t", &[48], pipe(r, "wyner-ziv:step=0.01")), &x).unwrap();
+    w.finish().unwrap()
+}
+
+/// Side set C: `t` of 48 values around 40.
+fn wz_side_c() -> Vec<(&'static str, Vec<f32>)> {
+    vec![("t", gradwire::testing::laplace(48, 35).iter().map(|v| 40.0 + v).collect())]
+}
+
 /// The `wyner-ziv` vectors read with side information.
+#[allow(clippy::too_many_lines, reason = "one entry per vector, a table")]
 fn side_cases() -> Vec<SideCase> {
     let side = |id, description, expect, side, build| SideCase { case: Case { id, description, expect, build }, side };
     vec![
@@ -2297,6 +2349,77 @@ fn side_cases() -> Vec<SideCase> {
             "ok",
             "side-wyner-ziv-a",
             wz_unbound,
+        ),
+        side(
+            "valid-wyner-ziv-large-predictions",
+            "wyner-ziv:step=0.01 bound to side set C (values around 40: predictions of some 4000 steps), with wide escapes far from the reference (500 steps) and beyond the wide range (70000 steps: raw)",
+            "ok",
+            "side-wyner-ziv-c",
+            wz_large,
+        ),
+        side(
+            "invalid-wyner-ziv-rice-parameter",
+            "valid-wyner-ziv-bound-escapes with the Rice parameter of the first chunk's escapes set to 32",
+            "codec_data",
+            "side-wyner-ziv-a",
+            |r| wz_bound_payload(r, |p| p[20] = 32),
+        ),
+        side(
+            "invalid-wyner-ziv-positions-beyond",
+            "valid-wyner-ziv-bound-escapes with the Rice parameter of the first chunk's escapes set to 31: the gaps run past the chunk",
+            "codec_data",
+            "side-wyner-ziv-a",
+            |r| wz_bound_payload(r, |p| p[20] = 31),
+        ),
+        side(
+            "invalid-wyner-ziv-order",
+            "valid-wyner-ziv-bound-escapes with the Exp-Golomb order of the first chunk's escapes set to 32",
+            "codec_data",
+            "side-wyner-ziv-a",
+            |r| {
+                wz_bound_payload(r, |p| {
+                    let (order_at, _) = wz_escape_offsets(p, 16);
+                    p[order_at] = 32;
+                })
+            },
+        ),
+        side(
+            "invalid-wyner-ziv-raw-cut",
+            "valid-wyner-ziv-bound-escapes with the first chunk cut inside its raw escaped values",
+            "codec_output_size",
+            "side-wyner-ziv-a",
+            |r| {
+                wz_bound_payload(r, |p| {
+                    let (_, raw_at) = wz_escape_offsets(p, 16);
+                    p.truncate(raw_at + 3);
+                })
+            },
+        ),
+        side(
+            "invalid-wyner-ziv-scale-nan",
+            "valid-wyner-ziv-bound-escapes with the first chunk's scale NaN",
+            "codec_data",
+            "side-wyner-ziv-a",
+            |r| wz_bound_payload(r, |p| p[8..12].copy_from_slice(&f32::NAN.to_le_bytes())),
+        ),
+        side(
+            "invalid-wyner-ziv-gain-negative",
+            "valid-wyner-ziv-bound-escapes with the first chunk's context gain -1",
+            "codec_data",
+            "side-wyner-ziv-a",
+            |r| wz_bound_payload(r, |p| p[12..16].copy_from_slice(&(-1f32).to_le_bytes())),
+        ),
+        side(
+            "invalid-wyner-ziv-contexts-miscounted",
+            "valid-wyner-ziv-contexts with the context gain set to 0: every entry falls in context 0, so the label counts of the sections no longer match their bytes",
+            "codec_data",
+            "side-wyner-ziv-a",
+            |r| {
+                edit(&wz_contexts(r), |recs| {
+                    let body = &mut first(recs, record::CHUNK).body;
+                    body[24 + 12..24 + 16].copy_from_slice(&0f32.to_le_bytes());
+                })
+            },
         ),
         side(
             "invalid-wyner-ziv-side-mismatch",

@@ -11,7 +11,10 @@ use gradwire::{CodecFactory, ErrorCode, Registry};
 #[test]
 fn linked_registry_holds_exactly_the_expected_ids() {
     let registry = gradwire::registry().unwrap();
-    assert_eq!(registry.ids(), vec![0x01, 0x02, 0x03, 0x10, 0x100, 0x101, 0x102, 0x103, 0x104, 0x105, 0x106, 0x107]);
+    assert_eq!(
+        registry.ids(),
+        vec![0x01, 0x02, 0x03, 0x10, 0x100, 0x101, 0x102, 0x103, 0x104, 0x105, 0x106, 0x107, 0x108]
+    );
     let names: Vec<&str> = registry.descriptors().map(|d| d.name).collect();
     assert_eq!(
         names,
@@ -27,7 +30,8 @@ fn linked_registry_holds_exactly_the_expected_ids() {
             "topk",
             "qsgd",
             "sparse-dither",
-            "spherical"
+            "spherical",
+            "wyner-ziv"
         ]
     );
 }

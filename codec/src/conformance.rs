@@ -126,11 +126,7 @@ pub fn decode_json_with(bytes: &[u8], registry: &Registry, side: Option<Arc<dyn 
 /// # Errors
 /// The reader's errors for a stream that does not decode.
 pub fn side_info_from_stream(bytes: &[u8], registry: &Registry, label: &str) -> Result<SideInfoMap> {
-    let mut side = SideInfoMap::new();
-    for t in Reader::new(bytes, registry).read_all()?.tensors {
-        side.insert(t.descriptor.name.clone(), label, t.values);
-    }
-    Ok(side)
+    SideInfoMap::from_stream(bytes, registry, label)
 }
 
 /// Reads `DIR/manifest.json`.

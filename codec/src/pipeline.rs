@@ -92,6 +92,13 @@ impl Pipeline {
         }
         let bytes_stage =
             bytes_stage.ok_or_else(|| Error::new(ErrorCode::PipelineInvalid, "pipeline has no array->bytes stage"))?;
+        if !array_stages.is_empty() && bytes_stage.side_info() != SideInfoUse::None {
+            // Side information stands beside the tensor's elements, not a projection of them.
+            return Err(Error::new(
+                ErrorCode::PipelineInvalid,
+                "a stage that decodes against side information cannot follow array->array stages",
+            ));
+        }
         Ok(Pipeline { array_stages, bytes_stage, byte_stages, lossless, max_buffer: limits.max_record_body })
     }
 

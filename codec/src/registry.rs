@@ -475,6 +475,17 @@ impl Registry {
         Pipeline::build(self, stages, limits)
     }
 
+    /// Whether a stage of `stages` takes a side-information binding (so a writer holding side
+    /// information for the tensor binds it). Unknown stages take none.
+    #[must_use]
+    pub fn takes_side_info(&self, stages: &[StageDescriptor]) -> bool {
+        let placeholder = SideBinding { label: String::new(), digest: [0; crate::side_info::DIGEST_LEN] };
+        stages.iter().any(|s| {
+            self.factory_for(s)
+                .is_ok_and(|f| matches!(f.bind_side_info(s.version, &s.params, &placeholder), Ok(Some(_))))
+        })
+    }
+
     /// Binds side information to every stage of `stages` that decodes against it
     /// ([`CodecFactory::bind_side_info`]); returns whether any stage did.
     ///

@@ -126,6 +126,19 @@ impl SideInfoMap {
         self.tensors.insert(tensor_name.into(), SideTensor { label: label.into(), values: values.into() });
     }
 
+    /// The tensors of a gradwire stream, by name, under `label` (how the conformance vectors
+    /// and the command line take side information from a `.gw` file).
+    ///
+    /// # Errors
+    /// The reader's errors for a stream that does not decode.
+    pub fn from_stream(bytes: &[u8], registry: &crate::Registry, label: &str) -> Result<SideInfoMap> {
+        let mut side = SideInfoMap::new();
+        for t in crate::Reader::new(bytes, registry).read_all()?.tensors {
+            side.insert(t.descriptor.name.clone(), label, t.values);
+        }
+        Ok(side)
+    }
+
     /// Number of side tensors.
     #[must_use]
     pub fn len(&self) -> usize {

@@ -776,6 +776,8 @@ def build_pipeline(stages: list[Stage], n_elements: int, chunk_elements: int, li
     if not seen_ab:
         raise _err("pipeline_invalid", "the pipeline has no array->bytes stage")
     p = Pipeline(stages)
+    if any(s.kind == KIND_AA for s in stages) and p.ab.side_requirement() is not None:
+        raise _err("pipeline_invalid", "a stage that decodes against side information follows array->array stages (FORMAT.md §19.2)")
     if n_elements > 0:
         p.check_bounds(min(chunk_elements, n_elements), limits)
     return p
@@ -2319,7 +2321,7 @@ def decode_spherical(sp: SphericalParams, payload: bytes, n: int, name: str, chu
 # wyner-ziv (CODECS.md §12): lattice indices modulo k against a prediction from side information
 
 WYNER_ZIV_ID = 0x108
-WZ_MAX_ESCAPE_CODE = 1 << 43
+WZ_MAX_ESCAPE_CODE = 65535
 
 
 @dataclass(frozen=True)
@@ -2516,7 +2518,7 @@ def decode_wyner_ziv(wz: WynerZivParams, payload: bytes, n: int, side: np.ndarra
         k64 = np.float64(k)
         q = c + residues
         z = q + k64 * np.floor((t - q) / k64 + np.float64(0.5))
-        out = (z * eps64).astype(np.float32).view(np.uint32)
+        out = canonical_nan((z * eps64).astype(np.float32).view(np.uint32))
         r = 0
         for p, e in zip(positions, codes):
             if e == 0:
@@ -2526,7 +2528,7 @@ def decode_wyner_ziv(wz: WynerZivParams, payload: bytes, n: int, side: np.ndarra
                 u = e - 1
                 d = u // 2 if u % 2 == 0 else -((u + 1) // 2)
                 zi = c[p] + np.float64(d)
-                out[p] = (np.float64(zi) * eps64).astype(np.float32).view(np.uint32)
+                out[p] = canonical_nan(np.array([np.float64(zi) * eps64]).astype(np.float32).view(np.uint32))[0]
     return out.astype(np.uint32)
 
 if __name__ == "__main__":

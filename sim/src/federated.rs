@@ -44,9 +44,9 @@ pub struct SimulationConfig {
     /// Whether each client keeps an error-feedback residual ([`ErrorFeedback`]).
     pub error_feedback: bool,
     /// Whether clients and server use the previous round's mean update as side information
-    /// (`gradwire::side_info`), which codecs such as `wyner-ziv` code against. Every client
-    /// knows it: it is the difference of the last two global models (over the server step).
-    /// Round 1 has zeros.
+    /// (`gradwire::side_info`), which codecs such as `wyner-ziv` code against. The server
+    /// broadcasts it with the model (recomputing it from two f32 models would not give the same
+    /// bits, and the binding would refuse it). Round 1 has zeros.
     pub previous_mean_side_info: bool,
     /// Seed of everything: split, initialisation, minibatches, stream seeds.
     pub seed: u64,

@@ -53,6 +53,9 @@ pub fn run(args: &EncodeArgs, g: GlobalArgs) -> Result<()> {
     }
     let tensors = read_tensors(&args.input)?;
     let side = args.side.provider()?;
+    if let Some(side) = &side {
+        warn_missing_side_info(&registry, &args.codec, &tensors, side, g.quiet);
+    }
     let chunk_elements = args.chunk_size.unwrap_or(gradwire::stream::DEFAULT_CHUNK_ELEMENTS);
     // Loaded before the output is created, so a bad state file leaves an existing output alone.
     let mut feedback = args.error_feedback.as_deref().map(load_feedback).transpose()?;
@@ -169,4 +172,27 @@ fn save_feedback(path: &str, feedback: &ErrorFeedback) -> Result<()> {
         feedback.save(out)?;
         Ok(())
     })
+}
+
+/// Warns about tensors the side information does not name when the pipeline would use it: they
+/// are coded without (a plain quantizer, or refused), which is rarely what was meant.
+fn warn_missing_side_info(
+    registry: &gradwire::Registry,
+    codec: &str,
+    tensors: &[NamedTensor],
+    side: &gradwire::SideInfoMap,
+    quiet: bool,
+) {
+    use gradwire::SideInfoProvider;
+    if quiet || !registry.parse_pipeline(codec).is_ok_and(|p| registry.takes_side_info(&p)) {
+        return;
+    }
+    let missing: Vec<&str> =
+        tensors.iter().filter(|t| side.side_tensor(&t.name).is_none()).map(|t| t.name.as_str()).collect();
+    if !missing.is_empty() {
+        eprintln!(
+            "gradwire: warning: the side information has no tensor named {}; coded without it",
+            missing.join(", ")
+        );
+    }
 }

@@ -27,6 +27,8 @@ struct TensorStats {
     pipeline: String,
     /// What the pipeline decodes against, as text ("" for nothing).
     side: String,
+    /// Whether its chunks arrived encoded (side information not given).
+    undecoded: bool,
     chunks: u64,
     payload: u64,
     records: u64,
@@ -42,7 +44,9 @@ impl TensorStats {
 #[allow(clippy::too_many_lines, reason = "gathering, JSON and text output of one report, kept in reading order")]
 pub fn run(args: &InspectArgs, g: GlobalArgs) -> Result<()> {
     let registry = gradwire::registry()?;
-    let options = ReaderOptions::default().threads(g.threads_or_all());
+    // Tensors whose side information is not given are listed and checked as records, their
+    // chunks not decoded.
+    let options = ReaderOptions::default().threads(g.threads_or_all()).encoded_without_side_info(true);
     let (input, bar) = open_input(&args.input, g.quiet, "inspecting")?;
     let mut reader = Reader::with_options(input, &registry, options);
     if let Some(side) = args.side.provider()? {
@@ -59,13 +63,30 @@ pub fn run(args: &InspectArgs, g: GlobalArgs) -> Result<()> {
             Ok(Some(Event::TensorBegin(d))) => {
                 let pipeline = registry.pipeline_to_text(&d.pipeline).unwrap_or_else(|e| format!("<{e}>"));
                 let side = side_text(&registry, &d);
-                tensors.push(TensorStats { descriptor: d, pipeline, side, chunks: 0, payload: 0, records: 0 });
+                tensors.push(TensorStats {
+                    descriptor: d,
+                    pipeline,
+                    side,
+                    undecoded: false,
+                    chunks: 0,
+                    payload: 0,
+                    records: 0,
+                });
             }
             Ok(Some(Event::Chunk(c))) => {
                 if let Some(t) = tensors.get_mut(c.tensor_id as usize) {
                     t.chunks += 1;
                     t.payload += c.payload_len;
                     t.records += c.record_len;
+                }
+            }
+            Ok(Some(Event::EncodedChunk(c))) => {
+                if let Some(t) = tensors.get_mut(c.tensor_id as usize) {
+                    let body = (gradwire::format::CHUNK_HEADER_LEN + c.payload.len()) as u64;
+                    t.undecoded = true;
+                    t.chunks += 1;
+                    t.payload += c.payload.len() as u64;
+                    t.records += gradwire::format::RECORD_HEADER_LEN as u64 + body.next_multiple_of(8);
                 }
             }
             Ok(Some(Event::End(e))) => end = Some(e),
@@ -149,7 +170,13 @@ pub fn run(args: &InspectArgs, g: GlobalArgs) -> Result<()> {
         for t in tensors.iter().filter(|t| !t.side.is_empty()) {
             println!("side information of {:?}: {}", t.descriptor.name, t.side);
         }
+        let undecoded: Vec<&str> = tensors.iter().filter(|t| t.undecoded).map(|t| t.descriptor.name.as_str()).collect();
         match &error {
+            None if !undecoded.is_empty() => println!(
+                "\nchecksums: records verified; stream complete; not decoded for want of side information \
+                 (give --side-info): {}",
+                undecoded.join(", ")
+            ),
             None => println!("\nchecksums: all verified; stream complete"),
             Some(e) => println!("\nchecksums: FAILED: {e}"),
         }

@@ -43,7 +43,7 @@ impl SideInfoArgs {
         });
         let bytes = crate::tensor_io::read_bytes(path)?;
         if crate::tensor_io::sniff(&bytes) == Some(crate::tensor_io::FileKind::Gradwire) {
-            let map = gradwire::conformance::side_info_from_stream(&bytes, &gradwire::registry()?, &label)
+            let map = SideInfoMap::from_stream(&bytes, &gradwire::registry()?, &label)
                 .map_err(|e| anyhow::anyhow!("reading the side information {path}: {e}"))?;
             return Ok(Some(std::sync::Arc::new(map)));
         }

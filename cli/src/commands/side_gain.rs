@@ -85,21 +85,24 @@ fn load_run(dir: &str) -> Result<Run> {
     Ok(run)
 }
 
-/// The tensors of `updates` averaged, as side information labelled `label`.
-fn mean_side(updates: &BTreeMap<u32, Vec<NamedTensor>>, label: &str) -> SideInfoMap {
+/// The tensors of `updates` averaged by name, as side information labelled `label`.
+fn mean_side(updates: &BTreeMap<u32, Vec<NamedTensor>>, label: &str) -> Result<SideInfoMap> {
     let mut side = SideInfoMap::new();
-    let Some(first) = updates.values().next() else { return side };
-    for (i, t) in first.iter().enumerate() {
+    let Some(first) = updates.values().next() else { return Ok(side) };
+    for t in first {
         let mut sum = vec![0f64; t.values.len()];
-        for u in updates.values() {
-            for (s, v) in sum.iter_mut().zip(&u[i].values) {
+        for (client, u) in updates {
+            let Some(same) = u.iter().find(|o| o.name == t.name && o.values.len() == t.values.len()) else {
+                bail!("client {client} has no tensor {:?} of {} values", t.name, t.values.len());
+            };
+            for (s, v) in sum.iter_mut().zip(&same.values) {
                 *s += f64::from(*v);
             }
         }
         let n = updates.len() as f64;
         side.insert(t.name.clone(), label, sum.iter().map(|s| (s / n) as f32).collect::<Vec<f32>>());
     }
-    side
+    Ok(side)
 }
 
 fn tensors_side(tensors: &[NamedTensor], label: &str) -> SideInfoMap {
@@ -171,9 +174,12 @@ pub fn run(args: &SideGainArgs, g: GlobalArgs) -> Result<()> {
     let rounds: Vec<u32> = run.keys().copied().collect();
     for pair in rounds.windows(2) {
         let (previous, round) = (pair[0], pair[1]);
-        let mean = Arc::new(mean_side(&run[&previous], &format!("round {previous} mean")));
+        let mean = Arc::new(mean_side(&run[&previous], &format!("round {previous} mean"))?);
         let clients = &run[&round];
         let ids: Vec<u32> = clients.keys().copied().collect();
+        if ids.len() < 2 {
+            bail!("round {round} has {} client update; (b) needs another client of the same round", ids.len());
+        }
         for (k, &client) in ids.iter().enumerate() {
             let x = &clients[&client];
             let other_id = ids[(k + 1) % ids.len()];
@@ -232,6 +238,18 @@ pub fn run(args: &SideGainArgs, g: GlobalArgs) -> Result<()> {
         return Ok(());
     }
     let updates: usize = rounds.iter().skip(1).map(|r| run[r].len()).sum();
+    print_markdown(&rows, updates, &rounds, &args.m22_rates, &m22_curve);
+    Ok(())
+}
+
+/// The Markdown table and notes of `gradwire side-gain`.
+fn print_markdown(
+    rows: &[serde_json::Value],
+    updates: usize,
+    rounds: &[u32],
+    m22_rates: &[f64],
+    m22_curve: &[(f64, f64)],
+) {
     println!(
         "{updates} client updates (rounds {}..={}), bits per entry at equal relative MSE, everything counted:\n",
         rounds[1],
@@ -242,7 +260,7 @@ pub fn run(args: &SideGainArgs, g: GlobalArgs) -> Result<()> {
         SETTINGS[0], SETTINGS[1], SETTINGS[2], SETTINGS[3]
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for r in &rows {
+    for r in rows {
         let f = |k: &str| r[k].as_f64().unwrap_or(f64::NAN);
         let m22 = r["bpe_m22"].as_f64().map_or_else(|| "beyond its sweep".to_owned(), |b| format!("{b:.3}"));
         println!(
@@ -258,12 +276,10 @@ pub fn run(args: &SideGainArgs, g: GlobalArgs) -> Result<()> {
     }
     let worst = rows.iter().map(|r| r["largest_error_in_steps"].as_f64().unwrap_or(0.0)).fold(0f64, f64::max);
     println!("\nLargest decoded error of (a), (b), (c): {worst:.4} steps (nearest rounding: at most 0.5).");
-    let curve: Vec<String> = args
-        .m22_rates
+    let curve: Vec<String> = m22_rates
         .iter()
-        .zip(&m22_curve)
+        .zip(m22_curve)
         .map(|(rate, (bpe, mse))| format!("rate={rate}: {bpe:.3} bpe, {mse:.3e}"))
         .collect();
     println!("(d) m22:rate sweep (bits per entry, relative MSE): {}.", curve.join("; "));
-    Ok(())
 }

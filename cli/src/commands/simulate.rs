@@ -89,9 +89,8 @@ pub struct SimulateArgs {
     /// Each client keeps an error-feedback residual (what its codec dropped is sent later).
     #[arg(long)]
     pub error_feedback: bool,
-    /// Give clients and server the previous round's mean update as side information (every
-    /// client knows it: it is the difference of the last two global models); wyner-ziv codes
-    /// against it.
+    /// Give clients and server the previous round's mean update as side information (the
+    /// server broadcasts it with the model); wyner-ziv codes against it.
     #[arg(long)]
     pub previous_mean_side_info: bool,
     /// Test accuracy whose uplink cost the table reports.

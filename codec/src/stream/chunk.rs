@@ -133,9 +133,21 @@ impl TensorCodec {
         // Decode our own output: the CRC describes what every reader will get, and the round
         // trip checks the encoder (a lossy codec's output is only known after decoding).
         let mut decoded = vec![0f32; len];
-        self.pipeline
-            .decode_chunk(&body[crate::format::CHUNK_HEADER_LEN..], &ctx, &mut decoded)
-            .map_err(|e| locate(Error::new(e.code(), format!("encoder self-check failed: {}", e.detail()))))?;
+        self.pipeline.decode_chunk(&body[crate::format::CHUNK_HEADER_LEN..], &ctx, &mut decoded).map_err(|e| {
+            locate(if e.code() == ErrorCode::SideInfoMissing {
+                // What readers decode depends on side information the writer was not given.
+                Error::new(
+                    ErrorCode::InvalidArgument,
+                    format!(
+                        "the writer has no side information for this tensor, so it cannot reconstruct what \
+                         readers decode (error feedback, decoded checksums): {}",
+                        e.detail()
+                    ),
+                )
+            } else {
+                Error::new(e.code(), format!("encoder self-check failed: {}", e.detail()))
+            })
+        })?;
         if d.has_decoded_crc() {
             let crc = values_crc(&decoded);
             body[16..20].copy_from_slice(&crc.to_le_bytes());

@@ -98,11 +98,14 @@ pub struct ReaderOptions {
     pub threads: usize,
     /// Whether chunks are decoded ([`Event::Chunk`]) or delivered as stored ([`Event::EncodedChunk`]).
     pub decode_chunks: bool,
+    /// Whether a tensor that decodes against side information the reader was not given has its
+    /// chunks delivered encoded instead of failing with `side_info_missing` (for inspecting).
+    pub encoded_without_side_info: bool,
 }
 
 impl Default for ReaderOptions {
     fn default() -> Self {
-        ReaderOptions { limits: Limits::default(), threads: 1, decode_chunks: true }
+        ReaderOptions { limits: Limits::default(), threads: 1, decode_chunks: true, encoded_without_side_info: false }
     }
 }
 
@@ -119,6 +122,13 @@ impl ReaderOptions {
         self.decode_chunks = yes;
         self
     }
+    /// Sets whether tensors lacking their side information are delivered encoded (for
+    /// inspecting) rather than refused.
+    #[must_use]
+    pub fn encoded_without_side_info(mut self, yes: bool) -> Self {
+        self.encoded_without_side_info = yes;
+        self
+    }
     /// Sets the number of decoding threads.
     #[must_use]
     pub fn threads(mut self, n: usize) -> Self {
@@ -130,6 +140,9 @@ impl ReaderOptions {
 struct OpenTensor {
     codec: TensorCodec,
     next_chunk: u64,
+    /// Whether its chunks are decoded (not when they need side information the reader lacks
+    /// and [`ReaderOptions::encoded_without_side_info`] allows that).
+    decode: bool,
 }
 
 /// Where a tensor's records were, kept in O(1) per tensor so an INDEX can be checked exactly
@@ -418,11 +431,16 @@ impl<'r, R: Read> Reader<'r, R> {
                     pipeline.bounds(d.chunk_elements.min(d.n_elements) as usize).map_err(locate)?;
                 }
                 // Side information is needed only to decode: an inspecting reader goes on without.
-                let side = if self.options.decode_chunks {
-                    side_info::resolve(&d.name, d.n_elements, &pipeline.side_info(), self.side_info.as_deref())
-                        .map_err(locate)?
+                let (side, decode) = if self.options.decode_chunks {
+                    match side_info::resolve(&d.name, d.n_elements, &pipeline.side_info(), self.side_info.as_deref()) {
+                        Ok(side) => (side, true),
+                        Err(e) if e.code() == ErrorCode::SideInfoMissing && self.options.encoded_without_side_info => {
+                            (None, false)
+                        }
+                        Err(e) => return Err(locate(e)),
+                    }
                 } else {
-                    None
+                    (None, false)
                 };
                 self.n_tensors += 1;
                 self.names.insert(d.name.clone());
@@ -434,7 +452,7 @@ impl<'r, R: Read> Reader<'r, R> {
                     stream_seed: self.seed,
                     side,
                 };
-                self.open.insert(d.tensor_id, OpenTensor { codec, next_chunk: 0 });
+                self.open.insert(d.tensor_id, OpenTensor { codec, next_chunk: 0, decode });
                 Event::TensorBegin(d)
             }
             record::CHUNK => {
@@ -465,7 +483,7 @@ impl<'r, R: Read> Reader<'r, R> {
                 }
                 let job = ChunkJob {
                     codec: t.codec.clone(),
-                    decode: self.options.decode_chunks,
+                    decode: t.decode,
                     header,
                     record_len: raw.header.total_len(),
                     body: raw.body,

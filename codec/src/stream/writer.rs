@@ -277,6 +277,16 @@ impl<'r, W: Write> Writer<'r, W> {
         descriptor.validate(&limits).map_err(invalid)?;
         let pipeline = self.registry.build_pipeline(&descriptor.pipeline, &limits).map_err(invalid)?;
         pipeline.bounds(descriptor.chunk_elements.min(n_elements.max(1)) as usize).map_err(invalid)?;
+        if side.is_none() && self.options.decoded_checksums && pipeline.side_info() != SideInfoUse::None {
+            return Err(Error::new(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "tensor {:?} decodes against side information the writer does not have, so it cannot \
+                     checksum the decoded values",
+                    descriptor.name
+                ),
+            ));
+        }
         let body = descriptor.encode();
         self.check_header_size(&body, "tensor descriptor")?;
         let offset = self.write_record(record::TENSOR_BEGIN, &body)?;
@@ -298,7 +308,13 @@ impl<'r, W: Write> Writer<'r, W> {
     /// The side tensor the provider holds for `spec`, bound to the stages of its pipeline that
     /// decode against side information.
     fn bind_side_info(&self, spec: &mut TensorSpec, n_elements: u64) -> Result<Option<Arc<[f32]>>> {
-        let Some(side) = self.side_info.as_ref().and_then(|p| p.side_tensor(&spec.name)) else { return Ok(None) };
+        let Some(provider) = &self.side_info else { return Ok(None) };
+        // Only a pipeline with a stage that takes a binding looks for side information (and
+        // hashes it): probed with a placeholder binding on a copy.
+        if !self.registry.takes_side_info(&spec.pipeline) {
+            return Ok(None);
+        }
+        let Some(side) = provider.side_tensor(&spec.name) else { return Ok(None) };
         if side.values.len() as u64 != n_elements {
             return Err(Error::new(
                 ErrorCode::InvalidArgument,

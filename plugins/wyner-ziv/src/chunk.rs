@@ -30,6 +30,8 @@ use gradwire_codec::entropy::{
 };
 use gradwire_codec::{Error, ErrorCode, Result};
 
+use crate::params::MAX_MODULUS;
+
 /// Bytes of the fixed header.
 pub const HEADER_LEN: usize = 20;
 
@@ -61,8 +63,13 @@ pub fn context(y: f32, gain: f32, contexts: u8) -> u8 {
     }
 }
 
-/// Largest Exp-Golomb code of an escape: `1 + zigzag(d)` for `|d| < 2^42`.
-pub const MAX_ESCAPE_CODE: u64 = 1 << 43;
+/// Largest lattice difference `|d|` a wide escape carries. Beyond it an escape is raw: its code
+/// (about 33 bits) would cost as much as the f32 value, and the cap keeps every escape within
+/// 33 bits, which bounds the payload (§12.2).
+pub const MAX_WIDE: i64 = 32_767;
+
+/// Largest Exp-Golomb code of an escape: `1 + zigzag(d)` for `|d| <= 32767`.
+pub const MAX_ESCAPE_CODE: u64 = 65_535;
 
 /// What an escape carries.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -144,8 +151,8 @@ pub fn parse(bytes: &[u8], n: usize) -> Result<Parsed<'_>> {
         return Err(Error::new(ErrorCode::ReservedNonzero, format!("wyner-ziv flags 0x{flags:02x} set reserved bits")));
     }
     let modulus = u16::from_le_bytes([bytes[2], bytes[3]]);
-    if !(2..=256).contains(&modulus) {
-        return Err(data_error(format!("wyner-ziv modulus {modulus} is not 2..=256")));
+    if !(2..=MAX_MODULUS).contains(&modulus) {
+        return Err(data_error(format!("wyner-ziv modulus {modulus} is not 2..={MAX_MODULUS}")));
     }
     let f32_at = |o: usize| f32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
     let step = f32_at(4);
@@ -175,7 +182,8 @@ pub fn parse(bytes: &[u8], n: usize) -> Result<Parsed<'_>> {
         if b > MAX_RICE_PARAMETER {
             return Err(data_error(format!("wyner-ziv Rice parameter {b} is above {MAX_RICE_PARAMETER}")));
         }
-        let mut gaps = Vec::with_capacity(m);
+        // Every gap takes at least one bit: no more can be reserved than the bytes hold.
+        let mut gaps = Vec::with_capacity(m.min(8 * code.len()));
         let used = rice_decode(code, b, m, n as u64, &mut gaps)?;
         positions.reserve(m);
         let mut next = 0u64;
@@ -194,7 +202,7 @@ pub fn parse(bytes: &[u8], n: usize) -> Result<Parsed<'_>> {
         if order > MAX_EXP_GOLOMB_ORDER {
             return Err(data_error(format!("wyner-ziv Exp-Golomb order {order} is above {MAX_EXP_GOLOMB_ORDER}")));
         }
-        let mut codes = Vec::with_capacity(m);
+        let mut codes = Vec::with_capacity(m.min(8 * code.len()));
         let used = exp_golomb_decode(code, order, m, MAX_ESCAPE_CODE, &mut codes)?;
         rest = &code[used..];
         let raw = codes.iter().filter(|&&e| e == 0).count();
@@ -226,12 +234,12 @@ pub fn sections(mut rest: &[u8], contexts: u8) -> Result<Vec<(LabelCoding, &[u8]
         let Some((head, after)) = rest.split_at_checked(SECTION_HEADER_LEN) else {
             return Err(short(format!("wyner-ziv payload ends before label section {c}")));
         };
-        let coding = LabelCoding::from_byte(head[0], true)
-            .ok_or_else(|| data_error(format!("wyner-ziv label section {c} has coding {}, not 0..=4", head[0])))?;
         let len = u32::from_le_bytes([head[1], head[2], head[3], head[4]]) as usize;
         let Some((section, after)) = after.split_at_checked(len) else {
             return Err(short(format!("wyner-ziv label section {c} of {len} bytes runs past the payload")));
         };
+        let coding = LabelCoding::from_byte(head[0], true)
+            .ok_or_else(|| data_error(format!("wyner-ziv label section {c} has coding {}, not 0..=4", head[0])))?;
         out.push((coding, section));
         rest = after;
     }
@@ -258,14 +266,11 @@ pub fn write(
     out.extend_from_slice(&header.gain.to_le_bytes());
     out.extend_from_slice(&(positions.len() as u32).to_le_bytes());
     if !positions.is_empty() {
-        let gaps = gaps(positions);
-        let b = best_rice_parameter(&gaps);
-        out.push(b);
-        rice_encode(&gaps, b, out);
-        let codes: Vec<u64> = escapes.iter().map(|e| e.code()).collect();
-        let order = best_exp_golomb_order(&codes);
-        out.push(order);
-        exp_golomb_encode(&codes, order, out);
+        let plan = EscapePlan::new(positions, escapes);
+        out.push(plan.rice);
+        rice_encode(&plan.gaps, plan.rice, out);
+        out.push(plan.order);
+        exp_golomb_encode(&plan.codes, plan.order, out);
         for e in escapes {
             if let Escape::Raw(v) = e {
                 out.extend_from_slice(&v.to_le_bytes());
@@ -279,46 +284,55 @@ pub fn write(
     }
 }
 
-/// Gaps between escape positions: the first position, then each distance minus one.
-fn gaps(positions: &[u64]) -> Vec<u64> {
-    let mut next = 0;
-    positions
-        .iter()
-        .map(|&p| {
-            let g = p - next;
-            next = p + 1;
-            g
-        })
-        .collect()
+/// How the escapes section codes its positions and escape codes.
+struct EscapePlan {
+    /// Position gaps: the first position, then each distance minus one.
+    gaps: Vec<u64>,
+    /// Their Rice parameter (the fewest bits, lowest of equals).
+    rice: u8,
+    /// The escape codes `e`.
+    codes: Vec<u64>,
+    /// Their Exp-Golomb order (the fewest bits, lowest of equals).
+    order: u8,
+}
+
+impl EscapePlan {
+    fn new(positions: &[u64], escapes: &[Escape]) -> EscapePlan {
+        let mut next = 0;
+        let gaps: Vec<u64> = positions
+            .iter()
+            .map(|&p| {
+                let g = p - next;
+                next = p + 1;
+                g
+            })
+            .collect();
+        let codes: Vec<u64> = escapes.iter().map(|e| e.code()).collect();
+        EscapePlan { rice: best_rice_parameter(&gaps), order: best_exp_golomb_order(&codes), gaps, codes }
+    }
+
+    /// Bytes of the section: the two parameter bytes, both codes and the raw values.
+    fn len(&self) -> usize {
+        let code_bits: u64 = self.codes.iter().map(|&e| exp_golomb_bits(e, self.order)).sum();
+        let raw = self.codes.iter().filter(|&&e| e == 0).count();
+        2 + rice_bits(&self.gaps, self.rice).div_ceil(8) as usize + code_bits.div_ceil(8) as usize + 4 * raw
+    }
 }
 
 /// Bytes of the escapes section (0 without escapes).
 #[must_use]
 pub fn escapes_len(positions: &[u64], escapes: &[Escape]) -> usize {
-    if positions.is_empty() {
-        return 0;
-    }
-    let gaps = gaps(positions);
-    let b = best_rice_parameter(&gaps);
-    let codes: Vec<u64> = escapes.iter().map(|e| e.code()).collect();
-    let order = best_exp_golomb_order(&codes);
-    let code_bits: u64 = codes.iter().map(|&e| exp_golomb_bits(e, order)).sum();
-    let raw = codes.iter().filter(|&&e| e == 0).count();
-    2 + rice_bits(&gaps, b).div_ceil(8) as usize + code_bits.div_ceil(8) as usize + 4 * raw
+    if positions.is_empty() { 0 } else { EscapePlan::new(positions, escapes).len() }
 }
 
-/// Upper bound on the payload of `n` values: every entry escaped (Rice gaps of at most one bit
-/// each at the best parameter, whose cost never exceeds parameter 0's; an Exp-Golomb code of at
-/// most 87 bits at the best order, whose cost never exceeds order 0's; 4 bytes of value) or coded
-/// as 8-bit labels, in at most 16 label sections.
+/// Upper bound on the payload of `n` values (`spec/CODECS.md` §12.2). Each entry is a label of
+/// at most 8 bits or an escape of at most 33 bits (a code of `e <= 65535` takes at most 33 bits
+/// at order 0, whose cost bounds the best order's; a raw escape is a 1-bit code and 32 bits of
+/// value), plus at most one bit of position gap (Rice parameter 0 costs the last position plus
+/// one bits, which bounds the best parameter's); one label section holds at most `n` 8-bit
+/// labels, and up to 16 section headers.
 #[must_use]
 pub fn max_len(n: usize) -> Option<usize> {
-    let sections = usize::from(MAX_CONTEXTS) * (SECTION_HEADER_LEN + max_labels_len(0)?);
-    HEADER_LEN
-        .checked_add(2)?
-        .checked_add(n.div_ceil(8))?
-        .checked_add(n.checked_mul(11)?)?
-        .checked_add(n.checked_mul(4)?)?
-        .checked_add(max_labels_len(n)?)?
-        .checked_add(sections)
+    let fixed = HEADER_LEN + 2 + usize::from(MAX_CONTEXTS) * SECTION_HEADER_LEN + max_labels_len(0)? + 1;
+    fixed.checked_add(n.div_ceil(8))?.checked_add(n.checked_mul(33)?.div_ceil(8))
 }

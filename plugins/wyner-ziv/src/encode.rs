@@ -61,7 +61,10 @@ impl Lattice {
 
 /// Codes `x` on `lattice` against `prediction` (centered residues, every entry checked, wide
 /// escapes where the residue would be wrong) or, when the prediction is unknown, as plain
-/// residues `z mod k`. `draws` gives stochastic rounding.
+/// residues `z mod k`. `draws` gives stochastic rounding. An entry whose lattice value, once
+/// rounded to f32, lies farther from it than the rounding allows (half a step for nearest, a
+/// step for stochastic: possible when the step is near the f32 spacing of the value) is a raw
+/// escape, so the bound holds for every decoded value, not only for `z * eps`.
 fn code(x: &[f32], prediction: Prediction<'_>, lattice: Lattice, mut draws: Option<&mut SeededRng>, out: &mut Coded) {
     out.labels.clear();
     out.contexts.clear();
@@ -71,10 +74,15 @@ fn code(x: &[f32], prediction: Prediction<'_>, lattice: Lattice, mut draws: Opti
     let step = f64::from(lattice.step);
     let k = f64::from(lattice.modulus);
     let gain = lattice.gain();
+    let reach = if draws.is_some() { step } else { step / 2.0 };
     for (i, &xi) in x.iter().enumerate() {
         let u = draws.as_deref_mut().map_or(0.5, |r| f64::from(r.next_unit_f32()));
         let z = index(xi, step, u);
-        let representable = xi.is_finite() && z.abs() < MAX_INDEX && value(z, step).is_finite();
+        let decoded = value(z, step);
+        let representable = xi.is_finite()
+            && z.abs() < MAX_INDEX
+            && decoded.is_finite()
+            && (f64::from(decoded) - f64::from(xi)).abs() <= reach;
         let escape = if representable {
             let t = match prediction {
                 Prediction::Side(y) => crate::lattice::prediction(lattice.scale, y[i], step),
@@ -97,7 +105,8 @@ fn code(x: &[f32], prediction: Prediction<'_>, lattice: Lattice, mut draws: Opti
                     }
                     continue;
                 }
-                Escape::Wide((z - c) as i64)
+                let d = z - c;
+                if d.abs() <= chunk::MAX_WIDE as f64 { Escape::Wide(d as i64) } else { Escape::Raw(xi) }
             } else {
                 Escape::Raw(xi)
             }
@@ -250,9 +259,36 @@ impl Sample {
         best
     }
 
+    /// The 99.9th percentiles (the largest value below which 999 in 1000 entries lie) of
+    /// `|x - a*y|` and of `|x|` over the sample's finite entries.
+    fn percentiles(&self, like: Prediction<'_>, scale: f32) -> (f64, f64) {
+        let percentile = |mut v: Vec<f64>| {
+            if v.is_empty() {
+                return 0.0;
+            }
+            let at = (v.len() - 1) * 999 / 1000;
+            *v.select_nth_unstable_by(at, f64::total_cmp).1
+        };
+        let residual = self
+            .x
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| {
+                let p = match self.prediction(like) {
+                    Prediction::Side(y) => f64::from(scale) * f64::from(y[i]),
+                    _ => 0.0,
+                };
+                (f64::from(x) - p).abs()
+            })
+            .filter(|r| r.is_finite())
+            .collect();
+        let magnitude = self.x.iter().filter(|v| v.is_finite()).map(|v| f64::from(*v).abs()).collect();
+        (percentile(residual), percentile(magnitude))
+    }
+
     /// The smallest step (bisection on a log scale) whose coded entries take at most `bits`
     /// per entry (estimated), with its best modulus.
-    fn step_for_bits(&self, like: Prediction<'_>, scale: f32, bits: f32, spread: f64, largest: f64) -> (f32, u16) {
+    fn step_for_bits(&self, like: Prediction<'_>, scale: f32, bits: f32, spread: f64) -> (f32, u16) {
         let mut coded = Coded::default();
         let budget = f64::from(bits) * self.n as f64 / 8.0;
         let mut fits = |log_step: f64| {
@@ -260,7 +296,10 @@ impl Sample {
             let (modulus, _, entries) = self.best_modulus(like, scale, step, spread, &mut coded);
             (entries <= budget, step, modulus)
         };
-        let mut hi = (spread.max(largest * 1e-7).max(f64::from(f32::MIN_POSITIVE)) * 4.0).log2();
+        // Anchored on the bulk of the entries, not on outliers (which become escapes): the
+        // 99.9th percentile of |x - a*y| and of |x| over the sample.
+        let (typical, largest) = self.percentiles(like, scale);
+        let mut hi = (typical.max(largest * 1e-7).max(f64::from(f32::MIN_POSITIVE)) * 4.0).log2();
         let mut lo = hi - 40.0;
         if let (true, step, modulus) = fits(lo) {
             return (step, modulus);
@@ -305,7 +344,6 @@ fn choose_lattice(params: &WynerZivParams, x: &[f32], prediction: Prediction<'_>
         return Lattice { scale: scales[0], step, modulus };
     }
     let sample = Sample::of(x, prediction);
-    let largest = x.iter().filter(|v| v.is_finite()).fold(0f64, |m, v| m.max(f64::from(*v).abs()));
     let mut coded = Coded::default();
     let mut best: Option<(Lattice, f64)> = None;
     for scale in scales {
@@ -320,8 +358,7 @@ fn choose_lattice(params: &WynerZivParams, x: &[f32], prediction: Prediction<'_>
                 (Lattice { scale, step, modulus }, bytes)
             }
             Mode::Bits(bits) => {
-                let (step, modulus) =
-                    sample.step_for_bits(prediction, scale, bits, spread(x, prediction, scale), largest);
+                let (step, modulus) = sample.step_for_bits(prediction, scale, bits, spread(x, prediction, scale));
                 (Lattice { scale, step, modulus }, f64::from(step))
             }
         };
@@ -339,13 +376,13 @@ fn choose_lattice(params: &WynerZivParams, x: &[f32], prediction: Prediction<'_>
 ///
 /// # Errors
 /// [`ErrorCode::SideInfoMissing`] when the parameters bind side information and the encoder has
-/// none; [`ErrorCode::InvalidArgument`] for side information of the wrong length.
+/// none; [`ErrorCode::SideInfoMismatch`] for side information of the wrong length.
 pub fn encode(params: &WynerZivParams, x: &[f32], side: Option<&[f32]>, seed: u64, out: &mut Vec<u8>) -> Result<()> {
     if let Some(y) = side
         && y.len() != x.len()
     {
         return Err(Error::new(
-            ErrorCode::InvalidArgument,
+            ErrorCode::SideInfoMismatch,
             format!("wyner-ziv side information of {} values for a chunk of {}", y.len(), x.len()),
         ));
     }

@@ -38,11 +38,13 @@ pub fn nearest_in_class(q: f64, k: f64, t: f64) -> f64 {
     q + k * ((t - q) / k + 0.5).floor()
 }
 
-/// The value of lattice index `z`: `f32(z * eps)`.
+/// The value of lattice index `z`: `f32(z * eps)`, a NaN (from non-finite side information) as
+/// `0x7FC00000`, since the bits of a NaN that arithmetic produces differ between platforms.
 #[inline]
 #[must_use]
 pub fn value(z: f64, step: f64) -> f32 {
-    (z * step) as f32
+    let v = (z * step) as f32;
+    if v.is_nan() { f32::from_bits(0x7FC0_0000) } else { v }
 }
 
 /// The index `z` of `x`: `floor(x / eps + u)`, with `u = 1/2` (nearest) or a uniform draw in

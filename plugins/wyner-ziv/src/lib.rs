@@ -113,6 +113,12 @@ impl CodecFactory for WynerZivCodec {
         Ok(Stage::ArrayToBytes(Box::new(WynerZivStage { params: WynerZivParams::decode(params)? })))
     }
     fn bind_side_info(&self, _version: u16, params: &[u8], binding: &SideBinding) -> Result<Option<Vec<u8>>> {
+        if binding.label.len() > gradwire_codec::side_info::MAX_LABEL_LEN {
+            return Err(Error::new(
+                ErrorCode::InvalidArgument,
+                format!("side information label of {} bytes is longer than 255", binding.label.len()),
+            ));
+        }
         let mut p = WynerZivParams::decode(params)?;
         p.binding = Some(binding.clone());
         Ok(Some(p.encode()))

@@ -96,7 +96,8 @@ impl WynerZivParams {
             (Some(b), None, None) => return Err(arg(format!("wyner-ziv bits={b} is above {MAX_BITS}"))),
             (None, Some(s), None) => Mode::Step(s),
             (None, Some(s), Some(k)) => Mode::StepModulus(s, k),
-            (None, None, _) => Mode::Bits(2.0),
+            (None, None, None) => Mode::Bits(2.0),
+            (None, None, Some(_)) => return Err(arg("wyner-ziv modulus=K goes with step=EPS".into())),
             (Some(_), Some(_), _) => return Err(arg("wyner-ziv takes bits=B or step=EPS, not both".into())),
             (Some(_), None, Some(_)) => {
                 return Err(arg("wyner-ziv modulus=K goes with step=EPS (bits=B chooses both)".into()));
