@@ -2395,8 +2395,8 @@ def parse_wyner_ziv_params(p: bytes) -> WynerZivParams:
 
 
 def wyner_ziv_max_len(n: int) -> int:
-    """CODECS.md §12.4: 20 + 2 + ceil(n/8) + 15 n + (n + 1) + 16 x 6."""
-    return 20 + 2 + (n + 7) // 8 + 15 * n + (n + 1) + 16 * 6
+    """CODECS.md §12.4: 20 + 2 + 16 x 5 + 1 + 1 + ceil(n/8) + ceil(33 n / 8)."""
+    return 20 + 2 + 16 * 5 + 1 + 1 + (n + 7) // 8 + (33 * n + 7) // 8
 
 
 def wz_contexts(y: np.ndarray, g: float, C: int) -> np.ndarray:
