@@ -12,6 +12,7 @@
 //!
 //! - `threads/*`: some of the `stream/*` pipelines with 1 and with 2 threads (scaling).
 //! - `aggregate/*`: four updates combined by majority vote or weighted mean.
+//! - `container/*`: the framing alone (many small `raw` tensors written and read).
 //!
 //! Run: `cargo bench --bench codecs` (one thread; `GRADWIRE_BENCH_FILTER` is criterion's filter).
 
@@ -229,5 +230,46 @@ fn aggregate_level(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, chunk_level, stream_level, thread_scaling, aggregate_level);
+/// The container alone, with the exact `raw` codec so that framing is what is measured: 4096
+/// tensors of 256 values (4 MiB of f32; a descriptor, a chunk record, checksums and an index
+/// entry per 1 KiB) written, read with chunks left encoded (framing, CRCs, ordering rules), and
+/// read decoded. Throughput counts the f32 values.
+fn container_level(c: &mut Criterion) {
+    let registry = gradwire::registry().unwrap();
+    let (tensors, len) = (4096usize, 256usize);
+    let values = laplace(tensors * len, 4);
+    let raw = registry.parse_pipeline("raw").unwrap();
+    let write = |out: &mut Vec<u8>| {
+        out.clear();
+        let mut w = Writer::new(out, &registry, &StreamHeader::default(), WriterOptions::default()).unwrap();
+        for (i, v) in values.chunks(len).enumerate() {
+            w.write_tensor(TensorSpec::new(format!("layer{i}.weight"), &[len as u64], raw.clone()), v).unwrap();
+        }
+        w.finish().unwrap();
+    };
+    let mut encoded = Vec::new();
+    write(&mut encoded);
+    let mut group = c.benchmark_group("container");
+    group.throughput(Throughput::Bytes((values.len() * 4) as u64));
+    group.bench_function("write/4096x256", |b| {
+        let mut out = Vec::with_capacity(encoded.len());
+        b.iter(|| write(&mut out));
+    });
+    for (name, decode) in [("read-encoded/4096x256", false), ("read-decoded/4096x256", true)] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let options = ReaderOptions::default().decode_chunks(decode);
+                let mut reader = Reader::with_options(&encoded[..], &registry, options);
+                let mut chunks = 0;
+                while let Some(ev) = reader.next_event().unwrap() {
+                    chunks += usize::from(matches!(ev, Event::Chunk(_) | Event::EncodedChunk(_)));
+                }
+                assert_eq!(chunks, tensors);
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, chunk_level, stream_level, thread_scaling, aggregate_level, container_level);
 criterion_main!(benches);

@@ -56,7 +56,8 @@ pub fn context(y: f32, gain: f32, contexts: u8) -> u8 {
         0
     } else if v < 4_611_686_018_427_387_904.0 {
         // 2^62: floor(1 + v) fits a u64 exactly.
-        let bits = 64 - ((1.0 + v).floor() as u64).leading_zeros();
+        // 1 + v >= 1: the truncating conversion is the floor.
+        let bits = 64 - ((1.0 + v) as u64).leading_zeros();
         (bits as u8).min(top)
     } else {
         top

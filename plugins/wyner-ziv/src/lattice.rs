@@ -6,6 +6,21 @@
 //! held in f64; the encoder escapes any entry whose index or prediction reaches [`MAX_INDEX`],
 //! where f64 still holds every integer and every residue exactly.
 
+/// `v.floor()`, without the libm call that `f64::floor` compiles to on baseline x86-64 (no
+/// SSE4.1): a truncating conversion and a correction, exact for every f64 (beyond 2^52 every
+/// finite value is an integer already; NaN, infinities and zeros come back as they are).
+/// Measured with `cargo bench --bench codecs -- wyner`: decode 180 -> see BENCHMARKS.md.
+#[inline]
+#[must_use]
+pub fn floor(v: f64) -> f64 {
+    if v.abs() < 4_503_599_627_370_496.0 && v != 0.0 {
+        let t = v as i64 as f64;
+        if t > v { t - 1.0 } else { t }
+    } else {
+        v
+    }
+}
+
 /// Largest lattice index (and prediction) magnitude the encoder sends without an escape.
 pub const MAX_INDEX: f64 = 1_099_511_627_776.0; // 2^40
 
@@ -20,14 +35,14 @@ pub fn prediction(scale: f32, side: f32, step: f64) -> f64 {
 #[inline]
 #[must_use]
 pub fn reference(t: f64) -> f64 {
-    (t + 0.5).floor()
+    floor(t + 0.5)
 }
 
 /// `z mod k` in `[0, k)` for an integer-valued `z` with `|z| < 2^41`.
 #[inline]
 #[must_use]
 pub fn residue(z: f64, k: f64) -> f64 {
-    z - k * (z / k).floor()
+    z - k * floor(z / k)
 }
 
 /// The member of the residue class of `q` (mod `k`) nearest to `t`, ties upward:
@@ -35,7 +50,7 @@ pub fn residue(z: f64, k: f64) -> f64 {
 #[inline]
 #[must_use]
 pub fn nearest_in_class(q: f64, k: f64, t: f64) -> f64 {
-    q + k * ((t - q) / k + 0.5).floor()
+    q + k * floor((t - q) / k + 0.5)
 }
 
 /// The value of lattice index `z`: `f32(z * eps)`, a NaN (from non-finite side information) as
@@ -52,12 +67,42 @@ pub fn value(z: f64, step: f64) -> f32 {
 #[inline]
 #[must_use]
 pub fn index(x: f32, step: f64, u: f64) -> f64 {
-    (f64::from(x) / step + u).floor()
+    floor(f64::from(x) / step + u)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    #[allow(clippy::float_cmp, reason = "floor is exact: compared bit for bit")]
+    fn floor_is_f64_floor() {
+        let mut rng = gradwire_codec::rng::SeededRng::new(3);
+        let specials = [
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.0,
+            -1.0,
+            2f64.powi(52),
+            -(2f64.powi(52)) - 0.5,
+            2f64.powi(52) - 0.5,
+            1e300,
+            -1e300,
+            f64::MIN_POSITIVE,
+            -f64::MIN_POSITIVE,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ];
+        let random: Vec<f64> = (0..100_000).map(|_| f64::from_bits(rng.next_u64())).collect();
+        let scaled: Vec<f64> =
+            (0..100_000u32).map(|i| (f64::from(rng.next_u32()) - 2f64.powi(31)) / f64::from(i % 1000 + 1)).collect();
+        for v in specials.into_iter().chain(random).chain(scaled) {
+            let (a, b) = (floor(v), v.floor());
+            assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()), "{v:e}: {a:e} vs {b:e}");
+        }
+    }
 
     #[test]
     #[allow(clippy::float_cmp, reason = "integers held exactly in f64")]
