@@ -16,8 +16,8 @@ const AUTO_MAX_MODULUS: f64 = 255.0;
 /// Entries the step search codes at most (every s-th entry of a longer chunk).
 const SEARCH_SAMPLE: usize = 16_384;
 
-/// Bisection steps of the step search (on a log scale over 40 octaves: about 4e-5 octave).
-const SEARCH_STEPS: u32 = 20;
+/// Bisection steps of the step search (on a log scale over 40 octaves: about 6e-4 octave).
+const SEARCH_STEPS: u32 = 16;
 
 /// A chunk's entries, quantized and split into residues and escapes.
 #[derive(Debug, Default)]
@@ -291,9 +291,12 @@ impl Sample {
     fn step_for_bits(&self, like: Prediction<'_>, scale: f32, bits: f32, spread: f64) -> (f32, u16) {
         let mut coded = Coded::default();
         let budget = f64::from(bits) * self.n as f64 / 8.0;
+        // The search codes with the covering modulus only (a third of the work of trying all
+        // three); the cheapest modulus is chosen once, at the step found.
         let mut fits = |log_step: f64| {
             let step = to_step(log_step);
-            let (modulus, _, entries) = self.best_modulus(like, scale, step, spread, &mut coded);
+            let modulus = covering_modulus(spread, step);
+            let (_, entries) = self.chunk_bytes(like, Lattice { scale, step, modulus }, &mut coded);
             (entries <= budget, step, modulus)
         };
         // Anchored on the bulk of the entries, not on outliers (which become escapes): the
@@ -301,8 +304,8 @@ impl Sample {
         let (typical, largest) = self.percentiles(like, scale);
         let mut hi = (typical.max(largest * 1e-7).max(f64::from(f32::MIN_POSITIVE)) * 4.0).log2();
         let mut lo = hi - 40.0;
-        if let (true, step, modulus) = fits(lo) {
-            return (step, modulus);
+        if let (true, step, _) = fits(lo) {
+            return (step, self.best_modulus(like, scale, step, spread, &mut coded).0);
         }
         let mut found = None;
         for _ in 0..SEARCH_STEPS {
@@ -315,10 +318,8 @@ impl Sample {
                 _ => lo = mid,
             }
         }
-        found.unwrap_or_else(|| {
-            let (_, step, modulus) = fits(hi);
-            (step, modulus)
-        })
+        let step = found.map_or_else(|| fits(hi).1, |(step, _)| step);
+        (step, self.best_modulus(like, scale, step, spread, &mut coded).0)
     }
 }
 
