@@ -764,6 +764,25 @@ def wyner_ziv_cases():
     C.append(("wz+zstd", wz_stream([WZ(), ZSTD()], [zframe(ok4)], n), "ok"))
     C.append(("randk+wz", wz_stream([stage(0x103, params=struct.pack("<IB3xQ", 1 << 31, 0, 5)), WZ()],
                                     [wz_payload(k=4, sections=[(0, fixed_labels([1, 3], 4))])], n), "ok"))
+    # array->array stages before a stage that decodes against side information: pipeline_invalid
+    # when the pipeline is built (FORMAT.md §19.2), so before the side-information check
+    rk = stage(0x103, params=struct.pack("<IB3xQ", 1 << 31, 0, 5))
+    rk_pay = [wz_payload(k=4, sections=[(0, fixed_labels([1, 3], 4))])]
+    C.append(("randk + bound wz, no side info: pipeline_invalid first",
+              wz_stream([rk, WZ(label="r")], rk_pay, n), "pipeline_invalid"))
+    C.append(("randk + unbound mode 3 wz, no side info: pipeline_invalid first",
+              wz_stream([rk, WZ(mode=3, modulus=4)], rk_pay, n), "pipeline_invalid"))
+    C.append(("intrinsic + mode 3 wz", wz_stream([INTR(2), WZ(mode=3, modulus=4)], rk_pay, n), "pipeline_invalid"))
+    C.append(("randk + mode 3 wz + zstd", wz_stream([rk, WZ(mode=3, modulus=4), ZSTD()], [zframe(rk_pay[0])], n),
+              "pipeline_invalid"))
+    C.append(("randk + mode 3 wz, empty tensor", wz_stream([rk, WZ(mode=3, modulus=4)], [], 0), "pipeline_invalid"))
+    C.append(("randk + mode 3 wz with bad params: invalid_params first",
+              wz_stream([rk, WZ(mode=3, modulus=1)], rk_pay, n), "invalid_params"))
+    C.append(("rademacher over its limit + mode 3 wz: pipeline_invalid before the size bounds [interp]",
+              W().hdr().begin(0, "t", [1 << 20], [INTR(1 << 7, family=1), WZ(mode=3, modulus=4)], ce=1 << 20).end(),
+              "pipeline_invalid"))
+    C.append(("randk + mode 3 wz + unknown codec: the later stage's unsupported_codec first [interp]",
+              wz_stream([rk, WZ(mode=3, modulus=4), stage(0x1FF)], rk_pay, n), "unsupported_codec"))
     # topk values pipelines (CODECS.md §9)
     tk = lambda st: stage(0x104, ver=2, params=struct.pack("<IB3x", 1 << 31, 2) + bytes([1]) + st)  # noqa: E731
     C.append(("topk values wz mode 2", wz_stream([tk(WZ())], [b"\0" + pack_bits(rice_bits([0, 0], 0)) + wz_payload(k=4, sections=[(3, b"\1")])], n), "ok"))
@@ -807,10 +826,21 @@ def wyner_ziv_cases():
               P(escapes=[(2, 1), (4, 1)], gap_bits=pack_bits(rice_bits([2, 1], 0) + [0, 0, 1])), "reserved_nonzero"))
     C.append(("wz no order byte", wz_stream([WZ()], [struct.pack("<BBHfffI", 1, 0, 4, 0.5, 0, 0, 1) + b"\0" + pack_bits(rice_bits([1], 0))], n), "codec_output_size"))
     C.append(("wz order 32", P(escapes=[(1, 1)], o=32), "codec_data"))
-    C.append(("wz order 31, code 2^43", P(escapes=[(1, 1 << 43)], o=31, sections=[(3, b"\0")]), "ok"))
-    C.append(("wz code 2^43 + 1", P(escapes=[(1, (1 << 43) + 1)]), "codec_data"))
-    C.append(("wz Exp-Golomb run too long", P(escapes=[(1, 1)], code_bits=pack_bits([1] * 44 + [0] + [0] * 44)), "codec_data"))
-    C.append(("wz Exp-Golomb 43 ones, value 2^44 - 2 > 2^43", P(escapes=[(1, 1)], code_bits=pack_bits([1] * 43 + [0] + [1] * 43)), "codec_data"))
+    # escape codes are at most 65535 (CODECS.md §12.2): |d| <= 32767
+    C.append(("wz order 31, code 65535", P(escapes=[(1, 65535)], o=31, sections=[(3, b"\0")]), "ok"))
+    C.append(("wz order 31, code 65536", P(escapes=[(1, 65536)], o=31, sections=[(3, b"\0")]), "codec_data"))
+    C.append(("wz order 0, code 65535 (16 ones)", P(escapes=[(1, 65535)], sections=[(3, b"\0")]), "ok"))
+    C.append(("wz order 0, code 65534", P(escapes=[(1, 65534)], sections=[(3, b"\0")]), "ok"))
+    C.append(("wz code 65536", P(escapes=[(1, 65536)], sections=[(3, b"\0")]), "codec_data"))
+    C.append(("wz code 65536 in the second escape", P(escapes=[(1, 65535), (2, 65536)], sections=[(3, b"\0")]), "codec_data"))
+    C.append(("wz order 16, code 65536", P(escapes=[(1, 65536)], o=16, sections=[(3, b"\0")]), "codec_data"))
+    C.append(("wz code 2^43 (the old cap)", P(escapes=[(1, 1 << 43)], o=31, sections=[(3, b"\0")]), "codec_data"))
+    C.append(("wz Exp-Golomb run too long (17 ones at order 0; 65535 needs 16)",
+              P(escapes=[(1, 1)], code_bits=pack_bits([1] * 17 + [0] + [0] * 17)), "codec_data"))
+    C.append(("wz Exp-Golomb run too long (1 one at order 31)",
+              P(escapes=[(1, 1)], o=31, code_bits=pack_bits([1] + [0] + [0] * 32)), "codec_data"))
+    C.append(("wz Exp-Golomb 16 ones, value 2^17 - 2 > 65535",
+              P(escapes=[(1, 1)], code_bits=pack_bits([1] * 16 + [0] + [1] * 16)), "codec_data"))
     C.append(("wz Exp-Golomb ends", wz_stream([WZ()], [wz_payload(escapes=[(1, 1)])[:23]], n), "codec_data"))
     C.append(("wz Exp-Golomb padding", P(escapes=[(1, 1)], code_bits=bytes([0b10000000])), "reserved_nonzero"))
     C.append(("wz raw values missing", P(escapes=[(1, 0)], raw=[], sections=()), "codec_output_size"))
@@ -821,7 +851,7 @@ def wyner_ziv_cases():
     C.append(("wz no section", P(sections=()), "codec_output_size"))
     C.append(("wz section L past the end", wz_stream([WZ()], [wz_payload(sections=[(3, b"\0")])[:-1]], n), "codec_output_size"))
     C.append(("wz section coding 5", P(sections=[(5, b"\0")]), "codec_data"))
-    C.append(("wz section coding 5 with L past the end (L first) [interp: Rust checks coding first]",
+    C.append(("wz section coding 5 with L past the end (L first, as §12.3 lists)",
               wz_stream([WZ()], [wz_payload(sections=[(5, b"\0")])[:-1]], n), "codec_output_size"))
     C.append(("wz trailing byte", wz_stream([WZ()], [wz_payload() + b"\0"], n), "codec_output_size"))
     C.append(("wz trailing byte before label errors", wz_stream([WZ()], [wz_payload(sections=[(3, b"\x10")]) + b"\0"], n), "codec_output_size"))
@@ -833,22 +863,47 @@ def wyner_ziv_cases():
     C.append(("wz coding 0 padding", wz_stream([WZ()], [wz_payload(k=4, sections=[(0, bytes([0x64]))])], 3), "reserved_nonzero"))
     C.append(("wz coding 1", P(k=4, sections=[(1, huffman_labels([3, 0, 0, 2], [2, 1, 3, 3]))]), "ok"))
     C.append(("wz coding 1 one symbol per entry too few", wz_stream([WZ()], [wz_payload(k=4, sections=[(1, huffman_labels([1, 1], [1, 1, 0, 0]))])], 16), "codec_data"))
-    C.append(("wz coding 2, k 16", P(k=16, sections=[(2, huffman_labels([0, 1], [8] * 256))]), "ok"))
-    C.append(("wz coding 2, k 17", P(k=17, sections=[(2, huffman_labels([0, 1], [8] * 256))]), "codec_data"))
+    # coding 2 with 8-bit pair codes: 128 bytes of code lengths, so 16 values (161 bytes, bound
+    # 172; 4 values would be 155 bytes, over their bound of 122)
+    pairs = huffman_labels([0, 1, 17, 255, 0, 16, 34, 3], [8] * 256)
+    C.append(("wz coding 2, k 16", wz_stream([WZ()], [wz_payload(k=16, sections=[(2, pairs)])], 16), "ok"))
+    C.append(("wz coding 2, k 17", wz_stream([WZ()], [wz_payload(k=17, sections=[(2, pairs)])], 16), "codec_data"))
     runs = bytes([0]) + struct.pack("<I", 2) + huffman_labels([1, 0], [1, 2, 2])  # z = 0: RUNB RUNA = 2 + 2 = 4 zeros
     C.append(("wz coding 4, k 2", P(k=2, sections=[(4, runs)]), "ok"))
     C.append(("wz coding 4, k 256", P(k=256, sections=[(4, runs)]), "codec_data"))
     C.append(("wz coding 4 run beyond n", wz_stream([WZ()], [wz_payload(k=2, sections=[(4, runs)])], 3), "codec_data"))
+    # The size bound (CODECS.md §12.4, FORMAT.md §7.3): 20 + 2 + 16 x 5 + 1 + 1 + ceil(n/8) +
+    # ceil(33 n / 8) bytes, 110 for n = 1 and 138 for n = 8 (the bound of 1.0.9 before the review,
+    # 20 + 2 + ceil(n/8) + 15 n + (n + 1) + 16 x 6, was 136 and 248). Payloads that are valid but
+    # for their size: every entry a raw escape (Rice gaps 0, codes 0, 4 bytes each), then one
+    # section of coding 1 over 0 labels whose ceil(k/2) bytes of code lengths fill the rest.
+    def raw_all(n, k):
+        lengths = [1, 1] + [0] * (k - 2)
+        return wz_payload(k=k, escapes=[(i, 0) for i in range(n)], raw=[0x3F800000] * n,
+                          sections=[(1, huffman_labels([], lengths))])
+    for n_, bound in ((1, 110), (8, 138)):
+        base = len(raw_all(n_, 2)) - 1  # without the one byte of lengths of k = 2
+        k_at = 2 * (bound - base)  # ceil(k/2) = bound - base
+        for k_, exp in ((k_at - 2, "ok"), (k_at, "ok"), (k_at + 1, "codec_output_size")):
+            pl = raw_all(n_, k_)
+            C.append((f"wz payload of {len(pl)} bytes, n = {n_}, k = {k_} (bound {bound})",
+                      wz_stream([WZ()], [pl], n_), exp))
+    # each chunk has the bound of its own length: a last chunk of 1 value after one of 8
+    for k_, exp in ((154, "ok"), (155, "codec_output_size")):
+        C.append((f"wz last chunk of 1 value, {len(raw_all(1, k_))} bytes (bound 110)",
+                  wz_stream([WZ()], [raw_all(8, 2), raw_all(1, k_)], 9, ce=8), exp))
     # escapes with values
     C.append(("wz wide and raw escapes (NaN payload, -0.0)",
-              P(escapes=[(0, 1), (1, (1 << 43)), (2, 0), (3, 0)], raw=[0x7FA00001, 0x80000000], sections=[(0, b"")]), "ok"))
+              P(escapes=[(0, 1), (1, 65535), (2, 0), (3, 0)], raw=[0x7FA00001, 0x80000000], sections=[(0, b"")]), "ok"))
+    C.append(("wz wide escape 65536 beside raw escapes",
+              P(escapes=[(0, 1), (1, 65536), (2, 0), (3, 0)], raw=[0x7FA00001, 0x80000000], sections=[(0, b"")]), "codec_data"))
     C.append(("wz chunks of 3", wz_stream([WZ()], [wz_payload(k=4, sections=[(0, fixed_labels([1, 2, 3], 4))]),
                                                    wz_payload(k=4, escapes=[(0, 7)], sections=[(3, b"\3")])], n, ce=3), "ok"))
     return C
 
 
 def wyner_ziv_side_cases():
-    """(title, stream, side information stream or None, expected code): FORMAT.md §19.2."""
+    """(title, stream, side information stream or None, expected code[, limits]): FORMAT.md §19.2."""
     y = [0x3F800000, 0xBF000000, 0x40400000, 0x00000000]  # 1, -0.5, 3, 0
     y5 = y + [0x3F800000]
     side = side_stream({"t": y, "other": [1, 2]})
@@ -870,8 +925,25 @@ def wyner_ziv_side_cases():
     S.append(("side check before chunk errors", wz_stream([WZ(mode=3, modulus=4)], [b""], 4), None, "side_info_missing"))
     S.append(("side check before a second tensor's errors",
               W().hdr().begin(0, "t", [4], [WZ(mode=3, modulus=4)]).begin(1, "u", [4], [WZ(mode=0)]).end(), None, "side_info_missing"))
-    S.append(("pipeline size bounds before side information (a chunk of 2^24 values is over 80 MiB)",
-              W().hdr().begin(0, "t", [1 << 24], [WZ(mode=3, modulus=4)], ce=1 << 24).end(), None, "limit_exceeded"))
+    # The size bound of a chunk of n values is 104 + ceil(n/8) + ceil(33 n / 8) bytes (CODECS.md
+    # §12.4): 71,303,272 for the largest chunk the reference limits allow (2^24 values), within
+    # max_record_body (80 MiB), so the side information is checked. With a max_record_body below
+    # the bound the size bounds fail first (FORMAT.md §6.0 step 5): 4,354 bytes for n = 1000.
+    big = W().hdr().begin(0, "t", [1 << 24], [WZ(mode=3, modulus=4)], ce=1 << 24).end()
+    S.append(("a chunk of 2^24 values is within the bound at the reference limits", big, None, "side_info_missing"))
+    S.append(("pipeline size bounds before side information (max_record_body 71,303,271)",
+              big, None, "limit_exceeded", gw.Limits(max_record_body=71_303_271)))
+    S.append(("a chunk of 2^24 values, max_record_body 71,303,272 (the bound)",
+              big, None, "side_info_missing", gw.Limits(max_record_body=71_303_272)))
+    k1000 = W().hdr().begin(0, "t", [1000], [WZ(mode=3, modulus=4)]).end()
+    S.append(("n = 1000, max_record_body 4,353", k1000, None, "limit_exceeded", gw.Limits(max_record_body=4353)))
+    S.append(("n = 1000, max_record_body 4,354 (the bound)", k1000, None, "side_info_missing", gw.Limits(max_record_body=4354)))
+    S.append(("n = 1000 in chunks of 999: the bound of a full chunk, 4,350",
+              W().hdr().begin(0, "t", [1000], [WZ(mode=3, modulus=4)], ce=999).end(), None, "side_info_missing",
+              gw.Limits(max_record_body=4350)))
+    S.append(("n = 1000 in chunks of 999, max_record_body 4,349",
+              W().hdr().begin(0, "t", [1000], [WZ(mode=3, modulus=4)], ce=999).end(), None, "limit_exceeded",
+              gw.Limits(max_record_body=4349)))
     S.append(("C 3 contexts with side information", wz_stream([WZ(label="r", digest=dig)], [wz_payload(
         C=3, k=4, eps=0.5, a=0.75, g=1.0, sections=[(0, fixed_labels([1], 4)), (0, fixed_labels([2], 4)), (3, b"\0")])], 4),
         side, "ok"))  # y = 1, -0.5, 3, 0 with g = 1: contexts 2, 1, 2, 0
@@ -884,18 +956,24 @@ def wyner_ziv_side_cases():
         wz_payload(k=4, eps=0.5, a=-2.0, flags=1, sections=[(3, b"\3")])], 4, ce=3), side, "ok"))
     S.append(("bound empty tensor, empty side tensor",
               wz_stream([WZ(label="r", digest=side_digest([]))], [], 0), side_stream({"t": []}), "ok"))
-    # A bound stage behind a reducing array->array stage sees a slice of the chunk's n side values
-    # but decodes k < n values: the codec's own length check (§12.3) refuses it.  [interp]
-    S.append(("randk + bound wyner-ziv [interp]", wz_stream(
-        [stage(0x103, params=struct.pack("<IB3xQ", 1 << 31, 0, 5)), WZ(label="r", digest=dig)],
-        [wz_payload(k=4, sections=[(0, fixed_labels([1, 3], 4))])], 4), side, "side_info_mismatch"))
+    # A stage that decodes against side information must see the tensor's elements: behind an
+    # array->array stage the pipeline is pipeline_invalid when it is built (FORMAT.md §19.2),
+    # with the right side information as without it.
+    rk = stage(0x103, params=struct.pack("<IB3xQ", 1 << 31, 0, 5))
+    rk_pay = [wz_payload(k=4, sections=[(0, fixed_labels([1, 3], 4))])]
+    S.append(("randk + bound wyner-ziv", wz_stream([rk, WZ(label="r", digest=dig)], rk_pay, 4), side, "pipeline_invalid"))
+    S.append(("randk + unbound mode 3 wyner-ziv", wz_stream([rk, WZ(mode=3, modulus=4)], rk_pay, 4), side, "pipeline_invalid"))
+    S.append(("randk + bound wyner-ziv, side information of another length",
+              wz_stream([rk, WZ(label="r", digest=dig)], rk_pay, 4), side_stream({"t": y5}), "pipeline_invalid"))
+    S.append(("randk + mode 2 wyner-ziv (no side information) with side information given",
+              wz_stream([rk, WZ()], rk_pay, 4), side, "ok"))
     return S
 
 
-def run_side(data, side_data):
+def run_side(data, side_data, limits=None):
     try:
         side = None if side_data is None else gw.side_info_from_bytes(side_data, "test side information")
-        return "ok", gw.decode_bytes(data, side_info=side)
+        return "ok", gw.decode_bytes(data, limits=limits or gw.Limits(), side_info=side)
     except gw.GradwireError as e:
         return e.code, e.message
 
@@ -942,6 +1020,16 @@ def exp_golomb_checks():
     expect("second value missing", code(pack_bits(eg_bits([14], 1)), 1, 2, 100), "codec_data")
     expect("padding", code(bytes([0b00000010]), 0, 1, 5), "reserved_nonzero")
     expect("count 0, no bytes", code(b"", 3, 0, 5), "ok")
+    # the wyner-ziv escape codes (CODECS.md §12.2): at most 65535, which costs 33 bits at order 0
+    # (16 one-bits, the zero-bit, 16 low bits: the 33 bits an entry of the §12.4 size bound)
+    expect("wyner-ziv escape cap", gw.WZ_MAX_ESCAPE_CODE, 65535)
+    expect("65535 at order 0 takes 33 bits", len(eg_bits([65535], 0)), 33)
+    for o in (0, 1, 15, 16, 17, 31):
+        expect(f"65535 at order {o}", code(pack_bits(eg_bits([65535], o)), o, 1, 65535), "ok")
+        expect(f"65536 at order {o}", code(pack_bits(eg_bits([65536], o)), o, 1, 65535), "codec_data")
+        expect(f"65535 then 65536 at order {o}", code(pack_bits(eg_bits([65535, 65536], o)), o, 2, 65535), "codec_data")
+    expect("17 ones at order 0 for max 65535", code(pack_bits([1] * 17 + [0] * 23), 0, 1, 65535), "codec_data")
+    expect("1 one at order 31 for max 65535", code(pack_bits([1] + [0] * 39), 31, 1, 65535), "codec_data")
     return fails
 
 
@@ -1013,17 +1101,29 @@ def context_checks():
     return fails
 
 
+def _floor(x):
+    """floor in binary64: exact, and NaN and the infinities are their own floor (math.floor
+    raises on them)."""
+    return float(math.floor(x)) if math.isfinite(x) else x
+
+
+def _f32_value_bits(x):
+    """CODECS.md §12.3 step 5: f32(x) rounded to nearest, a NaN written 0x7FC00000."""
+    return 0x7FC00000 if math.isnan(x) else _f32_bits(x)
+
+
 def wz_decode_ref(payload_fields, side_bits, uses_side):
     """CODECS.md §12.3 steps 1-5, scalar Python binary64 (each operation rounded), from the text.
     payload_fields: dict with C, centered, k, eps, a, g, escapes {pos: e}, raw {pos: bits},
-    residues (per entry, None for escapes)."""
+    residues (per entry, None for escapes). A NaN computed by the arithmetic (coded entries and
+    wide escapes) is 0x7FC00000; a raw escape keeps its bits."""
     P = payload_fields
     n = len(P["residues"])
     eps = P["eps"]
     out = []
     for i in range(n):
         t = (P["a"] * _bits_f64(side_bits[i])) / eps if uses_side else 0.0
-        c = float(math.floor(t + 0.5)) if P["centered"] else 0.0
+        c = _floor(t + 0.5) if P["centered"] else 0.0
         if i in P["escapes"]:
             e = P["escapes"][i]
             if e == 0:
@@ -1035,9 +1135,12 @@ def wz_decode_ref(payload_fields, side_bits, uses_side):
         else:
             q = c + float(P["residues"][i])
             k = float(P["k"])
-            z = q + k * float(math.floor((t - q) / k + 0.5))
-        out.append(_f32_bits(z * eps))
+            z = q + k * _floor((t - q) / k + 0.5)
+        out.append(_f32_value_bits(z * eps))
     return out
+
+
+SPECIAL_SIDE = [0x7FC00000, 0xFFC00000, 0x7FA00001, 0xFFC00001, 0x7F800000, 0xFF800000]
 
 
 def wyner_ziv_value_checks():
@@ -1051,6 +1154,30 @@ def wyner_ziv_value_checks():
     want = ["00000000", "3f000000", "3f800000", "bf000000"]
     if got["tensors"][0]["values_hex"] != want:
         fails.append(f"k=4 residues 0..3: {got['tensors'][0]['values_hex']} != {want}")
+    # NaN results (CODECS.md §12.3 step 5), by hand: k = 4, eps = 0.5, a = 0.75, CENTERED, unbound
+    # mode 3 with side values +inf, -NaN, -inf, NaN, 1, 1, -inf:
+    #   0 coded, r 0: t = inf, c = inf, q = inf, t - q = NaN: z NaN -> 0x7FC00000 (x86 arithmetic
+    #     gives 0xFFC00000);
+    #   1 coded, r 2: t = NaN (a negative NaN): z NaN -> 0x7FC00000;
+    #   2 wide escape e = 1 (d = 0): z = c = -inf -> -inf, 0xFF800000 (not a NaN);
+    #   3 wide escape e = 3 (d = 1): z = NaN + 1 -> 0x7FC00000;
+    #   4 raw escape 0xFFA00001 (a negative signalling NaN): kept bit for bit;
+    #   5 coded, r 1: t = 1.5, c = 2, q = 3, floor(-1.5 / 4 + 0.5) = 0: z = 3 -> 1.5, 0x3FC00000;
+    #   6 coded, r 3: t = -inf, c = -inf, q = -inf, t - q = NaN -> 0x7FC00000.
+    y = [0x7F800000, 0xFFC00001, 0xFF800000, 0x7FC00000, 0x3F800000, 0x3F800000, 0xFF800000]
+    pl = wz_payload(k=4, eps=0.5, a=0.75, flags=1, escapes=[(2, 1), (3, 3), (4, 0)], raw=[0xFFA00001],
+                    sections=[(0, fixed_labels([0, 2, 1, 3], 4))])
+    want = [0x7FC00000, 0x7FC00000, 0xFF800000, 0x7FC00000, 0xFFA00001, 0x3FC00000, 0x7FC00000]
+    for params, what in ((WZ(mode=3, modulus=4), "unbound"), (WZ(label="y", digest=side_digest(y)), "bound")):
+        got = gw.decode_bytes(wz_stream([params], [pl], 7), side_info=gw.SideInfo({"t": np.asarray(y, dtype=np.uint32)}))
+        got = [int(h, 16) for h in got["tensors"][0]["values_hex"]]
+        if got != want:
+            fails.append(f"NaN results ({what}): {[hex(v) for v in got]} != {[hex(v) for v in want]}")
+    ref = wz_decode_ref(dict(C=1, centered=True, k=4, eps=0.5, a=0.75, g=0.0, escapes={2: 1, 3: 3, 4: 0},
+                             raw={4: 0xFFA00001}, residues=[0, 2, None, None, None, 1, 3]), y, True)
+    if ref != want:
+        fails.append(f"NaN results, scalar reference: {[hex(v) for v in ref]} != {[hex(v) for v in want]}")
+    n_nan = n_over = 0
     for it in range(300):
         n = rng.randint(1, 60)
         k = rng.choice([2, 3, 4, 16, 17, 255, 256])
@@ -1060,12 +1187,19 @@ def wyner_ziv_value_checks():
         a = float(np.float32(rng.choice([0.0, 1.0, -0.75, 0.9951, rng.uniform(-3, 3), 1e20])))
         g = float(np.float32(rng.choice([0.0, 1.0, 1 / eps if 1 / eps < 3e38 else 1.0, rng.uniform(0, 100)])))
         centered = rng.random() < 0.6
-        side_vals = [_f32_bits(rng.choice([rng.gauss(0, 1), rng.gauss(0, 100), 0.0, -0.0, rng.uniform(-1e-3, 1e-3)]))
+        # in some chunks, non-finite side values (NaN of either sign, signalling, infinities):
+        # NaN results, written 0x7FC00000
+        p_special = rng.choice([0.0, 0.0, 0.2, 0.5])
+        side_vals = [rng.choice(SPECIAL_SIDE) if rng.random() < p_special else
+                     _f32_bits(rng.choice([rng.gauss(0, 1), rng.gauss(0, 100), 0.0, -0.0, rng.uniform(-1e-3, 1e-3)]))
                      for _ in range(n)]
         esc_pos = sorted(rng.sample(range(n), rng.randint(0, min(n, 6))))
         escapes, raw = {}, {}
+        over_cap = esc_pos and rng.random() < 0.05  # one code above 65535: codec_data
         for p in esc_pos:
-            e = rng.choice([0, 1, 2, 3, rng.randrange(1, 1 << 20), 1 << 43])
+            e = rng.choice([0, 1, 2, 3, rng.randrange(1, 65536), 65534, 65535])
+            if over_cap and p == esc_pos[-1]:
+                e = rng.choice([65536, 65537, rng.randrange(65536, 1 << 43)])
             escapes[p] = e
             if e == 0:
                 raw[p] = rng.choice([0x7FA00001, 0x80000000, 0xFF800000, rng.randrange(1 << 32)])
@@ -1081,8 +1215,11 @@ def wyner_ziv_value_checks():
         payload = wz_payload(C=C, flags=1 if centered else 0, k=k, eps=eps, a=a, g=g,
                              escapes=[(p, escapes[p]) for p in esc_pos], raw=[raw[p] for p in esc_pos if escapes[p] == 0],
                              sections=sections, b=rng.randint(0, 3) if esc_pos else None, o=rng.randint(0, 5) if esc_pos else None)
-        want = wz_decode_ref(dict(C=C, centered=centered, k=k, eps=eps, a=a, g=g, escapes=escapes, raw=raw,
-                                  residues=residues), side_vals, uses_side)
+        want = "codec_data" if over_cap else wz_decode_ref(
+            dict(C=C, centered=centered, k=k, eps=eps, a=a, g=g, escapes=escapes, raw=raw, residues=residues),
+            side_vals, uses_side)
+        n_nan += want.count(0x7FC00000) if want != "codec_data" else 0
+        n_over += want == "codec_data"
         if uses_side:
             params = WZ(mode=3, modulus=4) if rng.random() < 0.5 else WZ(label="x", digest=side_digest(side_vals))
             side = gw.SideInfo({"t": np.asarray(side_vals, dtype=np.uint32)})
@@ -1097,6 +1234,9 @@ def wyner_ziv_value_checks():
             fails.append(f"wyner-ziv value check {it} (n={n}, k={k}, C={C}, side={uses_side}): {got} != {want}")
             if len(fails) > 5:
                 break
+    # the random chunks above must reach both rules they check
+    if not fails and (n_nan == 0 or n_over == 0):
+        fails.append(f"random chunks reached {n_nan} NaN results and {n_over} codes above 65535")
     return fails
 
 
@@ -1230,8 +1370,8 @@ def main():
     print(f"intrinsic value checks: {len(vfails)} failed")
     S = wyner_ziv_side_cases()
     sbad = 0
-    for name, data, side, exp in S:
-        got, msg = run_side(data, side)
+    for name, data, side, exp, *limits in S:  # (title, stream, side information, code[, limits])
+        got, msg = run_side(data, side, *limits)
         if got != exp:
             sbad += 1
             print(f"FAIL side information case {name}: expected {exp}, got {got} ({msg if got != 'ok' else ''})")
